@@ -1,0 +1,260 @@
+"""Load Kubernetes objects from manifest files, directories, stdin and `kubectl get` dumps.
+
+YAML is read with PyYAML's C parser when present; each document's node tree gives the
+line every object (and every item of a `kind: List`) starts on. JSON is parsed with
+orjson; the lines of list items are found only when a finding needs one (a scan of a
+1 GB dump should not pay for positions it never prints).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+import yaml
+
+from auditor.errors import UsageError
+from auditor.snapshot import K8sObject, Snapshot
+
+try:
+    _BaseLoader = yaml.CSafeLoader
+except AttributeError:  # PyYAML built without libyaml
+    _BaseLoader = yaml.SafeLoader
+
+SUFFIXES = (".yaml", ".yml", ".json")
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+
+
+class _ManifestLoader(_BaseLoader):
+    """Safe loader that leaves timestamps as strings, as Kubernetes' own YAML→JSON step does."""
+
+
+_ManifestLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Bulk parsing allocates millions of containers and no cycles; collection only costs time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@dataclass
+class LoadResult:
+    objects: list[K8sObject] = field(default_factory=list)
+    warnings: list[UsageError] = field(default_factory=list)
+    errors: list[UsageError] = field(default_factory=list)
+    _texts: dict[str, bytes] = field(default_factory=dict)
+    _json_lines: dict[str, list[int]] = field(default_factory=dict)
+
+    def snapshot(self) -> Snapshot:
+        snap = Snapshot(self.objects, line_resolver=self.resolve_line)
+        for previous, later in snap.duplicates:
+            self.warnings.append(
+                UsageError(
+                    f"{later.ref()} is also defined at {_where(previous)}; using this one",
+                    later.file,
+                    later.line,
+                )
+            )
+        return snap
+
+    def resolve_line(self, obj: K8sObject) -> int | None:
+        """Line of a JSON list item, computed on first use per file."""
+        if obj.index is None or obj.file is None:
+            return obj.line
+        lines = self._json_lines.get(obj.file)
+        if lines is None:
+            data = self._texts.get(obj.file)
+            if data is None:
+                try:
+                    data = Path(obj.file).read_bytes()
+                except OSError:
+                    return None
+            lines = self._json_lines[obj.file] = json_item_lines(data)
+        return lines[obj.index] if obj.index < len(lines) else None
+
+
+def _where(obj: K8sObject) -> str:
+    return f"{obj.file}:{obj.line}" if obj.line else str(obj.file)
+
+
+def iter_paths(paths: list[str]) -> Iterator[str]:
+    """Expand directories (recursively, sorted, following no symlinked directories twice)."""
+    for path in paths:
+        if path == STDIN:
+            yield STDIN
+            continue
+        p = Path(path)
+        if p.is_dir():
+            seen: set[tuple[int, int]] = set()
+            for root, dirs, files in os.walk(p, followlinks=True):
+                st = os.stat(root)
+                if (st.st_dev, st.st_ino) in seen:
+                    dirs[:] = []
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if name.endswith(SUFFIXES):
+                        yield os.path.join(root, name)
+        elif p.exists():
+            yield path
+        else:
+            raise UsageError("no such file or directory", path)
+
+
+def load_paths(paths: list[str], stdin=None) -> LoadResult:
+    """Load every object under `paths`. Problems in one file do not stop the others."""
+    result = LoadResult()
+    with gc_paused():
+        for path in iter_paths(paths):
+            try:
+                if path == STDIN:
+                    data = (stdin or sys.stdin.buffer).read()
+                    _load_bytes(data, STDIN_NAME, result, as_json=_looks_like_json(data))
+                else:
+                    data = Path(path).read_bytes()
+                    _load_bytes(data, path, result, as_json=path.endswith(".json"))
+            except UsageError as err:
+                result.errors.append(err)
+            except OSError as err:
+                result.errors.append(UsageError(err.strerror or str(err), path))
+    return result
+
+
+def _looks_like_json(data: bytes) -> bool:
+    head = data.lstrip()[:1]
+    return head in (b"{", b"[")
+
+
+def _load_bytes(data: bytes, name: str, result: LoadResult, as_json: bool) -> None:
+    if as_json:
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as err:
+            raise UsageError(f"invalid JSON: {err.msg}", name, err.lineno) from None
+        if name == STDIN_NAME:
+            result._texts[name] = data  # stdin cannot be read again for item lines
+        _add_document(doc, name, 1, None, result, json_items=True)
+        return
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise UsageError(f"not valid UTF-8 (byte {err.start})", name, line) from None
+    loader = _ManifestLoader(text)
+    try:
+        while True:
+            try:
+                if not loader.check_node():
+                    break
+                node = loader.get_node()
+                doc = loader.construct_document(node)
+            except yaml.MarkedYAMLError as err:
+                mark = err.problem_mark or err.context_mark
+                line = mark.line + 1 if mark else None
+                problem = err.problem or err.context or "malformed YAML"
+                raise UsageError(f"invalid YAML: {problem}", name, line) from None
+            except yaml.YAMLError as err:
+                raise UsageError(f"invalid YAML: {err}", name) from None
+            except RecursionError:
+                raise UsageError("invalid YAML: document nested too deeply", name) from None
+            _add_document(doc, name, node.start_mark.line + 1, node, result, json_items=False)
+    finally:
+        loader.dispose()
+
+
+def _is_list(doc: dict) -> bool:
+    kind = doc.get("kind")
+    return isinstance(kind, str) and kind.endswith("List") and isinstance(doc.get("items"), list)
+
+
+def _add_document(doc, name: str, line: int, node, result: LoadResult, json_items: bool) -> None:
+    if doc is None:
+        return  # empty document, e.g. a trailing `---`
+    if isinstance(doc, list):  # a bare JSON array of objects
+        for i, item in enumerate(doc):
+            _add_object(item, name, None if json_items else line, i if json_items else None, result)
+        return
+    if isinstance(doc, dict) and _is_list(doc):
+        item_lines = _yaml_item_lines(node) if node is not None else []
+        for i, item in enumerate(doc["items"]):
+            if json_items:
+                _add_object(item, name, None, i, result)
+            else:
+                _add_object(item, name, item_lines[i] if i < len(item_lines) else line, None, result)
+        return
+    _add_object(doc, name, line if not json_items else 1, None, result)
+
+
+def _add_object(doc, name: str, line: int | None, index: int | None, result: LoadResult) -> None:
+    if isinstance(doc, dict) and isinstance(doc.get("apiVersion"), str) and isinstance(doc.get("kind"), str) and doc["kind"]:
+        metadata = doc.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            result.warnings.append(UsageError("skipped: metadata is not a mapping", name, line))
+            return
+        result.objects.append(K8sObject(doc, name, line, index))
+    else:
+        result.warnings.append(UsageError("skipped: not a Kubernetes object (needs apiVersion and kind)", name, line))
+
+
+def _yaml_item_lines(node) -> list[int]:
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    for key, value in node.value:
+        if getattr(key, "value", None) == "items" and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return []
+
+
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]]')
+
+
+def json_item_lines(data: bytes) -> list[int]:
+    """Start line of each element of a JSON document's top-level `items` array (or of a
+    top-level array). Strings are skipped whole, so braces inside them do not count."""
+    lines: list[int] = []
+    depth = 0
+    items_depth = None
+    last_key = None
+    pos = 0
+    line = 1
+    for m in _JSON_TOKEN.finditer(data):
+        tok = m.group()
+        c = tok[:1]
+        if c == b'"':
+            if depth == 1:
+                last_key = tok
+            continue
+        if c in (b"{", b"["):
+            if depth == 0 and c == b"[":
+                items_depth = 1
+            elif depth == 1 and c == b"[" and last_key == b'"items"':
+                items_depth = 2
+            elif items_depth is not None and depth == items_depth:
+                line += data.count(b"\n", pos, m.start())
+                pos = m.start()
+                lines.append(line)
+            depth += 1
+        else:
+            depth -= 1
+            if items_depth is not None and depth < items_depth:
+                items_depth = None
+    return lines

@@ -1,0 +1,91 @@
+"""Evaluate rules over facts. Pure: a snapshot and rules in, a Report out."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from auditor.facts import Facts
+from auditor.report import Finding, ObjectRef, Report
+from auditor.rulebook import SEVERITIES, Rule
+from auditor.rulebook.cel import CelError, get_backend
+from auditor.snapshot import K8sObject, Snapshot
+from auditor.versions import Version
+
+
+def audit(snapshot: Snapshot, rules: list[Rule], istio_version: Version | None = None, backend=None, facts: Facts | None = None) -> Report:
+    backend = backend or get_backend()
+    facts = facts or Facts(snapshot, istio_version)
+    version = facts.settings.istio_version
+    active = [r for r in rules if r.istio.admits(version)]
+    by_kind: dict[str, list[Rule]] = defaultdict(list)
+    for rule in active:
+        for kind in rule.kinds:
+            by_kind[kind].append(rule)
+
+    found: dict[tuple, Finding] = {}
+    errors: list[dict] = []
+    for obj in snapshot:
+        rules_here = by_kind.get(obj.gk)
+        if not rules_here:
+            continue
+        object_facts = facts.for_object(obj)
+        if object_facts is None:
+            continue
+        activation = backend.activation({"object": obj.raw, "facts": object_facts, "mesh": facts.mesh})
+        for rule in rules_here:
+            try:
+                hit = backend.evaluate(rule.programs["when"], activation)
+                if not isinstance(hit, bool):
+                    raise CelError(f"'when' gave {type(hit).__name__}, not a boolean")
+                if not hit:
+                    continue
+                message = backend.evaluate(rule.programs["message"], activation)
+                if not isinstance(message, str):
+                    raise CelError(f"'message' gave {type(message).__name__}, not a string")
+                severity = rule.severity
+                if "severity_expression" in rule.programs:
+                    severity = backend.evaluate(rule.programs["severity_expression"], activation)
+                    if severity not in SEVERITIES:
+                        raise CelError(f"'severity_expression' gave {severity!r}, not one of {', '.join(SEVERITIES)}")
+            except CelError as err:
+                errors.append({"kind": "rule", "rule": rule.id, "object": obj.ref(), "message": str(err)})
+                continue
+            _record(found, rule, severity, message, obj, snapshot, facts)
+
+    findings = sorted(found.values(), key=Finding.sort_key)
+    return Report(
+        findings=findings,
+        rules=active,
+        errors=sorted(errors, key=lambda e: (e["rule"], e["object"], e["message"])),
+        warnings=[{"file": w.file, "line": w.line, "message": w.message} for w in facts.settings.warnings],
+        objects=len(snapshot),
+        istio_version=str(version) if version else None,
+        version_source=facts.settings.version_source,
+        skipped_rules=sorted(r.id for r in rules if r not in active),
+    )
+
+
+def _record(found: dict, rule: Rule, severity: str, message: str, obj: K8sObject, snapshot: Snapshot, facts: Facts) -> None:
+    """Add a finding; a pod's finding goes to its top owner, once per rule and owner."""
+    workload = facts.workload(obj)
+    owner = workload.owner if workload is not None else None
+    if owner is None:
+        subject, ref = obj, ObjectRef(obj.api_version, obj.kind, obj.namespace, obj.name)
+    else:
+        subject = snapshot.get(owner.gk, owner.namespace, owner.name)
+        ref = (
+            ObjectRef(subject.api_version, subject.kind, subject.namespace, subject.name)
+            if subject is not None
+            else ObjectRef(owner.api_version, owner.kind, owner.namespace, owner.name)
+        )
+    key = (rule.id, ref.kind, ref.namespace, ref.name)
+    from_pod = owner is not None
+    existing = found.get(key)
+    if existing is None:
+        location = snapshot.location(subject) if subject is not None else None
+        observed = subject.observed if subject is not None else obj.observed
+        found[key] = Finding(rule.id, severity, message, ref, location, observed, rule.confidence, int(from_pod))
+        return
+    existing.pods += int(from_pod)
+    if not from_pod:  # the owner's own evaluation words the finding
+        existing.message, existing.severity = message, severity

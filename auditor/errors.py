@@ -1,0 +1,23 @@
+"""Errors a user can cause; the CLI prints them on one line and exits 2."""
+
+from __future__ import annotations
+
+
+class UsageError(Exception):
+    """Bad input: a file, a rule, an option. `str()` is the whole one-line message."""
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+
+    def __str__(self) -> str:
+        if self.file and self.line:
+            return f"{self.file}:{self.line}: {self.message}"
+        if self.file:
+            return f"{self.file}: {self.message}"
+        return self.message
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "line": self.line, "message": self.message}

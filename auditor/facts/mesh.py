@@ -1,0 +1,159 @@
+"""Cluster-wide Istio settings: root namespace, mesh config, version, injector and istio-cni settings.
+
+Each setting records where it came from; when the object that holds it was not
+collected, Istio's install defaults apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+import yaml
+
+from auditor.errors import UsageError
+from auditor.snapshot import K8sObject, Snapshot
+from auditor.versions import Version, parse_version
+
+DEFAULT_ROOT_NAMESPACE = "istio-system"
+# Namespaces the injector never touches (pkg/kube/inject injectRequired).
+INJECTION_IGNORED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
+DEFAULT_CNI_EXCLUDED = frozenset({"kube-system"})
+
+
+@dataclass
+class InjectorSettings:
+    policy: str = "enabled"
+    never_inject: list = field(default_factory=list)
+    always_inject: list = field(default_factory=list)
+    # Revisions that have an injection webhook; None when no webhook was collected
+    # (manifests only), in which case any revision a label names is assumed installed.
+    revisions: frozenset | None = None
+    namespaces_by_default: bool = False
+
+
+@dataclass
+class MeshSettings:
+    root_namespace: str = DEFAULT_ROOT_NAMESPACE
+    mesh_config: dict = field(default_factory=dict)
+    mesh_config_object: K8sObject | None = None
+    istio_version: Version | None = None
+    version_source: str | None = None
+    cni_excluded_namespaces: frozenset = DEFAULT_CNI_EXCLUDED
+    enablement_selectors: list | None = None
+    injector: InjectorSettings = field(default_factory=InjectorSettings)
+    warnings: list[UsageError] = field(default_factory=list)
+
+    @property
+    def outbound_traffic_policy(self) -> str:
+        otp = self.mesh_config.get("outboundTrafficPolicy")
+        mode = otp.get("mode") if isinstance(otp, dict) else None
+        return str(mode) if mode else "ALLOW_ANY"
+
+
+def _config_maps(snapshot: Snapshot, name: str) -> list[K8sObject]:
+    """ConfigMaps called `name` or `name-<revision>`, the plain name in istio-system first."""
+    found = [o for o in snapshot.of("ConfigMap") if o.name == name or o.name.startswith(name + "-")]
+    return sorted(found, key=lambda o: (o.name != name, o.namespace != DEFAULT_ROOT_NAMESPACE, o.namespace or "", o.name))
+
+
+def _data(obj: K8sObject) -> dict:
+    data = obj.raw.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _parse_embedded(obj: K8sObject, key: str, settings: MeshSettings):
+    text = _data(obj).get(key)
+    if not isinstance(text, str):
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        settings.warnings.append(UsageError(f"{obj.ref()}: data.{key} is not valid YAML ({err}); using defaults", obj.file, obj.line))
+        return None
+
+
+def istiod_image_version(snapshot: Snapshot) -> tuple[Version, str] | None:
+    """Version from the istiod image tag: the default revision's Deployment first, then any istiod."""
+    candidates = []
+    for obj in snapshot.of("apps/Deployment", "Pod"):
+        labels = obj.labels
+        if not (obj.name == "istiod" or obj.name.startswith("istiod-") or labels.get("app") == "istiod"):
+            continue
+        spec = obj.spec
+        pod_spec = spec.get("template", {}).get("spec", {}) if obj.kind == "Deployment" else spec
+        containers = pod_spec.get("containers") if isinstance(pod_spec, dict) else None
+        for c in containers or []:
+            if not isinstance(c, dict):
+                continue
+            image = str(c.get("image") or "")
+            if c.get("name") != "discovery" and "/pilot" not in image:
+                continue
+            tag = image.rsplit("/", 1)[-1].partition("@")[0]
+            version = parse_version(tag.partition(":")[2]) if ":" in tag else None
+            if version:
+                candidates.append((obj.kind != "Deployment", obj.name != "istiod", version, f"{obj.ref()} image {image}"))
+    if not candidates:
+        return None
+    candidates.sort(key=lambda c: (c[0], c[1], -c[2].major, -c[2].minor, -c[2].patch))
+    return candidates[0][2], candidates[0][3]
+
+
+def read_mesh_settings(snapshot: Snapshot, istio_version: Version | None = None) -> MeshSettings:
+    settings = MeshSettings()
+    for cm in _config_maps(snapshot, "istio")[:1]:
+        mesh = _parse_embedded(cm, "mesh", settings)
+        if isinstance(mesh, dict):
+            settings.mesh_config = mesh
+            settings.mesh_config_object = cm
+            root = mesh.get("rootNamespace")
+            settings.root_namespace = str(root) if root else (cm.namespace or DEFAULT_ROOT_NAMESPACE)
+
+    if istio_version is not None:
+        settings.istio_version, settings.version_source = istio_version, "--istio-version"
+    else:
+        detected = istiod_image_version(snapshot)
+        if detected:
+            settings.istio_version, settings.version_source = detected
+
+    for cm in _config_maps(snapshot, "istio-cni-config")[:1]:
+        data = _data(cm)
+        excluded = data.get("EXCLUDED_NAMESPACES")
+        if isinstance(excluded, str):
+            settings.cni_excluded_namespaces = frozenset(n.strip() for n in excluded.split(",") if n.strip())
+        selectors = _parse_embedded(cm, "AMBIENT_ENABLEMENT_SELECTOR", settings)
+        if isinstance(selectors, list) and selectors:
+            settings.enablement_selectors = [s for s in selectors if isinstance(s, dict)]
+
+    injector = settings.injector
+    for cm in _config_maps(snapshot, "istio-sidecar-injector")[:1]:
+        config = _parse_embedded(cm, "config", settings)
+        if isinstance(config, dict):
+            injector.policy = str(config.get("policy") or "enabled")
+            injector.never_inject = [s for s in config.get("neverInjectSelector") or [] if isinstance(s, dict)]
+            injector.always_inject = [s for s in config.get("alwaysInjectSelector") or [] if isinstance(s, dict)]
+        values_text = _data(cm).get("values")
+        if isinstance(values_text, str):
+            try:
+                values = orjson.loads(values_text)
+                injector.namespaces_by_default = bool(
+                    (values.get("sidecarInjectorWebhook") or {}).get("enableNamespacesByDefault")
+                )
+            except (orjson.JSONDecodeError, AttributeError):
+                pass
+
+    revisions = set()
+    for mwc in snapshot.of("admissionregistration.k8s.io/MutatingWebhookConfiguration"):
+        hooks = [h for h in mwc.raw.get("webhooks") or [] if isinstance(h, dict)]
+        names = [str(h.get("name", "")) for h in hooks]
+        if not any(n.endswith("sidecar-injector.istio.io") for n in names):
+            continue
+        labels = mwc.labels
+        revisions.add(labels.get("istio.io/rev") or "default")
+        if labels.get("istio.io/tag"):
+            revisions.add(labels["istio.io/tag"])
+        if any(n.startswith("auto.") for n in names):
+            injector.namespaces_by_default = True
+    if revisions:
+        injector.revisions = frozenset(revisions)
+    return settings

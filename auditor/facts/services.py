@@ -1,0 +1,60 @@
+"""Services and ServiceEntries: which workloads a Service selects, and what a route host names."""
+
+from __future__ import annotations
+
+import fnmatch
+
+from auditor.facts.labels import LabelIndex
+from auditor.snapshot import K8sObject, Snapshot
+
+CLUSTER_DOMAIN = "cluster.local"
+SERVICE_ENTRY = "networking.istio.io/ServiceEntry"
+
+
+def service_fqdn(name: str, namespace: str) -> str:
+    return f"{name}.{namespace}.svc.{CLUSTER_DOMAIN}"
+
+
+def qualify_host(host: str, namespace: str) -> str:
+    """Istio's short-name rule: a host without a dot is `<host>.<namespace>.svc.cluster.local`;
+    anything with a dot is taken as written."""
+    host = host.strip().lower()
+    if host and host != "*" and "." not in host:
+        return service_fqdn(host, namespace)
+    return host
+
+
+class ServiceIndex:
+    def __init__(self, snapshot: Snapshot, workloads: LabelIndex):
+        self._workloads = workloads
+        self.by_fqdn: dict[str, K8sObject] = {}
+        for svc in snapshot.of("Service"):
+            self.by_fqdn[service_fqdn(svc.name, svc.namespace or "")] = svc
+        self.entries_by_host: dict[str, list[K8sObject]] = {}
+        for se in snapshot.of(SERVICE_ENTRY):
+            for host in se.spec.get("hosts") or []:
+                self.entries_by_host.setdefault(str(host).lower(), []).append(se)
+
+    def get(self, namespace: str, name: str) -> K8sObject | None:
+        return self.by_fqdn.get(service_fqdn(name, namespace))
+
+    def selected_workloads(self, svc: K8sObject) -> list[int]:
+        """Workload ids a Service selects. A Service without a selector selects nothing."""
+        selector = svc.spec.get("selector")
+        if not isinstance(selector, dict) or not selector:
+            return []
+        return self._workloads.select(svc.namespace, selector)
+
+    def resolve_host(self, host: str, namespace: str) -> list[K8sObject]:
+        """Services and ServiceEntries a route host refers to (several for a wildcard)."""
+        fqdn = qualify_host(str(host), namespace)
+        if not fqdn or fqdn == "*":
+            return []
+        if "*" in fqdn:
+            found = [svc for h, svc in sorted(self.by_fqdn.items()) if fnmatch.fnmatchcase(h, fqdn)]
+            for h, entries in sorted(self.entries_by_host.items()):
+                if fnmatch.fnmatchcase(h, fqdn):
+                    found.extend(entries)
+            return found
+        found = [self.by_fqdn[fqdn]] if fqdn in self.by_fqdn else []
+        return found + self.entries_by_host.get(fqdn, [])

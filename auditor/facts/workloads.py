@@ -1,0 +1,202 @@
+"""Workloads: observed pods and the pod templates of controllers, with their data plane mode.
+
+A pod's findings roll up to its top owner (Pod → ReplicaSet → Deployment, Pod → Job →
+CronJob), so a Deployment with fifty replicas is reported once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from auditor.facts import mode as m
+from auditor.facts.mesh import MeshSettings
+from auditor.snapshot import K8sObject, Snapshot
+
+CONTROLLER_KINDS = {
+    "apps/Deployment": "Deployment",
+    "apps/StatefulSet": "StatefulSet",
+    "apps/DaemonSet": "DaemonSet",
+    "apps/ReplicaSet": "ReplicaSet",
+    "batch/Job": "Job",
+    "batch/CronJob": "CronJob",
+}
+WORKLOAD_GKS = ("Pod", *CONTROLLER_KINDS)
+_KIND_TO_GK = {v: k for k, v in CONTROLLER_KINDS.items()} | {"Pod": "Pod"}
+
+WAYPOINT_MANAGED = ("gateway.istio.io/managed", "istio.io-mesh-controller")
+GATEWAY_LABELS = ("gateway.networking.k8s.io/gateway-name", "istio.io/gateway-name")
+CONTROL_PLANE_APPS = frozenset({"istiod", "ztunnel", "istio-cni-node"})
+
+
+@dataclass(frozen=True)
+class Owner:
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+
+    @property
+    def gk(self) -> str:
+        return _KIND_TO_GK.get(self.kind, self.kind)
+
+
+def _controller_ref(obj: K8sObject) -> dict | None:
+    refs = [r for r in obj.metadata.get("ownerReferences") or [] if isinstance(r, dict)]
+    for r in refs:
+        if r.get("controller"):
+            return r
+    return refs[0] if refs else None
+
+
+def top_owner(obj: K8sObject, snapshot: Snapshot) -> Owner | None:
+    """The object a pod's findings are reported on, or None for a bare pod."""
+    ref = _controller_ref(obj)
+    if ref is None:
+        return None
+    kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
+    owner = Owner(str(ref.get("apiVersion", "")), kind, obj.namespace, name)
+    if kind == "ReplicaSet":
+        rs = snapshot.get("apps/ReplicaSet", obj.namespace, name)
+        if rs is not None:
+            parent = _controller_ref(rs)
+            if parent is not None and parent.get("kind") == "Deployment":
+                return Owner(str(parent.get("apiVersion", "apps/v1")), "Deployment", obj.namespace, str(parent.get("name")))
+            return owner
+        # ReplicaSet not collected: its name is the Deployment's plus "-<pod-template-hash>".
+        template_hash = obj.labels.get("pod-template-hash")
+        if template_hash and name.endswith("-" + template_hash):
+            return Owner("apps/v1", "Deployment", obj.namespace, name[: -len(template_hash) - 1])
+    if kind == "Job":
+        job = snapshot.get("batch/Job", obj.namespace, name)
+        parent = _controller_ref(job) if job is not None else None
+        if parent is not None and parent.get("kind") == "CronJob":
+            return Owner(str(parent.get("apiVersion", "batch/v1")), "CronJob", obj.namespace, str(parent.get("name")))
+    return owner
+
+
+def pod_template(obj: K8sObject) -> dict:
+    spec = obj.spec
+    if obj.kind == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+        if not isinstance(spec, dict):
+            return {}
+    template = spec.get("template")
+    return template if isinstance(template, dict) else {}
+
+
+def _str_map(value) -> dict:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): ("" if v is None else str(v)) for k, v in value.items()}
+
+
+class Workload:
+    """A pod, or a controller's pod template, with its mode resolved."""
+
+    __slots__ = (
+        "id", "obj", "namespace", "labels", "annotations", "pod_spec", "owner", "is_template",
+        "role", "host_network", "injection", "intent", "sidecar", "native_sidecar", "redirection",
+        "predicted_mode", "observed_mode", "blocked_by",
+    )
+
+    def __init__(self, wid: int, obj: K8sObject, owner: Owner | None):
+        self.id = wid
+        self.obj = obj
+        self.namespace = obj.namespace or ""
+        self.owner = owner
+        self.is_template = obj.kind != "Pod"
+        if self.is_template:
+            template = pod_template(obj)
+            meta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
+            self.labels = _str_map(meta.get("labels"))
+            self.annotations = _str_map(meta.get("annotations"))
+            spec = template.get("spec")
+        else:
+            self.labels = obj.labels
+            self.annotations = obj.annotations
+            spec = obj.raw.get("spec")
+        self.pod_spec = spec if isinstance(spec, dict) else {}
+        self.host_network = self.pod_spec.get("hostNetwork") is True
+        self.role = _role(self.labels, self.annotations)
+
+    @property
+    def observed(self) -> bool:
+        return not self.is_template and self.obj.observed
+
+    @property
+    def mode(self) -> str:
+        """The mode in force: what runs for observed pods, what would run otherwise."""
+        return self.observed_mode if self.observed_mode is not None else self.predicted_mode
+
+    def resolve_mode(self, ns_labels: dict, settings: MeshSettings) -> None:
+        self.injection = m.predict_injection(
+            self.namespace, ns_labels, self.labels, self.annotations, self.host_network, settings.injector
+        )
+        self.intent = m.ambient_intent(ns_labels, self.labels, settings)
+        # A template already carrying istio-proxy was injected by hand (istioctl kube-inject).
+        self.sidecar, self.native_sidecar = m.has_sidecar(self.pod_spec, self.annotations)
+        self.redirection = self.annotations.get(m.REDIRECTION) if self.observed else None
+
+        will_have_sidecar = self.injection.inject or (self.is_template and self.sidecar)
+        self.blocked_by = None
+        if self.intent.intends:
+            self.blocked_by = m.ambient_blocker(
+                self.namespace, self.sidecar or will_have_sidecar, self.host_network, settings
+            )
+        if will_have_sidecar:
+            self.predicted_mode = "sidecar"
+        elif self.intent.intends and m.ambient_blocker(self.namespace, False, self.host_network, settings) is None:
+            self.predicted_mode = "ambient"
+        else:
+            self.predicted_mode = "none"
+
+        if not self.observed:
+            self.observed_mode = None
+        elif self.sidecar:
+            self.observed_mode = "sidecar"
+        elif self.redirection in ("enabled", "pending"):
+            self.observed_mode = "ambient"
+        else:
+            self.observed_mode = "none"
+
+    def subject(self) -> tuple[str, str | None, str]:
+        """Identity findings on this workload are reported under (rolled up to the owner)."""
+        if self.owner is not None:
+            return (self.owner.gk, self.owner.namespace, self.owner.name)
+        return self.obj.key
+
+
+def _role(labels: dict, annotations: dict) -> str:
+    if labels.get(WAYPOINT_MANAGED[0]) == WAYPOINT_MANAGED[1]:
+        return "waypoint"
+    if any(k in labels for k in GATEWAY_LABELS) or labels.get("istio") in ("ingressgateway", "egressgateway", "eastwestgateway"):
+        return "gateway"
+    if "gateway" in annotations.get("inject.istio.io/templates", ""):
+        return "gateway"
+    if labels.get("app") in CONTROL_PLANE_APPS:
+        return "control-plane"
+    return "app"
+
+
+def is_finished(obj: K8sObject) -> bool:
+    status = obj.raw.get("status")
+    return isinstance(status, dict) and status.get("phase") in ("Succeeded", "Failed")
+
+
+def collect_workloads(snapshot: Snapshot) -> list[Workload]:
+    """Every live workload. ReplicaSets and Jobs run by a Deployment or CronJob are left to
+    their owner (an old ReplicaSet keeps a stale template), and finished pods run nothing."""
+    workloads: list[Workload] = []
+    for obj in snapshot.of(*WORKLOAD_GKS):
+        if obj.kind in ("ReplicaSet", "Job"):
+            ref = _controller_ref(obj)
+            if ref is not None and ref.get("kind") in ("Deployment", "CronJob"):
+                continue
+        if obj.kind == "Pod":
+            if is_finished(obj):
+                continue
+            owner = top_owner(obj, snapshot)
+        else:
+            owner = None
+        workloads.append(Workload(len(workloads), obj, owner))
+    return workloads

@@ -1,0 +1,90 @@
+"""What an audit produces: findings, rule errors and input problems, in a stable order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from auditor import __version__
+
+SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+FAIL_ON = ("error", "warning", "info", "never")
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+    def to_dict(self) -> dict:
+        return {"apiVersion": self.api_version, "kind": self.kind, "namespace": self.namespace, "name": self.name}
+
+
+@dataclass
+class Finding:
+    rule: str
+    severity: str
+    message: str
+    object: ObjectRef
+    location: tuple[str, int] | None
+    observed: bool
+    confidence: str = "high"
+    pods: int = 0
+
+    def sort_key(self) -> tuple:
+        o = self.object
+        return (SEVERITY_RANK[self.severity], self.rule, o.namespace or "", o.kind, o.name, self.message)
+
+    def to_dict(self) -> dict:
+        return {
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+            "object": self.object.to_dict(),
+            "location": {"file": self.location[0], "line": self.location[1]} if self.location else None,
+            "observed": self.observed,
+            "confidence": self.confidence,
+            "pods": self.pods,
+        }
+
+
+@dataclass
+class Report:
+    findings: list[Finding]
+    rules: list  # the rules that were evaluated (auditor.rulebook.Rule)
+    errors: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
+    objects: int = 0
+    istio_version: str | None = None
+    version_source: str | None = None
+    skipped_rules: list[str] = field(default_factory=list)
+    tool_version: str = __version__
+
+    def counts(self) -> dict[str, int]:
+        counts = {s: 0 for s in SEVERITY_RANK}
+        for f in self.findings:
+            counts[f.severity] += 1
+        return counts
+
+    def summary(self) -> dict:
+        return {
+            **self.counts(),
+            "findings": len(self.findings),
+            "objects": self.objects,
+            "rules": len(self.rules),
+            "rules_skipped_for_version": len(self.skipped_rules),
+            "istio_version": self.istio_version,
+            "istio_version_source": self.version_source,
+            "errors": len(self.errors),
+        }
+
+    def exit_code(self, fail_on: str) -> int:
+        """0 when nothing is at or above `fail_on`, 1 otherwise; input errors are the CLI's (2)."""
+        if fail_on == "never":
+            return 0
+        threshold = SEVERITY_RANK[fail_on]
+        return 1 if any(SEVERITY_RANK[f.severity] <= threshold for f in self.findings) else 0

@@ -1,0 +1,28 @@
+"""Versioned JSON: the contract for scripts. Keys sorted, findings in a fixed order.
+
+`schema_version` changes only when an existing key changes meaning or goes away;
+new keys may appear at any version (auditor/schemas/report.schema.json).
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from auditor.report import Report
+
+SCHEMA_VERSION = 1
+
+
+def to_document(report: Report) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "mesh-audit", "version": report.tool_version},
+        "summary": report.summary(),
+        "findings": [f.to_dict() for f in report.findings],
+        "errors": report.errors,
+        "warnings": report.warnings,
+    }
+
+
+def render(report: Report) -> str:
+    return orjson.dumps(to_document(report), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"

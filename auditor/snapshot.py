@@ -1,0 +1,147 @@
+"""The objects under audit, indexed by kind, namespace and name, each with its source."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable, Iterable, Iterator
+
+# Kinds that live outside namespaces. Anything else without metadata.namespace is
+# placed in "default", as kubectl does when applying a manifest.
+CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "StorageClass",
+        "PriorityClass",
+        "RuntimeClass",
+        "IngressClass",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "APIService",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+        "GatewayClass",
+    }
+)
+
+DEFAULT_NAMESPACE = "default"
+
+
+def group_of(api_version: str) -> str:
+    return api_version.rpartition("/")[0] if "/" in api_version else ""
+
+
+def group_kind(api_version: str, kind: str) -> str:
+    """`Kind` for the core group, `group/Kind` otherwise: the spelling rules use."""
+    group = group_of(api_version)
+    return f"{group}/{kind}" if group else kind
+
+
+class K8sObject:
+    """One Kubernetes object as written, plus where it came from.
+
+    `observed` is true for objects read back from a cluster (they carry `status` or
+    `metadata.uid`); manifests are declared state.
+    """
+
+    __slots__ = ("raw", "api_version", "kind", "gk", "namespace", "name", "file", "line", "index", "observed")
+
+    def __init__(self, raw: dict, file: str | None = None, line: int | None = None, index: int | None = None):
+        meta = raw.get("metadata")
+        if not isinstance(meta, dict):
+            meta = {}
+        self.raw = raw
+        self.api_version = str(raw.get("apiVersion") or "")
+        self.kind = str(raw.get("kind") or "")
+        self.gk = group_kind(self.api_version, self.kind)
+        self.name = str(meta.get("name") or meta.get("generateName") or "")
+        ns = meta.get("namespace")
+        if self.kind in CLUSTER_SCOPED:
+            self.namespace = None
+        else:
+            self.namespace = str(ns) if ns else DEFAULT_NAMESPACE
+        self.file = file
+        self.line = line
+        self.index = index
+        self.observed = "status" in raw or bool(meta.get("uid"))
+
+    @property
+    def key(self) -> tuple[str, str | None, str]:
+        return (self.gk, self.namespace, self.name)
+
+    @property
+    def metadata(self) -> dict:
+        meta = self.raw.get("metadata")
+        return meta if isinstance(meta, dict) else {}
+
+    @property
+    def labels(self) -> dict:
+        return _str_map(self.metadata.get("labels"))
+
+    @property
+    def annotations(self) -> dict:
+        return _str_map(self.metadata.get("annotations"))
+
+    @property
+    def spec(self) -> dict:
+        spec = self.raw.get("spec")
+        return spec if isinstance(spec, dict) else {}
+
+    def ref(self) -> str:
+        """`Kind namespace/name`, the way findings name objects."""
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+    def __repr__(self) -> str:
+        return f"<{self.ref()}>"
+
+
+def _str_map(value) -> dict:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): ("" if v is None else str(v)) for k, v in value.items()}
+
+
+class Snapshot:
+    """All objects of one audit. Later duplicates of the same key replace earlier ones."""
+
+    def __init__(self, objects: Iterable[K8sObject] = (), line_resolver: Callable[[K8sObject], int | None] | None = None):
+        self._by_key: dict[tuple, K8sObject] = {}
+        self._by_gk: dict[str, list[K8sObject]] = defaultdict(list)
+        self.duplicates: list[tuple[K8sObject, K8sObject]] = []
+        self._line_resolver = line_resolver
+        for obj in objects:
+            self.add(obj)
+
+    def add(self, obj: K8sObject) -> None:
+        previous = self._by_key.get(obj.key)
+        if previous is not None:
+            self.duplicates.append((previous, obj))
+            self._by_gk[obj.gk].remove(previous)
+        self._by_key[obj.key] = obj
+        self._by_gk[obj.gk].append(obj)
+
+    def __iter__(self) -> Iterator[K8sObject]:
+        return iter(self._by_key.values())
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def of(self, *gks: str) -> list[K8sObject]:
+        out: list[K8sObject] = []
+        for gk in gks:
+            out.extend(self._by_gk.get(gk, ()))
+        return out
+
+    def get(self, gk: str, namespace: str | None, name: str) -> K8sObject | None:
+        return self._by_key.get((gk, namespace, name))
+
+    def location(self, obj: K8sObject) -> tuple[str, int] | None:
+        """(file, line) of an object, resolving lazily where loading deferred it."""
+        if obj.file is None:
+            return None
+        line = obj.line
+        if line is None and self._line_resolver is not None:
+            line = self._line_resolver(obj)
+        return obj.file, line or 1
