@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from auditor.collect.files import load_paths
+from auditor.engine import audit
+from auditor.facts import Facts
+from auditor.rulebook import load_rules
+from auditor.rulebook.cel import BACKEND_NAMES, get_backend
+from auditor.snapshot import K8sObject, Snapshot
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+
+def available_backends() -> list[str]:
+    names = []
+    for name in BACKEND_NAMES:
+        try:
+            get_backend(name)
+        except Exception:
+            continue
+        names.append(name)
+    return names
+
+
+@pytest.fixture(scope="session")
+def rules():
+    return load_rules()
+
+
+def snapshot_of(*docs: dict) -> Snapshot:
+    return Snapshot(K8sObject(d) for d in docs)
+
+
+def facts_of(*docs: dict, **kwargs) -> Facts:
+    return Facts(snapshot_of(*docs), **kwargs)
+
+
+def load_snapshot(*paths) -> Snapshot:
+    result = load_paths([str(p) for p in paths])
+    assert not result.errors, result.errors
+    return result.snapshot()
+
+
+def findings_for(rule_id: str, *paths, rules=None, **kwargs) -> set[str]:
+    report = audit(load_snapshot(*paths), rules or load_rules(), **kwargs)
+    assert not report.errors, report.errors
+    return {str(f.object) for f in report.findings if f.rule == rule_id}

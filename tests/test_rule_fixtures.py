@@ -1,0 +1,74 @@
+"""Every rule fires on exactly the objects its fail fixtures name and stays quiet on its
+pass fixtures, under each installed CEL runtime."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from auditor.collect.files import load_paths
+from auditor.engine import audit
+from auditor.rulebook import load_rules
+from auditor.rulebook.cel import get_backend
+from auditor.versions import parse_version
+from conftest import FIXTURES, available_backends
+
+RULE_FIXTURES = FIXTURES / "rules"
+FIXTURE_NAME = re.compile(r"^(pass|fail)\.[a-z0-9-]+\.yaml$")
+BACKENDS = available_backends()
+
+
+def fixture_files():
+    return sorted(RULE_FIXTURES.glob("*/*.yaml"))
+
+
+def header(path, key: str) -> list[str]:
+    prefix = f"# {key}:"
+    return [line[len(prefix):].strip() for line in path.read_text().splitlines() if line.startswith(prefix)]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend_rules(request):
+    backend = get_backend(request.param)
+    return backend, load_rules(backend=backend)
+
+
+@pytest.mark.parametrize("path", fixture_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_rule_fixture(path, backend_rules):
+    backend, rules = backend_rules
+    rule_id = path.parent.name
+    loaded = load_paths([str(path)])
+    assert not loaded.errors
+    versions = header(path, "istio-version")
+    version = parse_version(versions[0]) if versions else None
+    report = audit(loaded.snapshot(), rules, istio_version=version, backend=backend)
+    assert report.errors == []
+    got = {str(f.object) for f in report.findings if f.rule == rule_id}
+    expected = set(header(path, "expect"))
+    if path.name.startswith("fail."):
+        assert expected, f"{path} names no '# expect:' objects"
+        assert got == expected
+    else:
+        assert expected == set()
+        assert got == set()
+
+
+def test_two_backends_are_tested():
+    """cel-expr-python has wheels for this machine and cel-python comes with the test extra."""
+    assert BACKENDS == ["cel-expr-python", "cel-python"]
+
+
+def test_every_rule_has_pass_and_fail_fixtures(rules):
+    for rule in rules:
+        names = [p.name for p in (RULE_FIXTURES / rule.id).glob("*.yaml")]
+        assert any(n.startswith("fail.") for n in names), f"{rule.id} has no fail fixture"
+        assert any(n.startswith("pass.") for n in names), f"{rule.id} has no pass fixture"
+
+
+def test_every_fixture_folder_belongs_to_a_rule(rules):
+    ids = {r.id for r in rules}
+    for folder in RULE_FIXTURES.iterdir():
+        assert folder.name in ids, f"fixtures/rules/{folder.name} matches no rule"
+        for path in folder.iterdir():
+            assert FIXTURE_NAME.match(path.name), f"{path}: name it pass.<scenario>.yaml or fail.<scenario>.yaml"
