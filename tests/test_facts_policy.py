@@ -1,0 +1,126 @@
+"""Evidence C.4: what a policy covers and which proxy enforces it; plus L7 attribute analysis."""
+
+from __future__ import annotations
+
+from auditor.facts.authz import authorization_facts, rule_attributes
+from conftest import facts_of
+
+
+def ns(name, **labels):
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+def deploy(name, namespace, **labels):
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
+        "spec": {"template": {"metadata": {"labels": {"app": name, **labels}}, "spec": {"containers": [{"name": "c"}]}}},
+    }
+
+
+def policy(kind, name, namespace, spec, api="security.istio.io/v1"):
+    return {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+AMBIENT = {"istio.io/dataplane-mode": "ambient"}
+SIDECAR = {"istio-injection": "enabled"}
+CLUSTER = [
+    ns("istio-system"), ns("amb", **AMBIENT), ns("sc", **SIDECAR),
+    deploy("api", "amb"), deploy("api", "sc"), deploy("web", "amb"),
+    deploy("ingress", "sc", istio="ingressgateway"),
+]
+
+
+def facts_for(*extra):
+    facts = facts_of(*CLUSTER, *extra)
+    last = extra[-1]
+    obj = facts.snapshot.get(f"{last['apiVersion'].split('/')[0]}/{last['kind']}", last["metadata"]["namespace"], last["metadata"]["name"])
+    return facts.for_object(obj)
+
+
+def test_selector_policy_enforced_by_ztunnel_for_ambient():
+    f = facts_for(policy("AuthorizationPolicy", "p", "amb", {"selector": {"matchLabels": {"app": "api"}}}))
+    assert (f["scope"], f["enforced_by"], f["selected"]["ambient"]) == ("selector", ["ztunnel"], 1)
+
+
+def test_namespace_wide_policy_covers_the_namespace():
+    f = facts_for(policy("AuthorizationPolicy", "p", "amb", {}))
+    assert (f["scope"], f["selected"]["ambient"]) == ("namespace", 2)
+
+
+def test_root_namespace_policy_is_mesh_wide():
+    f = facts_for(policy("AuthorizationPolicy", "p", "istio-system", {}))
+    assert f["scope"] == "mesh"
+    assert f["enforced_by"] == ["gateway", "sidecar", "ztunnel"]
+
+
+def test_root_namespace_selector_matches_every_namespace():
+    f = facts_for(policy("AuthorizationPolicy", "p", "istio-system", {"selector": {"matchLabels": {"app": "api"}}}))
+    assert f["selected"] == {"ambient": 1, "sidecar": 1, "none": 0}
+
+
+def test_selector_only_matches_its_own_namespace_elsewhere():
+    f = facts_for(policy("AuthorizationPolicy", "p", "sc", {"selector": {"matchLabels": {"app": "api"}}}))
+    assert f["enforced_by"] == ["sidecar"]
+
+
+def test_gateway_pods_enforce_selector_policies():
+    f = facts_for(policy("AuthorizationPolicy", "p", "sc", {"selector": {"matchLabels": {"istio": "ingressgateway"}}}))
+    assert f["enforced_by"] == ["gateway"]
+
+
+def test_non_authz_kinds_are_ignored_by_ztunnel():
+    for kind, api in (("RequestAuthentication", "security.istio.io/v1"), ("Telemetry", "telemetry.istio.io/v1"),
+                      ("WasmPlugin", "extensions.istio.io/v1alpha1")):
+        f = facts_for(policy(kind, "p", "amb", {"selector": {"matchLabels": {"app": "api"}}}, api=api))
+        assert f["enforced_by"] == [], kind
+    f = facts_for(policy("PeerAuthentication", "p", "amb", {"selector": {"matchLabels": {"app": "api"}}}))
+    assert f["enforced_by"] == ["ztunnel"]
+
+
+def test_sidecar_resource_uses_workload_selector():
+    f = facts_for(policy("Sidecar", "s", "amb", {"workloadSelector": {"labels": {"app": "web"}}}, api="networking.istio.io/v1"))
+    assert (f["scope"], f["selected"]["ambient"], f["enforced_by"]) == ("selector", 1, [])
+
+
+def test_target_refs_bind_to_waypoints_only():
+    wp = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "wp", "namespace": "amb"},
+          "spec": {"gatewayClassName": "istio-waypoint"}}
+    bound = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "amb", "labels": {"istio.io/use-waypoint": "wp"}}}
+    unbound = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "amb"}}
+    refs = [{"kind": "Service", "group": "", "name": "api"}, {"kind": "Service", "group": "", "name": "web"},
+            {"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "wp"},
+            {"kind": "Service", "group": "", "name": "ghost"},
+            {"kind": "Deployment", "group": "apps", "name": "api"},
+            {"kind": "Service", "group": "", "name": "api", "namespace": "sc"}]
+    f = facts_for(wp, bound, unbound, policy("AuthorizationPolicy", "p", "amb", {"targetRefs": refs}))
+    statuses = [r["status"] for r in f["target_refs"]]
+    assert statuses == ["waypoint", "unbound", "waypoint", "missing", "invalid", "invalid"]
+    assert f["enforced_by"] == ["waypoint"]
+    assert f["selected"]["ambient"] == 0  # targetRefs policies select no workloads directly
+    assert len(f["unbound_targets"]) == 2
+
+
+def test_gateway_class_target_only_from_root_namespace():
+    ref = {"targetRefs": [{"kind": "GatewayClass", "group": "gateway.networking.k8s.io", "name": "istio-waypoint"}]}
+    assert facts_for(policy("AuthorizationPolicy", "p", "istio-system", ref))["target_refs"][0]["status"] == "waypoint"
+    assert facts_for(policy("AuthorizationPolicy", "p", "amb", ref))["target_refs"][0]["status"] == "invalid"
+
+
+def test_l7_attributes():
+    l7, l4 = rule_attributes({
+        "from": [{"source": {"requestPrincipals": ["*"], "namespaces": ["a"]}}],
+        "to": [{"operation": {"methods": ["GET"], "ports": ["80"]}}],
+        "when": [{"key": "request.auth.claims[iss]"}, {"key": "source.ip"}],
+    })
+    assert l7 == ["from.source.requestPrincipals", "to.operation.methods", "when.request.auth.claims[iss]"]
+    assert l4 == ["from.source.namespaces", "to.operation.ports", "when.source.ip"]
+
+
+def test_authorization_facts_counts_rule_shapes():
+    f = authorization_facts({"action": "DENY", "rules": [
+        {"to": [{"operation": {"paths": ["/x"]}}]},
+        {"from": [{"source": {"principals": ["p"]}}], "to": [{"operation": {"methods": ["GET"]}}]},
+        {"to": [{"operation": {"ports": ["80"]}}]},
+    ]})
+    assert (f["action"], f["l7_only_rules"], f["mixed_rules"], f["matches_source_identity"]) == ("DENY", 1, 1, True)
+    assert authorization_facts({})["action"] == "ALLOW"
