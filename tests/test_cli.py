@@ -1,0 +1,160 @@
+"""The command line as a user meets it: outputs, exit codes, errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import resources
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from auditor.cli import cli
+from conftest import FIXTURES, ROOT
+
+DEMO = str(FIXTURES / "demo")
+VALIDATOR = ROOT.parent / "shared" / "sarif" / "validate_sarif.py"
+DEMO_RULES = {
+    "authz-custom-at-ztunnel", "authz-l7-at-ztunnel", "policy-target-unbound", "waypoint-missing",
+    "egress-control-ambient", "mode-namespace-conflict", "mode-sidecar-in-ambient", "sidecar-resource-ambient",
+    "virtualservice-no-waypoint", "virtualservice-alpha",
+}
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def demo_json(*extra):
+    result = run("scan", "-f", DEMO, "-o", "json", *extra)
+    return result, json.loads(result.stdout)
+
+
+def test_demo_table_groups_by_rule_and_summarises():
+    result = run("scan", "-f", DEMO)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("ERROR  authz-custom-at-ztunnel")
+    assert lines[-1] == "4 errors, 6 warnings, 1 info in 27 objects; 12 rules; Istio 1.23.4"
+
+
+def test_demo_json_matches_schema_and_is_sorted():
+    result, doc = demo_json()
+    assert result.exit_code == 1
+    schema = json.loads(resources.files("auditor.schemas").joinpath("report.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    assert {f["rule"] for f in doc["findings"]} == DEMO_RULES
+    ranks = {"error": 0, "warning": 1, "info": 2}
+    keys = [(ranks[f["severity"]], f["rule"], f["object"]["namespace"] or "", f["object"]["kind"], f["object"]["name"]) for f in doc["findings"]]
+    assert keys == sorted(keys)
+    assert doc["summary"]["istio_version"] == "1.23.4"
+    ns = next(f for f in doc["findings"] if f["rule"] == "mode-namespace-conflict")
+    assert ns["object"] == {"apiVersion": "v1", "kind": "Namespace", "namespace": None, "name": "checkout"}
+    assert ns["location"] == {"file": f"{DEMO}/checkout.yaml", "line": 3}
+
+
+def test_json_output_is_deterministic():
+    assert run("scan", "-f", DEMO, "-o", "json").stdout == run("scan", "-f", DEMO, "-o", "json").stdout
+
+
+@pytest.mark.parametrize("fail_on, code", [("error", 1), ("warning", 1), ("info", 1), ("never", 0)])
+def test_fail_on(fail_on, code):
+    assert run("scan", "-f", DEMO, "--fail-on", fail_on).exit_code == code
+
+
+def test_fail_on_threshold_counts_only_severities_at_or_above(tmp_path):
+    only_info = FIXTURES / "rules" / "virtualservice-alpha" / "fail.through-waypoint.yaml"
+    assert run("scan", "-f", str(only_info), "--fail-on", "warning").exit_code == 0
+    assert run("scan", "-f", str(only_info), "--fail-on", "info").exit_code == 1
+
+
+def test_istio_version_flag_gates_rules():
+    _, doc = demo_json("--istio-version", "1.24")
+    assert "egress-control-ambient" not in {f["rule"] for f in doc["findings"]}
+    assert doc["summary"]["istio_version_source"] == "--istio-version"
+    assert doc["summary"]["rules_skipped_for_version"] == 1
+
+
+def test_bad_istio_version_is_a_usage_error():
+    result = run("scan", "-f", DEMO, "--istio-version", "latest")
+    assert result.exit_code == 2
+    assert "is not a version like 1.24" in result.stderr
+
+
+def test_sarif_passes_github_validation(tmp_path):
+    out = tmp_path / "demo.sarif"
+    assert run("scan", "-f", DEMO, "-o", "sarif", "--output-file", str(out)).exit_code == 1
+    if not VALIDATOR.exists():
+        pytest.skip("shared SARIF validator not present")
+    check = subprocess.run([sys.executable, str(VALIDATOR), str(out)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    doc = json.loads(out.read_text())
+    results = doc["runs"][0]["results"]
+    assert {r["ruleId"] for r in results} == DEMO_RULES
+    assert all(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith("fixtures/demo/") for r in results)
+
+
+def test_sarif_from_stdin_uses_pseudo_paths(tmp_path):
+    text = (FIXTURES / "demo" / "catalog.yaml").read_text()
+    result = run("scan", "-f", "-", "-o", "sarif", input=text)
+    doc = json.loads(result.stdout)
+    uris = sorted(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in doc["runs"][0]["results"])
+    assert uris == ["k8s/catalog/AuthorizationPolicy/catalog-writers", "k8s/catalog/Service/catalog"]
+    assert all(r["message"]["text"].startswith(("AuthorizationPolicy catalog/", "Service catalog/")) for r in doc["runs"][0]["results"])
+
+
+def test_malformed_input_exits_2_but_keeps_the_report(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: [\n")
+    result = run("scan", "-f", DEMO, "-f", str(bad), "-o", "json")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"mesh-audit: error: {bad}:2: invalid YAML")
+    doc = json.loads(result.stdout)
+    assert doc["errors"][0]["kind"] == "input" and doc["errors"][0]["file"] == str(bad)
+    assert {f["rule"] for f in doc["findings"]} == DEMO_RULES
+
+
+def test_missing_input_and_no_input_exit_2():
+    result = run("scan", "-f", "/nonexistent/path.yaml")
+    assert result.exit_code == 2 and "no such file or directory" in result.stderr
+    result = run("scan")
+    assert result.exit_code == 2 and "no input" in result.stderr
+
+
+def test_warnings_go_to_stderr_unless_quiet(tmp_path):
+    path = tmp_path / "a.yaml"
+    path.write_text("hello: world\n")
+    assert "skipped: not a Kubernetes object" in run("scan", "-f", str(path)).stderr
+    assert run("scan", "-f", str(path), "-q").stderr == ""
+
+
+def test_output_file_replaces_atomically(tmp_path):
+    out = tmp_path / "report.json"
+    out.write_text("old")
+    run("scan", "-f", DEMO, "-o", "json", "--output-file", str(out))
+    assert json.loads(out.read_text())["schema_version"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_rules_list_and_show():
+    result = run("rules", "list", "-o", "json")
+    ids = [r["id"] for r in json.loads(result.stdout)]
+    assert len(ids) == 12 and ids == sorted(ids)
+    table = run("rules", "list").stdout
+    assert "waypoint-missing" in table and "SEVERITY" in table
+    shown = run("rules", "show", "authz-l7-at-ztunnel")
+    assert shown.exit_code == 0
+    assert "https://istio.io/latest/docs/ambient/usage/l4-policy/" in shown.stdout
+    missing = run("rules", "show", "no-such-rule")
+    assert missing.exit_code == 2 and "no rule named 'no-such-rule'" in missing.stderr
+
+
+def test_console_script_runs_without_traceback(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    proc = subprocess.run([sys.executable, "-m", "auditor", "scan", "-f", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"mesh-audit: error: {bad}:1: invalid JSON")
