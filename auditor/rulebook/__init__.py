@@ -149,7 +149,10 @@ def load_rule_file(path: Path, category: str | None = None, backend=None) -> Rul
     errors = sorted(validator.iter_errors(data), key=lambda e: (_node_line(node, e.absolute_path), str(e.message)))
     if errors:
         first = errors[0]
-        raise UsageError(_explain(first), name, _node_line(node, first.absolute_path))
+        path = list(first.absolute_path)
+        if first.validator == "additionalProperties":  # point at the unknown key itself
+            path += sorted(set(first.instance) - set(first.schema.get("properties", {})))[:1]
+        raise UsageError(_explain(first), name, _node_line(node, path))
     try:
         istio = VersionRange(data.get("istio", "all"))
     except ValueError as err:

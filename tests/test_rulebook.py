@@ -1,0 +1,126 @@
+"""Rule files: schema validation with file:line errors, CEL compiled once, evaluation errors contained."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from auditor.engine import audit
+from auditor.errors import UsageError
+from auditor.rulebook import load_rule_file, load_rules
+from auditor.rulebook.cel import CelError, get_backend
+from auditor.versions import Version, VersionRange, parse_version
+from conftest import available_backends, snapshot_of
+
+VALID = textwrap.dedent("""\
+    id: demo-rule
+    title: A demo rule
+    severity: warning
+    applies_to: [Namespace]
+    when: >
+      object.metadata.name == "bad"
+    message: >
+      "namespace " + object.metadata.name + " is bad"
+    rationale: Because.
+    remediation: Rename it.
+    references: [https://istio.io/latest/docs/]
+    """)
+
+
+def write_rule(tmp_path, text, name="demo-rule.yaml"):
+    folder = tmp_path / "custom"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path, text, name="demo-rule.yaml") -> str:
+    path = write_rule(tmp_path, text, name)
+    with pytest.raises(UsageError) as info:
+        load_rules([path.parent])
+    return str(info.value).replace(str(path), "RULE")
+
+
+def test_builtin_rules_load_and_are_unique():
+    rules = load_rules()
+    assert len({r.id for r in rules}) == len(rules) == 12
+    assert all({"when", "message"} <= set(r.programs) for r in rules)
+
+
+def test_valid_rule_loads_with_category_from_folder(tmp_path):
+    rule = load_rules([write_rule(tmp_path, VALID).parent])[0]
+    assert (rule.id, rule.category, str(rule.istio), rule.confidence) == ("demo-rule", "custom", "all", "high")
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (("severity: warning", "severity: fatal"), "RULE:3: 'severity' must be one of error, warning, info, not 'fatal'"),
+        (("title: A demo rule\n", "title: A demo rule\nowner: me\n"), "RULE:3: unknown key 'owner' (allowed: aliases, applies_to, confidence, id, istio, message, rationale, references, remediation, severity, severity_expression, tags, title, when)"),
+        (("rationale: Because.\n", ""), "RULE:1: 'rationale' is required"),
+        (("applies_to: [Namespace]", "applies_to: [namespace]"), "RULE:4: 'applies_to.0' value 'namespace' does not match the expected form ^(workload|([a-z0-9.-]+/)?[A-Z][A-Za-z0-9]*)$"),
+        (('object.metadata.name == "bad"', 'object.metadata.name == '), "RULE:6: 'when' is not valid CEL:"),
+        (("references: [https://istio.io/latest/docs/]", "references: [istio.io]"), "RULE:11: 'references.0' value 'istio.io' does not match the expected form ^https://"),
+    ],
+)
+def test_invalid_rule_files_name_file_and_line(tmp_path, change, expected):
+    message = error_of(tmp_path, VALID.replace(*change))
+    assert message.startswith(expected), message
+
+
+def test_bad_version_range_and_yaml(tmp_path):
+    assert error_of(tmp_path, VALID + "istio: soon\n") == "RULE:12: 'istio' 'soon' is not a version clause like '>=1.22' or '<1.24.1'"
+    assert error_of(tmp_path, VALID + "tags: [a\n").startswith("RULE:13: invalid YAML")
+
+
+def test_file_name_must_match_id_and_ids_must_be_unique(tmp_path):
+    assert error_of(tmp_path / "a", VALID, name="other.yaml") == "RULE:1: rule id 'demo-rule' does not match the file name 'other.yaml'"
+    path = write_rule(tmp_path, VALID)
+    write_rule(tmp_path, VALID.replace("id: demo-rule", "id: second-rule\naliases: [demo-rule]"), "second-rule.yaml")
+    with pytest.raises(UsageError, match="already used by"):
+        load_rules([path.parent])
+
+
+@pytest.mark.parametrize("backend_name", available_backends())
+def test_evaluation_error_is_reported_and_scan_continues(tmp_path, backend_name):
+    backend = get_backend(backend_name)
+    broken = VALID.replace('object.metadata.name == "bad"', "object.metadata.labels.team == \"x\"")
+    rules = load_rules([write_rule(tmp_path, broken).parent], backend=backend)
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bad"}}
+    ok = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fine", "labels": {"team": "x"}}}
+    report = audit(snapshot_of(ns, ok), rules, backend=backend)
+    assert [e["object"] for e in report.errors] == ["Namespace bad"]
+    assert report.errors[0]["rule"] == "demo-rule" and report.errors[0]["kind"] == "rule"
+    assert [str(f.object) for f in report.findings] == ["Namespace fine"]
+
+
+@pytest.mark.parametrize("backend_name", available_backends())
+def test_non_boolean_condition_is_a_rule_error(tmp_path, backend_name):
+    backend = get_backend(backend_name)
+    rules = load_rules([write_rule(tmp_path, VALID.replace('object.metadata.name == "bad"', "object.metadata.name")).parent], backend=backend)
+    report = audit(snapshot_of({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}), rules, backend=backend)
+    assert report.errors[0]["message"] == "'when' gave str, not a boolean"
+
+
+def test_expressions_compile_once(tmp_path, mocker):
+    backend = get_backend()
+    spy = mocker.spy(backend, "compile")
+    rules = load_rules([write_rule(tmp_path, VALID).parent], backend=backend)
+    docs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"n{i}"}} for i in range(20)]
+    audit(snapshot_of(*docs), rules, backend=backend)
+    assert spy.call_count == 2  # when + message, not once per object
+
+
+def test_unknown_backend_name():
+    with pytest.raises(CelError, match="unknown CEL backend"):
+        get_backend("lua")
+
+
+def test_version_ranges():
+    assert VersionRange("<1.24").admits(Version(1, 23, 9))
+    assert not VersionRange("<1.24").admits(Version(1, 24))
+    assert VersionRange(">=1.23,<1.26").admits(parse_version("1.25.2-distroless"))
+    assert VersionRange("all").admits(Version(1, 1)) and VersionRange("<1.24").admits(None)
+    assert parse_version("v1.24") == Version(1, 24, 0) and parse_version("latest") is None
