@@ -28,7 +28,11 @@ def audit(snapshot: Snapshot, rules: list[Rule], istio_version: Version | None =
         rules_here = by_kind.get(obj.gk)
         if not rules_here:
             continue
-        object_facts = facts.for_object(obj)
+        try:
+            object_facts = facts.for_object(obj)
+        except Exception as err:  # an object shape the facts layer did not foresee must not end the scan
+            errors.append({"kind": "object", "rule": None, "object": obj.ref(), "message": f"facts could not be computed: {err!r}"})
+            continue
         if object_facts is None:
             continue
         activation = backend.activation({"object": obj.raw, "facts": object_facts, "mesh": facts.mesh})
@@ -56,7 +60,7 @@ def audit(snapshot: Snapshot, rules: list[Rule], istio_version: Version | None =
     return Report(
         findings=findings,
         rules=active,
-        errors=sorted(errors, key=lambda e: (e["rule"], e["object"], e["message"])),
+        errors=sorted(errors, key=lambda e: (e["rule"] or "", e["object"], e["message"])),
         warnings=[{"file": w.file, "line": w.line, "message": w.message} for w in facts.settings.warnings],
         objects=len(snapshot),
         istio_version=str(version) if version else None,

@@ -97,6 +97,16 @@ class K8sObject:
         return f"<{self.ref()}>"
 
 
+def as_list(value) -> list:
+    """A list field as written, or [] when it is missing or of the wrong type."""
+    return value if isinstance(value, list) else []
+
+
+def as_dict(value) -> dict:
+    """A mapping field as written, or {} when it is missing or of the wrong type."""
+    return value if isinstance(value, dict) else {}
+
+
 def _str_map(value) -> dict:
     if not isinstance(value, dict):
         return {}

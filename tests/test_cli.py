@@ -158,3 +158,30 @@ def test_console_script_runs_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"mesh-audit: error: {bad}:1: invalid JSON")
+
+
+def test_wrong_typed_fields_do_not_crash_the_scan():
+    result = run("scan", "-f", str(FIXTURES / "hostile" / "wrong-types.yaml"), "-o", "json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["summary"]["objects"] == 10 and doc["errors"] == []
+    assert [(f["rule"], f["object"]["name"]) for f in doc["findings"]] == [("waypoint-missing", "s")]
+
+
+def test_unforeseen_facts_failure_is_reported_per_object(mocker, rules):
+    from auditor.engine import audit
+    from auditor.facts import Facts
+    from conftest import load_snapshot
+
+    original = Facts.for_object
+
+    def flaky(self, obj):
+        if obj.name == "payments-retries":
+            raise KeyError("boom")
+        return original(self, obj)
+
+    mocker.patch.object(Facts, "for_object", flaky)
+    report = audit(load_snapshot(FIXTURES / "demo"), rules)
+    assert [(e["kind"], e["object"]) for e in report.errors] == [("object", "VirtualService payments/payments-retries")]
+    assert "virtualservice-no-waypoint" not in {f.rule for f in report.findings}
+    assert "authz-l7-at-ztunnel" in {f.rule for f in report.findings}

@@ -25,7 +25,7 @@ from auditor.facts.waypoint import (
     exempt_service,
 )
 from auditor.facts.workloads import WORKLOAD_GKS, Workload, collect_workloads
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list
 from auditor.versions import Version
 
 VIRTUAL_SERVICE = "networking.istio.io/VirtualService"
@@ -49,6 +49,7 @@ class Facts:
         self.waypoints = WaypointResolver(snapshot, self.namespace_labels, self.settings.istio_version)
         self._cache: dict[tuple, dict | None] = {}
         self._service_bindings: dict[tuple, Binding] = {}
+        self._egress_routes: dict[str, list[str]] | None = None
         self.egress_gateway_hosts = self._egress_gateway_hosts()
         self.mesh = self._mesh_facts()
 
@@ -88,6 +89,16 @@ class Facts:
                 facts.setdefault("namespace_ambient", m.namespace_in_ambient(self.ns_labels(obj.namespace)))
             self._cache[obj.key] = facts
         return self._cache[obj.key]
+
+    def egress_routes_by_host(self) -> dict[str, list[str]]:
+        """Hosts that mesh VirtualServices steer to an egress gateway, and those VirtualServices."""
+        if self._egress_routes is None:
+            self._egress_routes = {}
+            for vs in self.snapshot.of(VIRTUAL_SERVICE):
+                if _applies_to_mesh(vs) and _routes_to_egress_gateway(self, vs):
+                    for host in as_list(vs.spec.get("hosts")):
+                        self._egress_routes.setdefault(qualify_host(str(host), vs.namespace or ""), []).append(vs.ref())
+        return self._egress_routes
 
     # -- cluster-wide ----------------------------------------------------------------------
 
@@ -167,12 +178,8 @@ def _service_facts(facts: Facts, obj: K8sObject) -> dict:
 
 
 def _service_entry_facts(facts: Facts, obj: K8sObject) -> dict:
-    hosts = {str(h).lower() for h in obj.spec.get("hosts") or []}
-    routed = sorted(
-        vs.ref() for vs in facts.snapshot.of(VIRTUAL_SERVICE)
-        if _applies_to_mesh(vs) and _routes_to_egress_gateway(facts, vs)
-        and hosts & {qualify_host(str(h), vs.namespace or "") for h in vs.spec.get("hosts") or []}
-    )
+    by_host = facts.egress_routes_by_host()
+    routed = sorted({ref for h in as_list(obj.spec.get("hosts")) for ref in by_host.get(str(h).lower(), ())})
     return {
         "waypoint": facts.binding(obj).to_facts(),
         "egress_gateway_routes": routed,
@@ -180,17 +187,15 @@ def _service_entry_facts(facts: Facts, obj: K8sObject) -> dict:
 
 
 def _applies_to_mesh(vs: K8sObject) -> bool:
-    gateways = vs.spec.get("gateways")
+    gateways = as_list(vs.spec.get("gateways"))
     return not gateways or "mesh" in gateways
 
 
 def _route_destinations(vs: K8sObject) -> list[str]:
     hosts = []
     for section in ("http", "tcp", "tls"):
-        for route in vs.spec.get(section) or []:
-            if not isinstance(route, dict):
-                continue
-            for dest in route.get("route") or []:
+        for route in as_list(vs.spec.get(section)):
+            for dest in as_list(as_dict(route).get("route")):
                 if isinstance(dest, dict) and isinstance(dest.get("destination"), dict):
                     hosts.append(str(dest["destination"].get("host", "")))
     return hosts
@@ -202,7 +207,7 @@ def _routes_to_egress_gateway(facts: Facts, vs: K8sObject) -> bool:
 
 def _virtual_service_facts(facts: Facts, obj: K8sObject) -> dict:
     hosts = []
-    for host in obj.spec.get("hosts") or []:
+    for host in as_list(obj.spec.get("hosts")):
         for target in facts.services.resolve_host(str(host), obj.namespace or ""):
             binding = facts.binding(target)
             counts = facts.mode_counts(facts.services.selected_workloads(target)) if target.gk == "Service" else None

@@ -12,7 +12,7 @@ import orjson
 import yaml
 
 from auditor.errors import UsageError
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list
 from auditor.versions import Version, parse_version
 
 DEFAULT_ROOT_NAMESPACE = "istio-system"
@@ -81,9 +81,8 @@ def istiod_image_version(snapshot: Snapshot) -> tuple[Version, str] | None:
         if not (obj.name == "istiod" or obj.name.startswith("istiod-") or labels.get("app") == "istiod"):
             continue
         spec = obj.spec
-        pod_spec = spec.get("template", {}).get("spec", {}) if obj.kind == "Deployment" else spec
-        containers = pod_spec.get("containers") if isinstance(pod_spec, dict) else None
-        for c in containers or []:
+        pod_spec = as_dict(as_dict(spec.get("template")).get("spec")) if obj.kind == "Deployment" else spec
+        for c in as_list(pod_spec.get("containers")):
             if not isinstance(c, dict):
                 continue
             image = str(c.get("image") or "")
@@ -130,21 +129,21 @@ def read_mesh_settings(snapshot: Snapshot, istio_version: Version | None = None)
         config = _parse_embedded(cm, "config", settings)
         if isinstance(config, dict):
             injector.policy = str(config.get("policy") or "enabled")
-            injector.never_inject = [s for s in config.get("neverInjectSelector") or [] if isinstance(s, dict)]
-            injector.always_inject = [s for s in config.get("alwaysInjectSelector") or [] if isinstance(s, dict)]
+            injector.never_inject = [s for s in as_list(config.get("neverInjectSelector")) if isinstance(s, dict)]
+            injector.always_inject = [s for s in as_list(config.get("alwaysInjectSelector")) if isinstance(s, dict)]
         values_text = _data(cm).get("values")
         if isinstance(values_text, str):
             try:
                 values = orjson.loads(values_text)
                 injector.namespaces_by_default = bool(
-                    (values.get("sidecarInjectorWebhook") or {}).get("enableNamespacesByDefault")
+                    as_dict(as_dict(values).get("sidecarInjectorWebhook")).get("enableNamespacesByDefault")
                 )
             except (orjson.JSONDecodeError, AttributeError):
                 pass
 
     revisions = set()
     for mwc in snapshot.of("admissionregistration.k8s.io/MutatingWebhookConfiguration"):
-        hooks = [h for h in mwc.raw.get("webhooks") or [] if isinstance(h, dict)]
+        hooks = [h for h in as_list(mwc.raw.get("webhooks")) if isinstance(h, dict)]
         names = [str(h.get("name", "")) for h in hooks]
         if not any(n.endswith("sidecar-injector.istio.io") for n in names):
             continue

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from auditor.facts.labels import selector_matches
 from auditor.facts.mesh import INJECTION_IGNORED_NAMESPACES, InjectorSettings, MeshSettings
+from auditor.snapshot import as_list
 
 INJECT = "sidecar.istio.io/inject"
 REV = "istio.io/rev"
@@ -135,10 +136,10 @@ def namespace_in_ambient(ns_labels: dict) -> bool:
 def has_sidecar(pod_spec: dict, annotations: dict) -> tuple[bool, bool]:
     """(has an injected istio-proxy, it is a native sidecar) from a pod spec as it runs."""
     native = False
-    for c in pod_spec.get("initContainers") or []:
+    for c in as_list(pod_spec.get("initContainers")):
         if isinstance(c, dict) and c.get("name") == PROXY_CONTAINER and c.get("restartPolicy") == "Always":
             native = True
-    regular = any(isinstance(c, dict) and c.get("name") == PROXY_CONTAINER for c in pod_spec.get("containers") or [])
+    regular = any(isinstance(c, dict) and c.get("name") == PROXY_CONTAINER for c in as_list(pod_spec.get("containers")))
     return (SIDECAR_STATUS in annotations or regular or native), native
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 
 from auditor.facts.labels import LabelIndex
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.snapshot import K8sObject, Snapshot, as_list
 
 CLUSTER_DOMAIN = "cluster.local"
 SERVICE_ENTRY = "networking.istio.io/ServiceEntry"
@@ -32,7 +32,7 @@ class ServiceIndex:
             self.by_fqdn[service_fqdn(svc.name, svc.namespace or "")] = svc
         self.entries_by_host: dict[str, list[K8sObject]] = {}
         for se in snapshot.of(SERVICE_ENTRY):
-            for host in se.spec.get("hosts") or []:
+            for host in as_list(se.spec.get("hosts")):
                 self.entries_by_host.setdefault(str(host).lower(), []).append(se)
 
     def get(self, namespace: str, name: str) -> K8sObject | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from auditor.facts.labels import selector_matches
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list
 from auditor.versions import Version
 
 USE_WAYPOINT = "istio.io/use-waypoint"
@@ -125,14 +125,14 @@ class WaypointResolver:
         return Binding(requested, requested, source, None, f"bound through {where}", waypoint_for)
 
     def _admits(self, gateway: K8sObject, namespace: str) -> bool:
-        listeners = [lst for lst in gateway.spec.get("listeners") or [] if isinstance(lst, dict)]
+        listeners = [lst for lst in as_list(gateway.spec.get("listeners")) if isinstance(lst, dict)]
         hbone = next((lst for lst in listeners if lst.get("port") == HBONE_PORT and lst.get("protocol") == "HBONE"), None)
-        namespaces = ((hbone or {}).get("allowedRoutes") or {}).get("namespaces") or {}
+        namespaces = as_dict(as_dict(as_dict(hbone).get("allowedRoutes")).get("namespaces"))
         origin = namespaces.get("from", "Same")
         if origin == "All":
             return True
         if origin == "Selector":
-            return selector_matches(namespaces.get("selector") or {}, self.namespace_labels.get(namespace, {}))
+            return selector_matches(as_dict(namespaces.get("selector")), self.namespace_labels.get(namespace, {}))
         return gateway.namespace == namespace
 
 

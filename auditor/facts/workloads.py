@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from auditor.facts import mode as m
 from auditor.facts.mesh import MeshSettings
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list
 
 CONTROLLER_KINDS = {
     "apps/Deployment": "Deployment",
@@ -41,7 +41,7 @@ class Owner:
 
 
 def _controller_ref(obj: K8sObject) -> dict | None:
-    refs = [r for r in obj.metadata.get("ownerReferences") or [] if isinstance(r, dict)]
+    refs = [r for r in as_list(obj.metadata.get("ownerReferences")) if isinstance(r, dict)]
     for r in refs:
         if r.get("controller"):
             return r
@@ -77,11 +77,8 @@ def top_owner(obj: K8sObject, snapshot: Snapshot) -> Owner | None:
 def pod_template(obj: K8sObject) -> dict:
     spec = obj.spec
     if obj.kind == "CronJob":
-        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-        if not isinstance(spec, dict):
-            return {}
-    template = spec.get("template")
-    return template if isinstance(template, dict) else {}
+        spec = as_dict(as_dict(spec.get("jobTemplate")).get("spec"))
+    return as_dict(spec.get("template"))
 
 
 def _str_map(value) -> dict:
@@ -107,7 +104,7 @@ class Workload:
         self.is_template = obj.kind != "Pod"
         if self.is_template:
             template = pod_template(obj)
-            meta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
+            meta = as_dict(template.get("metadata"))
             self.labels = _str_map(meta.get("labels"))
             self.annotations = _str_map(meta.get("annotations"))
             spec = template.get("spec")
