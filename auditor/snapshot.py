@@ -78,11 +78,11 @@ class K8sObject:
 
     @property
     def labels(self) -> dict:
-        return _str_map(self.metadata.get("labels"))
+        return str_map(self.metadata.get("labels"))
 
     @property
     def annotations(self) -> dict:
-        return _str_map(self.metadata.get("annotations"))
+        return str_map(self.metadata.get("annotations"))
 
     @property
     def spec(self) -> dict:
@@ -107,7 +107,8 @@ def as_dict(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _str_map(value) -> dict:
+def str_map(value) -> dict[str, str]:
+    """Labels or annotations as strings; {} when the field is not a mapping."""
     if not isinstance(value, dict):
         return {}
     return {str(k): ("" if v is None else str(v)) for k, v in value.items()}

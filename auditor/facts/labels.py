@@ -5,11 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-
-def _as_str_map(value) -> dict[str, str]:
-    if not isinstance(value, dict):
-        return {}
-    return {str(k): ("" if v is None else str(v)) for k, v in value.items()}
+from auditor.snapshot import str_map
 
 
 def _expr_matches(expr, labels: dict[str, str]) -> bool:
@@ -34,7 +30,7 @@ def selector_matches(selector, labels: dict[str, str]) -> bool:
     """A `LabelSelector` (matchLabels + matchExpressions). An empty selector matches all."""
     if not isinstance(selector, dict):
         return True
-    for key, value in _as_str_map(selector.get("matchLabels")).items():
+    for key, value in str_map(selector.get("matchLabels")).items():
         if labels.get(key) != value:
             return False
     exprs = selector.get("matchExpressions") or []
@@ -45,7 +41,7 @@ def selector_matches(selector, labels: dict[str, str]) -> bool:
 
 def labels_match(match_labels, labels: dict[str, str]) -> bool:
     """An equality-only selector (Service.spec.selector, Istio's matchLabels)."""
-    return all(labels.get(k) == v for k, v in _as_str_map(match_labels).items())
+    return all(labels.get(k) == v for k, v in str_map(match_labels).items())
 
 
 class LabelIndex:
@@ -78,7 +74,7 @@ class LabelIndex:
 
     def select(self, namespace: str | None, match_labels, expressions: Iterable | None = None) -> list[int]:
         """Ids in `namespace` (all namespaces when None) whose labels satisfy the selector."""
-        required = _as_str_map(match_labels)
+        required = str_map(match_labels)
         if required:
             if namespace is None:
                 postings = [self._by_kv.get(kv, ()) for kv in required.items()]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from auditor.facts import mode as m
 from auditor.facts.mesh import MeshSettings
-from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list
+from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list, str_map
 
 CONTROLLER_KINDS = {
     "apps/Deployment": "Deployment",
@@ -81,12 +81,6 @@ def pod_template(obj: K8sObject) -> dict:
     return as_dict(spec.get("template"))
 
 
-def _str_map(value) -> dict:
-    if not isinstance(value, dict):
-        return {}
-    return {str(k): ("" if v is None else str(v)) for k, v in value.items()}
-
-
 class Workload:
     """A pod, or a controller's pod template, with its mode resolved."""
 
@@ -105,8 +99,8 @@ class Workload:
         if self.is_template:
             template = pod_template(obj)
             meta = as_dict(template.get("metadata"))
-            self.labels = _str_map(meta.get("labels"))
-            self.annotations = _str_map(meta.get("annotations"))
+            self.labels = str_map(meta.get("labels"))
+            self.annotations = str_map(meta.get("annotations"))
             spec = template.get("spec")
         else:
             self.labels = obj.labels
@@ -155,12 +149,6 @@ class Workload:
             self.observed_mode = "ambient"
         else:
             self.observed_mode = "none"
-
-    def subject(self) -> tuple[str, str | None, str]:
-        """Identity findings on this workload are reported under (rolled up to the owner)."""
-        if self.owner is not None:
-            return (self.owner.gk, self.owner.namespace, self.owner.name)
-        return self.obj.key
 
 
 def _role(labels: dict, annotations: dict) -> str:
