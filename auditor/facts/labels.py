@@ -39,11 +39,6 @@ def selector_matches(selector, labels: dict[str, str]) -> bool:
     return all(_expr_matches(e, labels) for e in exprs)
 
 
-def labels_match(match_labels, labels: dict[str, str]) -> bool:
-    """An equality-only selector (Service.spec.selector, Istio's matchLabels)."""
-    return all(labels.get(k) == v for k, v in str_map(match_labels).items())
-
-
 class LabelIndex:
     """Integer ids indexed by namespace and by (key, value), per namespace and cluster-wide.
 

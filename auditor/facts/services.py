@@ -35,9 +35,6 @@ class ServiceIndex:
             for host in as_list(se.spec.get("hosts")):
                 self.entries_by_host.setdefault(str(host).lower(), []).append(se)
 
-    def get(self, namespace: str, name: str) -> K8sObject | None:
-        return self.by_fqdn.get(service_fqdn(name, namespace))
-
     def selected_workloads(self, svc: K8sObject) -> list[int]:
         """Workload ids a Service selects. A Service without a selector selects nothing."""
         selector = svc.spec.get("selector")
