@@ -49,3 +49,20 @@ def findings_for(rule_id: str, *paths, rules=None, **kwargs) -> set[str]:
     report = audit(load_snapshot(*paths), rules or load_rules(), **kwargs)
     assert not report.errors, report.errors
     return {str(f.object) for f in report.findings if f.rule == rule_id}
+
+
+def cluster_objects() -> list[dict]:
+    """The demo shop as a live cluster holds it: manifests plus CRDs, pods, webhooks, a Secret."""
+    result = load_paths([str(FIXTURES / "demo"), str(FIXTURES / "cluster")])
+    assert not result.errors, result.errors
+    return [o.raw for o in result.objects]
+
+
+@pytest.fixture
+def api(tmp_path):
+    """The API test server with the demo cluster; `api.kubeconfig_path` points at it."""
+    from kube_api.server import ApiServer
+
+    with ApiServer(cluster_objects()) as server:
+        server.kubeconfig_path = server.kubeconfig(tmp_path / "kubeconfig")
+        yield server

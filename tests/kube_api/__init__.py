@@ -1,0 +1,1 @@
+"""A Kubernetes API test server (see server.py) and its test-only TLS material."""

@@ -1,0 +1,410 @@
+"""A Kubernetes API server for tests: fixture objects over HTTPS on 127.0.0.1.
+
+It speaks the parts of the API a read-only client uses, the way a real API server
+does: discovery (`/api`, `/apis`, group versions with `shortNames`, `/version`), LIST
+cluster-wide and per namespace with `limit`/`continue`, GET by name, bearer-token
+auth, metadata-only lists (`as=PartialObjectMetadataList`) and gzip. Custom resources
+are served only where a fixture CustomResourceDefinition defines them, in every
+version the CRD serves (objects are "converted" by rewriting `apiVersion`, as a CRD
+with no conversion webhook is). Items of built-in lists carry no `kind`/`apiVersion`,
+as the real server's do.
+
+Faults are injected per resource (`pods`, `virtualservices.networking.istio.io`):
+an HTTP status (403, 404, 429 with Retry-After, 500), a dropped connection, a slow
+response, or 410 Gone on a `continue` token. Every request is recorded so tests can
+assert what a client did and did not ask for.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import re
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+import yaml
+
+TLS_DIR = Path(__file__).resolve().parent / "tls"
+CA_FILE = TLS_DIR / "ca.pem"
+SERVER_VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.4", "platform": "linux/amd64"}
+PARTIAL_METADATA = "as=PartialObjectMetadataList"
+
+
+@dataclass
+class Resource:
+    group: str
+    versions: list[str]  # served versions, most preferred first
+    plural: str
+    kind: str
+    namespaced: bool
+    short_names: list[str] = field(default_factory=list)
+    builtin: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+BUILTIN = [
+    Resource("", ["v1"], "namespaces", "Namespace", False, ["ns"]),
+    Resource("", ["v1"], "nodes", "Node", False, ["no"]),
+    Resource("", ["v1"], "pods", "Pod", True, ["po"]),
+    Resource("", ["v1"], "services", "Service", True, ["svc"]),
+    Resource("", ["v1"], "endpoints", "Endpoints", True, ["ep"]),
+    Resource("", ["v1"], "configmaps", "ConfigMap", True, ["cm"]),
+    Resource("", ["v1"], "secrets", "Secret", True),
+    Resource("", ["v1"], "serviceaccounts", "ServiceAccount", True, ["sa"]),
+    Resource("apps", ["v1"], "deployments", "Deployment", True, ["deploy"]),
+    Resource("apps", ["v1"], "statefulsets", "StatefulSet", True, ["sts"]),
+    Resource("apps", ["v1"], "daemonsets", "DaemonSet", True, ["ds"]),
+    Resource("apps", ["v1"], "replicasets", "ReplicaSet", True, ["rs"]),
+    Resource("batch", ["v1"], "jobs", "Job", True),
+    Resource("batch", ["v1"], "cronjobs", "CronJob", True, ["cj"]),
+    Resource("networking.k8s.io", ["v1"], "networkpolicies", "NetworkPolicy", True, ["netpol"]),
+    Resource("networking.k8s.io", ["v1"], "ingresses", "Ingress", True, ["ing"]),
+    Resource("admissionregistration.k8s.io", ["v1"], "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", False),
+    Resource("admissionregistration.k8s.io", ["v1"], "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", False),
+    Resource("apiextensions.k8s.io", ["v1"], "customresourcedefinitions", "CustomResourceDefinition", False, ["crd", "crds"]),
+]
+
+_KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(version: str) -> tuple:
+    """Sort key giving Kubernetes' version order: GA, then beta, then alpha, newest first;
+    versions not of the form v1, v2beta1, ... come last, alphabetically."""
+    m = _KUBE_VERSION.match(version)
+    if not m:
+        return (3, 0, 0, version)
+    major, stage, minor = int(m.group(1)), m.group(2), int(m.group(3) or 0)
+    return ({None: 0, "beta": 1, "alpha": 2}[stage], -major, -minor, version)
+
+
+@dataclass
+class Fault:
+    status: int | None = None  # answer with this HTTP status
+    retry_after: int | None = None  # seconds, sent with 429
+    drop: bool = False  # close the connection without answering
+    delay: float = 0.0  # seconds to wait before answering
+    gone_on_continue: bool = False  # 410 Gone when a continue token is presented
+    times: int | None = None  # how many requests it applies to; None = all
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+
+
+def _status(code: int, reason: str, message: str) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}
+
+
+def _token(offset: int, rv: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"o": offset, "rv": rv})).decode()
+
+
+def _untoken(token: str) -> int | None:
+    try:
+        return int(orjson.loads(base64.urlsafe_b64decode(token.encode()))["o"])
+    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        return None
+
+
+class ApiServer:
+    """Start with `with ApiServer(objects) as api:`; `api.url`, `api.kubeconfig(path)`."""
+
+    def __init__(self, objects: list[dict], token: str | None = "test-token", server_version: dict | None = None):
+        self.token = token
+        self.server_version = server_version or SERVER_VERSION
+        self.requests: list[Request] = []
+        self.unserved: list[dict] = []  # fixture objects with no resource to serve them
+        self._faults: dict[str, list[Fault]] = {}
+        self._lock = threading.Lock()
+        self.resources: list[Resource] = list(BUILTIN)
+        for crd in objects:
+            if crd.get("kind") == "CustomResourceDefinition":
+                resource = _crd_resource(crd)
+                if resource is not None:
+                    self.resources.append(resource)
+        by_kind = {(r.group, r.kind): r for r in self.resources}
+        self.store: dict[str, list[dict]] = {r.key: [] for r in self.resources}
+        for obj in objects:
+            group = obj.get("apiVersion", "").rpartition("/")[0] if "/" in obj.get("apiVersion", "") else ""
+            resource = by_kind.get((group, obj.get("kind")))
+            if resource is None:
+                self.unserved.append(obj)
+                continue
+            self.store[resource.key].append(obj)
+        for items in self.store.values():
+            items.sort(key=lambda o: (o.get("metadata", {}).get("namespace") or "", o.get("metadata", {}).get("name") or ""))
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- control ---------------------------------------------------------------------
+    def fault(self, resource: str, **kwargs) -> None:
+        """Inject a fault for requests on `resource` (`pods`, `plural.group`)."""
+        with self._lock:
+            self._faults.setdefault(resource, []).append(Fault(**kwargs))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def start(self) -> "ApiServer":
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(TLS_DIR / "server.pem", TLS_DIR / "server-key.pem")
+        self._httpd = _Server(("127.0.0.1", 0), _Handler, context, self)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> "ApiServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        return f"https://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def kubeconfig(self, path: Path, token: str | None = None, context: str = "test", user: dict | None = None) -> Path:
+        """Write a kubeconfig whose current context points at this server."""
+        ca = base64.b64encode(CA_FILE.read_bytes()).decode()
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "test-cluster", "cluster": {"server": self.url, "certificate-authority-data": ca}}],
+            "users": [{"name": "test-user", "user": user if user is not None else {"token": token or self.token}}],
+            "contexts": [{"name": context, "context": {"cluster": "test-cluster", "user": "test-user"}}],
+            "current-context": context,
+        }
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    # -- what clients did ------------------------------------------------------------
+    def methods(self) -> set[str]:
+        return {r.method for r in self.requests}
+
+    def paths(self) -> list[str]:
+        return [r.path for r in self.requests]
+
+    # -- request handling --------------------------------------------------------------
+    def _take_fault(self, key: str, has_continue: bool) -> Fault | None:
+        with self._lock:
+            for fault in self._faults.get(key, []):
+                if fault.gone_on_continue and not has_continue:
+                    continue
+                if fault.times is not None:
+                    if fault.times <= 0:
+                        continue
+                    fault.times -= 1
+                return fault
+        return None
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes] | None:
+        """(status, headers, body), or None to drop the connection."""
+        split = urlsplit(raw_path)
+        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        with self._lock:
+            self.requests.append(Request(method, split.path, query, headers))
+        if self.token is not None and (headers.get("authorization") or "").lower() != f"bearer {self.token}".lower():
+            return _json(401, _status(401, "Unauthorized", "Unauthorized"))
+        if method != "GET":
+            return _json(405, _status(405, "MethodNotAllowed", f"{method} is not supported by the test server"))
+        path = split.path.rstrip("/")
+        if path == "/version":
+            return _json(200, self.server_version)
+        if path == "/api":
+            return _json(200, {"kind": "APIVersions", "versions": ["v1"],
+                               "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
+        if path == "/apis":
+            return _json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [self._group(g) for g in self._groups()]})
+        parts = path.strip("/").split("/")
+        if parts[0] == "api" and len(parts) >= 2 and parts[1] == "v1":
+            group, version, rest = "", "v1", parts[2:]
+        elif parts[0] == "apis" and len(parts) >= 2:
+            group = parts[1]
+            if group not in self._groups():
+                return _not_found(path)
+            if len(parts) == 2:
+                return _json(200, {"kind": "APIGroup", "apiVersion": "v1", **self._group(group)})
+            version, rest = parts[2], parts[3:]
+        else:
+            return _not_found(path)
+        served = [r for r in self.resources if r.group == group and version in r.versions]
+        if not served:
+            return _not_found(path)
+        if not rest:
+            return _json(200, self._resource_list(group, version, served))
+        namespace = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        resource = next((r for r in served if r.plural == rest[0]), None)
+        if resource is None or len(rest) > 2 or (namespace is not None and not resource.namespaced):
+            return _not_found(path)
+        fault = self._take_fault(resource.key, "continue" in query)
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.drop:
+                return None
+            if fault.gone_on_continue:
+                return _json(410, _status(410, "Expired", "The provided continue parameter is too old to display a consistent list result."))
+            if fault.status is not None:
+                extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                reason = {403: "Forbidden", 404: "NotFound", 429: "TooManyRequests", 500: "InternalError"}.get(fault.status, "Error")
+                code, hdrs, body = _json(fault.status, _status(fault.status, reason, f'{rest[0]} is {reason.lower()} (injected)'))
+                return code, {**hdrs, **extra}, body
+        api_version = f"{group}/{version}" if group else version
+        items = [o for o in self.store[resource.key] if namespace is None or o.get("metadata", {}).get("namespace") == namespace]
+        if len(rest) == 2:
+            obj = next((o for o in items if o.get("metadata", {}).get("name") == rest[1]), None)
+            if obj is None:
+                return _json(404, _status(404, "NotFound", f'{rest[0]} "{rest[1]}" not found'))
+            return _json(200, {**obj, "apiVersion": api_version, "kind": resource.kind}, headers)
+        return self._list(resource, api_version, items, query, headers)
+
+    def _list(self, resource: Resource, api_version: str, items: list[dict], query: dict, headers: dict):
+        offset = 0
+        if query.get("continue"):
+            offset = _untoken(query["continue"])
+            if offset is None:
+                return _json(400, _status(400, "BadRequest", "invalid continue token"))
+        limit = int(query.get("limit") or 0)
+        page = items[offset: offset + limit] if limit > 0 else items[offset:]
+        rv = "1000"
+        meta = {"resourceVersion": rv}
+        end = offset + len(page)
+        if end < len(items):
+            meta["continue"] = _token(end, rv)
+            meta["remainingItemCount"] = len(items) - end
+        if PARTIAL_METADATA in headers.get("accept", ""):
+            out = [{"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata", {})} for o in page]
+            return _json(200, {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": out}, headers)
+        if resource.builtin:
+            out = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in page]
+        else:
+            out = [{**o, "apiVersion": api_version} for o in page]
+        return _json(200, {"kind": f"{resource.kind}List", "apiVersion": api_version, "metadata": meta, "items": out}, headers)
+
+    def _groups(self) -> list[str]:
+        seen: list[str] = []
+        for r in self.resources:
+            if r.group and r.group not in seen:
+                seen.append(r.group)
+        return seen
+
+    def _group(self, group: str) -> dict:
+        versions = sorted({v for r in self.resources if r.group == group for v in r.versions}, key=version_priority)
+        entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        return {"name": group, "versions": entries, "preferredVersion": entries[0]}
+
+    def _resource_list(self, group: str, version: str, served: list[Resource]) -> dict:
+        resources = []
+        for r in served:
+            entry = {"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced, "kind": r.kind,
+                     "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]}
+            if r.short_names:
+                entry["shortNames"] = r.short_names
+            resources.append(entry)
+            if r.plural in ("pods", "deployments"):
+                resources.append({"name": f"{r.plural}/status", "singularName": "", "namespaced": True, "kind": r.kind,
+                                  "verbs": ["get", "patch", "update"]})
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}" if group else version,
+                "resources": resources}
+
+
+def _crd_resource(crd: dict) -> Resource | None:
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    versions = [v["name"] for v in spec.get("versions") or [] if v.get("served", True)]
+    if not (spec.get("group") and names.get("plural") and names.get("kind") and versions):
+        return None
+    return Resource(spec["group"], sorted(versions, key=version_priority), names["plural"], names["kind"],
+                    spec.get("scope", "Namespaced") == "Namespaced", list(names.get("shortNames") or []), builtin=False)
+
+
+def _json(code: int, doc: dict, request_headers: dict | None = None) -> tuple[int, dict[str, str], bytes]:
+    body = orjson.dumps(doc)
+    headers = {"Content-Type": "application/json"}
+    if request_headers and "gzip" in request_headers.get("accept-encoding", "") and len(body) > 1024:
+        body = gzip.compress(body, compresslevel=1)
+        headers["Content-Encoding"] = "gzip"
+    return code, headers, body
+
+
+def _not_found(path: str):
+    return _json(404, _status(404, "NotFound", f"the server could not find the requested resource ({path})"))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, handler, context: ssl.SSLContext, api: ApiServer):
+        self.context = context
+        self.api = api
+        super().__init__(address, handler)
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # clients that hang up (or that a fault hangs up on) are part of the tests
+
+    def finish_request(self, request, client_address):
+        # TLS handshake in the connection's own thread, so a slow client blocks nobody.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            request = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        super().finish_request(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 10
+    server: _Server
+
+    def _serve(self) -> None:
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if self.command != "GET":
+            self.rfile.read(int(headers.get("content-length") or 0))
+        answer = self.server.api.handle(self.command, self.path, headers)
+        if answer is None:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        code, out_headers, body = answer
+        self.send_response(code)
+        for k, v in out_headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 - keep test output quiet
+        pass
