@@ -1,7 +1,8 @@
 """Command line: parse options, call the library, pick a reporter, set the exit code.
 
 Exit codes: 0 nothing at or above --fail-on; 1 findings at or above it; 2 usage, input
-or rule-file errors (the report of what did load is still written).
+or rule-file errors (the report of what did load is still written); 3 the cluster could
+not be read, or something was not collected (unless --allow-partial).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import click
 from auditor import __version__
 from auditor.errors import UsageError
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_CLUSTER = 0, 1, 2, 3
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
     click.echo(f"mesh-audit: error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
+    sys.exit(code)
 
 
 def write_output(text: str, path: str | None) -> None:
@@ -59,41 +60,150 @@ def cli() -> None:
     """Audit Istio sidecar and ambient configuration for settings the data plane ignores."""
 
 
+def _cluster_options(func):
+    """Options of every command that reads a live cluster."""
+    options = [
+        click.option("--kubeconfig", metavar="FILE", help="Kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config)."),
+        click.option("--context", metavar="NAME", help="Kubeconfig context (default: the current one)."),
+        click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NS",
+                     help="Audit only these namespaces (repeatable; default all). Istio's own namespaces are read too."),
+        click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True, metavar="SECONDS",
+                     help="Upper bound on the whole collection."),
+        click.option("--allow-partial", is_flag=True,
+                     help="Do not exit 3 when some resources could not be collected (they are still reported)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _collect_live(kubeconfig, context, namespaces, timeout, quiet):
+    """Connect and collect; exit 3 with one line when the cluster cannot be read at all."""
+    from auditor.collect.cluster import ClusterError, Progress, collect, connect
+
+    try:
+        connection = connect(kubeconfig, context)
+        return collect(connection, namespaces=list(namespaces) or None, timeout=timeout,
+                       progress=Progress(enabled=False) if quiet else Progress())
+    except ClusterError as err:
+        _fail(str(err), EXIT_CLUSTER)
+    except UsageError as err:
+        _fail(str(err))
+
+
+def _in_scope(obj, namespaces: set[str]) -> bool:
+    if obj.namespace is not None:
+        return obj.namespace in namespaces
+    return obj.kind != "Namespace" or obj.name in namespaces
+
+
+def _warn_gaps(gaps: list[dict], quiet: bool) -> None:
+    from auditor.report import describe_gap
+
+    if not quiet:
+        for gap in gaps:
+            click.echo(f"mesh-audit: warning: not collected: {describe_gap(gap)}", err=True)
+
+
 @cli.command()
 @click.option("-f", "--filename", "paths", multiple=True, metavar="PATH",
-              help="Manifest file, directory (recursive *.yaml, *.yml, *.json) or - for stdin. Repeatable.")
+              help="Manifest file, directory (recursive *.yaml, *.yml, *.json), dump, snapshot or - for stdin. Repeatable.")
+@click.option("--snapshot", "snapshot_path", metavar="FILE", help="Audit a snapshot written by 'mesh-audit snapshot'.")
 @click.option("-o", "--output", "fmt", type=click.Choice(["table", "json", "sarif"]), default="table", show_default=True)
 @click.option("--output-file", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "info", "never"]), default="error", show_default=True,
               help="Exit 1 when a finding is at or above this severity.")
 @click.option("--istio-version", metavar="X.Y[.Z]", help="Evaluate rules for this Istio version instead of the detected one.")
-@click.option("-q", "--quiet", is_flag=True, help="Do not print warnings about skipped input.")
-def scan(paths, fmt, output_file, fail_on, istio_version, quiet) -> None:
-    """Audit manifests, dumps (kubectl get -o yaml|json) or stdin."""
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no warnings on stderr.")
+@_cluster_options
+def scan(paths, snapshot_path, fmt, output_file, fail_on, istio_version, quiet,
+         kubeconfig, context, namespaces, timeout, allow_partial) -> None:
+    """Audit a live cluster (the current kubeconfig context), or manifests, dumps
+    (kubectl get -o yaml|json), snapshots or stdin with -f / --snapshot."""
     from auditor.collect.files import load_paths
     from auditor.engine import audit
     from auditor.reporters import REPORTERS
     from auditor.rulebook import load_rules
+    from auditor.snapshot import K8sObject, Snapshot
 
     version = _parse_version(istio_version)
-    if not paths:
-        _fail("no input: pass -f PATH (a file, a directory or - for stdin)")
+    if paths and snapshot_path:
+        _fail("use -f or --snapshot, not both")
     try:
         rules = load_rules()
-        loaded = load_paths(list(paths))
     except UsageError as err:
         _fail(str(err))
-    snapshot = loaded.snapshot()
+    input_errors: list[UsageError] = []
+    input_warnings: list[UsageError] = []
+    if paths or snapshot_path:
+        try:
+            loaded = load_paths(list(paths) or [snapshot_path])
+        except UsageError as err:
+            _fail(str(err))
+        if snapshot_path and not loaded.snapshots and not loaded.errors:
+            _fail(f"{snapshot_path}: not a mesh-audit snapshot; scan manifests and dumps with -f")
+        snapshot = loaded.snapshot()
+        input_errors, input_warnings = loaded.errors, loaded.warnings
+        collection = _collection_of_files(loaded)
+    else:
+        live = _collect_live(kubeconfig, context, namespaces, timeout, quiet)
+        snapshot = Snapshot(K8sObject(o) for o in live.objects)
+        collection = {"source": "cluster", **live.describe()}
     report = audit(snapshot, rules, istio_version=version)
-    report.warnings = [w.to_dict() for w in loaded.warnings] + report.warnings
-    report.errors = [dict(kind="input", **e.to_dict()) for e in loaded.errors] + report.errors
+    report.collection = collection
+    report.warnings = [w.to_dict() for w in input_warnings] + report.warnings
+    report.errors = [dict(kind="input", **e.to_dict()) for e in input_errors] + report.errors
+    scope = set(namespaces) or set(collection.get("namespaces") or ())
+    if scope:
+        report.findings = [f for f in report.findings if _in_scope(f.object, scope)]
     if not quiet:
-        for w in loaded.warnings:
+        for w in input_warnings:
             click.echo(f"mesh-audit: warning: {w}", err=True)
-    for err in loaded.errors:
+    _warn_gaps(report.not_collected, quiet)
+    for err in input_errors:
         click.echo(f"mesh-audit: error: {err}", err=True)
     write_output(REPORTERS[fmt](report), output_file)
-    sys.exit(EXIT_USAGE if loaded.errors else report.exit_code(fail_on))
+    if input_errors:
+        sys.exit(EXIT_USAGE)
+    if not report.complete and not allow_partial:
+        sys.exit(EXIT_CLUSTER)
+    sys.exit(report.exit_code(fail_on))
+
+
+def _collection_of_files(loaded) -> dict:
+    """Files are complete by definition; snapshots among them carry their own record."""
+    if not loaded.snapshots:
+        return {"source": "files"}
+    path, first = loaded.snapshots[0]
+    collection = {"source": "snapshot", "snapshot": path, **first.describe()}
+    for _, other in loaded.snapshots[1:]:
+        collection["not_collected"] += [g.to_dict() for g in other.not_collected]
+    return collection
+
+
+@cli.command("snapshot")
+@click.option("-o", "--output", "output", required=True, metavar="FILE",
+              help="Where to write: FILE.json, or FILE.json.gz to compress.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
+@_cluster_options
+def snapshot_cmd(output, quiet, kubeconfig, context, namespaces, timeout, allow_partial) -> None:
+    """Save what a scan of the cluster would read, to audit later with 'scan --snapshot'."""
+    from auditor.collect.snapshot_file import write_snapshot
+
+    if not output.endswith((".json", ".json.gz")):
+        _fail(f"{output}: a snapshot file name must end in .json or .json.gz")
+    live = _collect_live(kubeconfig, context, namespaces, timeout, quiet)
+    try:
+        write_snapshot(live, output)
+    except OSError as err:
+        _fail(f"{output}: {err.strerror or err}")
+    _warn_gaps([g.to_dict() for g in live.not_collected], quiet)
+    if not quiet:
+        where = f"context {live.context}" if live.context else live.server
+        click.echo(f"mesh-audit: wrote {output}: {len(live.objects)} objects from {where}"
+                   f" (Kubernetes {live.server_version or 'version unknown'})"
+                   + (f"; {len(live.not_collected)} not collected" if live.not_collected else ""), err=True)
+    sys.exit(EXIT_CLUSTER if live.not_collected and not allow_partial else EXIT_OK)
 
 
 @cli.group()

@@ -10,6 +10,13 @@ SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 FAIL_ON = ("error", "warning", "info", "never")
 
 
+def describe_gap(gap: dict) -> str:
+    """`pods in namespace shop: forbidden (403): ...`, one line for any output."""
+    what = gap["resource"] + (f"/{gap['name']}" if gap.get("name") else "")
+    where = f" in namespace {gap['namespace']}" if gap.get("namespace") else ""
+    return f"{what}{where}: {gap['reason']}"
+
+
 @dataclass(frozen=True)
 class ObjectRef:
     api_version: str
@@ -63,6 +70,17 @@ class Report:
     version_source: str | None = None
     skipped_rules: list[str] = field(default_factory=list)
     tool_version: str = __version__
+    # Where the objects came from: {"source": "files" | "cluster" | "snapshot", ...} with,
+    # for clusters and snapshots, what was and was not collected (Collection.describe()).
+    collection: dict = field(default_factory=lambda: {"source": "files"})
+
+    @property
+    def not_collected(self) -> list[dict]:
+        return list(self.collection.get("not_collected") or [])
+
+    @property
+    def complete(self) -> bool:
+        return not self.not_collected
 
     def counts(self) -> dict[str, int]:
         counts = {s: 0 for s in SEVERITY_RANK}
@@ -80,6 +98,8 @@ class Report:
             "istio_version": self.istio_version,
             "istio_version_source": self.version_source,
             "errors": len(self.errors),
+            "complete": self.complete,
+            "not_collected": len(self.not_collected),
         }
 
     def exit_code(self, fail_on: str) -> int:

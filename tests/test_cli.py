@@ -116,11 +116,17 @@ def test_malformed_input_exits_2_but_keeps_the_report(tmp_path):
     assert {f["rule"] for f in doc["findings"]} == DEMO_RULES
 
 
-def test_missing_input_and_no_input_exit_2():
+def test_missing_input_exits_2():
     result = run("scan", "-f", "/nonexistent/path.yaml")
     assert result.exit_code == 2 and "no such file or directory" in result.stderr
-    result = run("scan")
-    assert result.exit_code == 2 and "no input" in result.stderr
+
+
+def test_no_input_and_no_cluster_exits_3_with_one_line(tmp_path):
+    env = {"KUBECONFIG": "", "HOME": str(tmp_path), "KUBERNETES_SERVICE_HOST": ""}
+    result = CliRunner().invoke(cli, ["scan"], env=env)
+    assert result.exit_code == 3
+    assert result.stderr.startswith("mesh-audit: error: no cluster to scan: no kubeconfig")
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
 
 
 def test_warnings_go_to_stderr_unless_quiet(tmp_path):

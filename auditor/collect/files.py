@@ -8,11 +8,11 @@ orjson; the lines of list items are found only when a finding needs one (a scan 
 
 from __future__ import annotations
 
-import gc
+import gzip
 import os
+import zlib
 import re
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +20,8 @@ from typing import Iterator
 import orjson
 import yaml
 
+from auditor.collect import gc_paused
+from auditor.collect.snapshot_file import GZIP_MAGIC, from_document, is_snapshot
 from auditor.errors import UsageError
 from auditor.snapshot import K8sObject, Snapshot
 
@@ -43,23 +45,13 @@ _ManifestLoader.yaml_implicit_resolvers = {
 }
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Bulk parsing allocates millions of containers and no cycles; collection only costs time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 @dataclass
 class LoadResult:
     objects: list[K8sObject] = field(default_factory=list)
     warnings: list[UsageError] = field(default_factory=list)
     errors: list[UsageError] = field(default_factory=list)
+    # Snapshot files met among the inputs: (path, Collection) with what they did not collect.
+    snapshots: list = field(default_factory=list)
     _texts: dict[str, bytes] = field(default_factory=dict)
     _json_lines: dict[str, list[int]] = field(default_factory=dict)
 
@@ -131,12 +123,23 @@ def load_paths(paths: list[str], stdin=None) -> LoadResult:
                     _load_bytes(data, STDIN_NAME, result, as_json=_looks_like_json(data))
                 else:
                     data = Path(path).read_bytes()
-                    _load_bytes(data, path, result, as_json=path.endswith(".json"))
+                    if data[:2] == GZIP_MAGIC:
+                        data = _gunzip(data, path)
+                        _load_bytes(data, path, result, as_json=_looks_like_json(data))
+                    else:
+                        _load_bytes(data, path, result, as_json=path.endswith(".json"))
             except UsageError as err:
                 result.errors.append(err)
             except OSError as err:
                 result.errors.append(UsageError(err.strerror or str(err), path))
     return result
+
+
+def _gunzip(data: bytes, path: str) -> bytes:
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as err:
+        raise UsageError(f"not a readable gzip file ({err})", path) from None
 
 
 def _looks_like_json(data: bytes) -> bool:
@@ -193,6 +196,13 @@ def _add_document(doc, name: str, line: int, node, result: LoadResult, json_item
         for i, item in enumerate(doc):
             _add_object(item, name, None if json_items else line, i if json_items else None, result)
         return
+    if is_snapshot(doc):
+        # A snapshot's objects came from a cluster, not from lines of this file.
+        collection = from_document(doc, name)
+        result.snapshots.append((name, collection))
+        for item in collection.objects:
+            _add_object(item, name, None, None, result, from_cluster=True)
+        return
     if isinstance(doc, dict) and _is_list(doc):
         item_lines = _yaml_item_lines(node) if node is not None else []
         for i, item in enumerate(doc["items"]):
@@ -204,13 +214,13 @@ def _add_document(doc, name: str, line: int, node, result: LoadResult, json_item
     _add_object(doc, name, line if not json_items else 1, None, result)
 
 
-def _add_object(doc, name: str, line: int | None, index: int | None, result: LoadResult) -> None:
+def _add_object(doc, name: str, line: int | None, index: int | None, result: LoadResult, from_cluster: bool = False) -> None:
     if isinstance(doc, dict) and isinstance(doc.get("apiVersion"), str) and isinstance(doc.get("kind"), str) and doc["kind"]:
         metadata = doc.get("metadata")
         if metadata is not None and not isinstance(metadata, dict):
             result.warnings.append(UsageError("skipped: metadata is not a mapping", name, line))
             return
-        result.objects.append(K8sObject(doc, name, line, index))
+        result.objects.append(K8sObject(doc, None if from_cluster else name, line, index))
     else:
         result.warnings.append(UsageError("skipped: not a Kubernetes object (needs apiVersion and kind)", name, line))
 

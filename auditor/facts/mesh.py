@@ -98,6 +98,14 @@ def istiod_image_version(snapshot: Snapshot) -> tuple[Version, str] | None:
     return candidates[0][2], candidates[0][3]
 
 
+def is_injector_webhook(raw: dict) -> bool:
+    """A MutatingWebhookConfiguration of Istio's sidecar injector (any revision or tag)."""
+    return any(
+        isinstance(h, dict) and str(h.get("name", "")).endswith("sidecar-injector.istio.io")
+        for h in as_list(raw.get("webhooks"))
+    )
+
+
 def read_mesh_settings(snapshot: Snapshot, istio_version: Version | None = None) -> MeshSettings:
     settings = MeshSettings()
     for cm in _config_maps(snapshot, "istio")[:1]:
@@ -143,10 +151,9 @@ def read_mesh_settings(snapshot: Snapshot, istio_version: Version | None = None)
 
     revisions = set()
     for mwc in snapshot.of("admissionregistration.k8s.io/MutatingWebhookConfiguration"):
-        hooks = [h for h in as_list(mwc.raw.get("webhooks")) if isinstance(h, dict)]
-        names = [str(h.get("name", "")) for h in hooks]
-        if not any(n.endswith("sidecar-injector.istio.io") for n in names):
+        if not is_injector_webhook(mwc.raw):
             continue
+        names = [str(h.get("name", "")) for h in as_list(mwc.raw.get("webhooks")) if isinstance(h, dict)]
         labels = mwc.labels
         revisions.add(labels.get("istio.io/rev") or "default")
         if labels.get("istio.io/tag"):

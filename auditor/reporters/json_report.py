@@ -21,6 +21,7 @@ def to_document(report: Report) -> dict:
         "findings": [f.to_dict() for f in report.findings],
         "errors": report.errors,
         "warnings": report.warnings,
+        "collection": report.collection,
     }
 
 

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import orjson
 
-from auditor.report import Finding, Report
+from auditor.report import Finding, Report, describe_gap
 
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 # GitHub ranks security alerts by this score (critical >= 9, high >= 7, medium >= 4).
@@ -96,6 +96,8 @@ def to_document(report: Report) -> dict:
     rule_index = {r.id: i for i, r in enumerate(rules)}
     notifications = [
         {"level": "error", "message": {"text": f"{e.get('rule') or e.get('file')}: {e['message']}"}} for e in report.errors
+    ] + [
+        {"level": "error", "message": {"text": f"not collected: {describe_gap(g)}"}} for g in report.not_collected
     ]
     return {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
@@ -108,7 +110,11 @@ def to_document(report: Report) -> dict:
                 "rules": [_rule_descriptor(r) for r in rules],
             }},
             "automationDetails": {"id": "mesh-audit/"},
-            "invocations": [{"executionSuccessful": not report.errors, "toolExecutionNotifications": notifications}],
+            "invocations": [{
+                "executionSuccessful": not report.errors and report.complete,
+                "toolExecutionNotifications": notifications,
+            }],
+            "properties": {"collection": report.collection},
             "results": [_result(f, rule_index) for f in report.findings],
         }],
     }

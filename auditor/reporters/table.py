@@ -6,7 +6,7 @@ from itertools import groupby
 
 from tabulate import tabulate
 
-from auditor.report import Report
+from auditor.report import Report, describe_gap
 
 MESSAGE_WIDTH = 70
 
@@ -25,7 +25,10 @@ def summary_line(report: Report) -> str:
     counts = report.counts()
     parts = ", ".join(_plural(counts[s], s) for s in ("error", "warning", "info"))
     version = f"Istio {report.istio_version}" if report.istio_version else "Istio version unknown (all rules applied)"
-    return f"{parts} in {_plural(report.objects, 'object')}; {_plural(len(report.rules), 'rule')}; {version}"
+    line = f"{parts} in {_plural(report.objects, 'object')}; {_plural(len(report.rules), 'rule')}; {version}"
+    if not report.complete:
+        line += f"; INCOMPLETE: {len(report.not_collected)} not collected"
+    return line
 
 
 def render(report: Report) -> str:
@@ -47,6 +50,10 @@ def render(report: Report) -> str:
         subject = f"{err['rule']} on {err['object']}: " if err.get("rule") else ""
         out.append(f"error: {where}{subject}{err['message']}")
     if report.errors:
+        out.append("")
+    if report.not_collected:
+        out.append("Not collected (findings may be missing for these):")
+        out.extend(f"  {describe_gap(g)}" for g in report.not_collected)
         out.append("")
     out.append(summary_line(report))
     return "\n".join(out) + "\n"

@@ -1,0 +1,244 @@
+"""Live scans and snapshots from the command line, against the API test server."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from click.testing import CliRunner
+from importlib import resources
+
+from auditor.cli import cli
+from conftest import FIXTURES, ROOT
+
+VALIDATOR = ROOT.parent / "shared" / "sarif" / "validate_sarif.py"
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def live(api, *args):
+    return run("scan", "--kubeconfig", str(api.kubeconfig_path), *args)
+
+
+def findings(stdout: str) -> list[tuple]:
+    """Findings without their source location (files have lines, live objects do not)."""
+    doc = json.loads(stdout)
+    return [(f["rule"], f["severity"], f["message"], json.dumps(f["object"], sort_keys=True), f["pods"]) for f in doc["findings"]]
+
+
+def test_live_scan_finds_exactly_what_a_scan_of_the_same_manifests_finds(api):
+    from_files = run("scan", "-f", str(FIXTURES / "demo"), "-f", str(FIXTURES / "cluster"), "-o", "json")
+    from_cluster = live(api, "-o", "json")
+    assert from_cluster.exit_code == from_files.exit_code == 1
+    assert findings(from_cluster.stdout) == findings(from_files.stdout)
+    assert len(findings(from_cluster.stdout)) == 11
+    doc = json.loads(from_cluster.stdout)
+    assert doc["collection"]["source"] == "cluster" and doc["collection"]["context"] == "test"
+    assert doc["summary"]["complete"] is True
+    schema = json.loads(resources.files("auditor.schemas").joinpath("report.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+
+
+@pytest.mark.parametrize("name", ["snap.json", "snap.json.gz"])
+def test_snapshot_round_trip_gives_the_same_findings(api, tmp_path, name):
+    path = tmp_path / name
+    result = run("snapshot", "--kubeconfig", str(api.kubeconfig_path), "-o", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert f"wrote {path}: 53 objects from context test (Kubernetes v1.31.4)" in result.stderr
+    data = path.read_bytes()
+    doc = json.loads(gzip.decompress(data) if name.endswith(".gz") else data)
+    assert doc["kind"] == "MeshAuditSnapshot" and doc["schema_version"] == 1
+    assert doc["collection"]["server_version"] == "v1.31.4" and doc["collection"]["context"] == "test"
+    assert doc["collection"]["collected_at"].endswith("Z") and doc["collection"]["not_collected"] == []
+    requests_before = len(api.requests)
+    offline = run("scan", "--snapshot", str(path), "-o", "json")
+    assert len(api.requests) == requests_before  # offline means offline
+    assert findings(offline.stdout) == findings(live(api, "-o", "json").stdout)
+    assert json.loads(offline.stdout)["collection"]["source"] == "snapshot"
+    assert findings(run("scan", "-f", str(path), "-o", "json").stdout) == findings(offline.stdout)
+
+
+def test_snapshot_objects_get_pseudo_paths_in_sarif(api, tmp_path):
+    path = tmp_path / "snap.json"
+    run("snapshot", "--kubeconfig", str(api.kubeconfig_path), "-o", str(path), "-q")
+    doc = json.loads(run("scan", "--snapshot", str(path), "-o", "sarif").stdout)
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in doc["runs"][0]["results"]}
+    assert "k8s/_cluster/Namespace/checkout" in uris and all(u.startswith("k8s/") for u in uris)
+
+
+def test_forbidden_resource_exits_3_and_every_format_says_what_is_missing(api, tmp_path):
+    api.fault("pods", status=403)
+    table = live(api)
+    assert table.exit_code == 3
+    assert "Not collected (findings may be missing for these):\n  pods: forbidden (403)" in table.stdout
+    assert table.stdout.rstrip().endswith("INCOMPLETE: 1 not collected")
+    assert "mesh-audit: warning: not collected: pods: forbidden (403)" in table.stderr
+    doc = json.loads(live(api, "-o", "json").stdout)
+    assert doc["summary"]["complete"] is False
+    assert [(g["resource"], g["status"]) for g in doc["collection"]["not_collected"]] == [("pods", 403)]
+    sarif_path = tmp_path / "out.sarif"
+    assert live(api, "-o", "sarif", "--output-file", str(sarif_path)).exit_code == 3
+    sarif = json.loads(sarif_path.read_text())
+    invocation = sarif["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False
+    assert any(n["message"]["text"].startswith("not collected: pods: forbidden (403)") for n in invocation["toolExecutionNotifications"])
+    if VALIDATOR.exists():
+        check = subprocess.run([sys.executable, str(VALIDATOR), str(sarif_path)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    assert live(api, "--allow-partial").exit_code == 1  # the findings decide again
+
+
+def test_partial_snapshot_keeps_its_gaps(api, tmp_path):
+    api.fault("services", status=403)
+    path = tmp_path / "snap.json"
+    assert run("snapshot", "--kubeconfig", str(api.kubeconfig_path), "-o", str(path), "-q").exit_code == 3
+    assert run("snapshot", "--kubeconfig", str(api.kubeconfig_path), "-o", str(path), "-q", "--allow-partial").exit_code == 0
+    offline = run("scan", "--snapshot", str(path), "-o", "json")
+    assert offline.exit_code == 3
+    assert json.loads(offline.stdout)["collection"]["not_collected"][0]["resource"] == "services"
+
+
+def test_unreachable_cluster_exits_3_in_one_line_and_writes_no_snapshot(api, tmp_path):
+    kubeconfig = str(api.kubeconfig_path)
+    api.stop()
+    path = tmp_path / "snap.json"
+    result = run("snapshot", "--kubeconfig", kubeconfig, "-o", str(path))
+    assert result.exit_code == 3 and not path.exists() and list(tmp_path.glob(".snap.json*")) == []
+    assert result.stderr.startswith("mesh-audit: error: cluster at https://127.0.0.1:")
+    assert "Connection refused" in result.stderr and len(result.stderr.splitlines()) == 1
+    scan = run("scan", "--kubeconfig", kubeconfig, "-o", "json")
+    assert scan.exit_code == 3 and scan.stdout == ""
+
+
+def test_missing_kubeconfig_file_is_a_usage_error(tmp_path):
+    result = run("scan", "--kubeconfig", str(tmp_path / "nope"))
+    assert result.exit_code == 2 and result.stderr == f"mesh-audit: error: {tmp_path / 'nope'}: kubeconfig not found\n"
+
+
+def test_namespace_scope_limits_findings(api):
+    doc = json.loads(live(api, "-n", "storefront", "-o", "json").stdout)
+    assert doc["findings"]
+    assert {f["object"]["namespace"] or f["object"]["name"] for f in doc["findings"]} == {"storefront"}
+    assert doc["collection"]["namespaces"] == ["storefront"]
+
+
+def test_client_chatter_on_stdout_cannot_corrupt_a_report(api, monkeypatch):
+    from kubernetes.config import kube_config
+
+    original = kube_config.KubeConfigLoader.load_and_set
+
+    def chatty(self, config):
+        print("Using inCluster Config. This might not work.")
+        return original(self, config)
+
+    monkeypatch.setattr(kube_config.KubeConfigLoader, "load_and_set", chatty)
+    result = live(api, "-o", "json")
+    assert json.loads(result.stdout)["collection"]["source"] == "cluster"
+
+
+def test_file_and_snapshot_scans_never_import_the_kubernetes_client(api, tmp_path):
+    path = tmp_path / "snap.json.gz"
+    run("snapshot", "--kubeconfig", str(api.kubeconfig_path), "-o", str(path), "-q")
+    code = (
+        "import sys\nfrom auditor.cli import cli\n"
+        "for args in (['scan', '-f', sys.argv[1], '-q'], ['scan', '--snapshot', sys.argv[2], '-q']):\n"
+        "    try:\n        cli(args)\n    except SystemExit:\n        pass\n"
+        "print('kubernetes' in sys.modules, 'urllib3' in sys.modules, file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(FIXTURES / "demo"), str(path)], capture_output=True, text=True)
+    assert out.stderr.strip().splitlines()[-1] == "False False"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"kind": "PodList", "items": []}', "not a mesh-audit snapshot"),
+    (b'{"kind": "MeshAuditSnapshot", "schema_version": 9, "collection": {}, "objects": []}', "schema_version 9 is newer"),
+    (b"\x1f\x8b\x08garbage", "not a readable gzip file"),
+])
+def test_bad_snapshot_files_exit_2_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    result = run("scan", "--snapshot", str(path))
+    assert result.exit_code == 2 and result.stderr.startswith(f"mesh-audit: error: {path}") and message in result.stderr
+
+
+def test_snapshot_needs_a_json_file_name(api, tmp_path):
+    result = run("snapshot", "--kubeconfig", str(api.kubeconfig_path), "-o", str(tmp_path / "snap.yaml"))
+    assert result.exit_code == 2 and "must end in .json or .json.gz" in result.stderr
+
+
+def test_f_and_snapshot_together_is_a_usage_error(tmp_path):
+    assert run("scan", "-f", str(FIXTURES / "demo"), "--snapshot", str(tmp_path / "x.json")).exit_code == 2
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_agrees_with_the_fixture(api):
+    """Keeps the test server honest: the real client reads what the fixture holds."""
+    out = subprocess.run(["kubectl", "--kubeconfig", str(api.kubeconfig_path), "get", "pods", "-A", "-o", "json",
+                          "--chunk-size=2", "--show-managed-fields"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    got = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in json.loads(out.stdout)["items"]}
+    fixture = [d for d in yaml.safe_load_all((FIXTURES / "cluster" / "observed.yaml").read_text()) if d["kind"] == "Pod"]
+    assert set(got) == {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in fixture}
+    for pod in fixture:
+        assert got[(pod["metadata"]["namespace"], pod["metadata"]["name"])] == pod
+    crd = subprocess.run(["kubectl", "--kubeconfig", str(api.kubeconfig_path), "get", "envoyfilters,vs", "-A", "-o", "name"],
+                         capture_output=True, text=True, timeout=60)
+    assert crd.returncode == 0 and "virtualservice.networking.istio.io/frontend-canary" in crd.stdout
+
+
+def _allowed(role: dict, group: str, resource: str, verb: str, name: str | None) -> bool:
+    for rule in role["rules"]:
+        if "nonResourceURLs" in rule:
+            continue
+        if group in rule["apiGroups"] and (resource in rule["resources"] or "*" in rule["resources"]) and verb in rule["verbs"]:
+            if "resourceNames" not in rule or name in rule["resourceNames"]:
+                return True
+    return False
+
+
+def test_deploy_rbac_grants_exactly_what_the_collector_reads(api):
+    docs = list(yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()))
+    role = next(d for d in docs if d["kind"] == "ClusterRole")
+    assert {v for rule in role["rules"] for v in rule["verbs"]} == {"get", "list"}
+    assert not any("secrets" in rule.get("resources", []) for rule in role["rules"])
+    live(api, "-o", "json")
+    live(api, "-n", "storefront", "-o", "json")
+    used = set()
+    for r in api.requests:
+        parts = r.path.strip("/").split("/")
+        if parts[0] not in ("api", "apis") or len(parts) <= (2 if parts[0] == "api" else 3):
+            continue  # discovery and /version: granted to every authenticated user, and by the role
+        group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+        if rest[0] == "namespaces" and len(rest) >= 3:
+            rest = rest[2:]
+        resource, name = rest[0], rest[1] if len(rest) > 1 else None
+        verb = "get" if name else "list"
+        assert _allowed(role, group, resource, verb, name), f"{verb} {group}/{resource}/{name or ''} is not granted"
+        used.add((group, resource))
+    granted = {(g, res) for rule in role["rules"] if "resources" in rule for g in rule["apiGroups"]
+               for res in rule["resources"] if res != "*"}
+    assert granted <= used, f"granted but never used: {granted - used}"
+
+
+def test_deploy_cronjob_runs_a_valid_scan_as_the_rbac_service_account():
+    rbac = list(yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()))
+    account = next(d for d in rbac if d["kind"] == "ServiceAccount")["metadata"]
+    binding = next(d for d in rbac if d["kind"] == "ClusterRoleBinding")
+    [cronjob] = yaml.safe_load_all((ROOT / "deploy" / "cronjob.yaml").read_text())
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]
+    assert pod["spec"]["serviceAccountName"] == account["name"] and cronjob["metadata"]["namespace"] == account["namespace"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}]
+    assert pod["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+    [container] = pod["spec"]["containers"]
+    assert container["args"][0] == "scan"
+    scan_ctx = cli.get_command(None, "scan").make_context("scan", list(container["args"][1:]))
+    assert scan_ctx.params["paths"] == () and scan_ctx.params["fmt"] == "json"

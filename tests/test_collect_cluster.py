@@ -1,0 +1,263 @@
+"""The live collector against the API test server: what it reads, how, and how it fails."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+
+from auditor.collect.cluster import ClusterError, Progress, RetryPolicy, collect, connect
+from conftest import cluster_objects
+from kube_api.server import ApiServer
+
+FAST = RetryPolicy(attempts=4, base=0.01, cap=0.05)
+ISTIO_CONFIGMAPS = {"istio", "istio-sidecar-injector", "istio-cni-config"}
+
+
+def run_collect(api, **kwargs):
+    kwargs.setdefault("retry", FAST)
+    return collect(connect(str(api.kubeconfig_path)), **kwargs)
+
+
+def kinds(collection) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for o in collection.objects:
+        out.setdefault(o["kind"], set()).add(o["apiVersion"])
+    return out
+
+
+def test_collects_every_audited_kind_with_kind_and_api_version(api):
+    c = run_collect(api)
+    assert c.complete and c.not_installed == []
+    assert c.server_version == "v1.31.4" and c.context == "test" and c.server == api.url
+    found = kinds(c)
+    assert found["Pod"] == {"v1"} and found["ReplicaSet"] == {"apps/v1"}
+    assert found["VirtualService"] == {"networking.istio.io/v1"}
+    assert found["AuthorizationPolicy"] == {"security.istio.io/v1"}
+    assert found["Gateway"] == {"gateway.networking.k8s.io/v1"}
+    assert found["CustomResourceDefinition"] == {"apiextensions.k8s.io/v1"}
+    assert c.counts["pods"] == 3 and c.counts["virtualservices.networking.istio.io"] == 3
+
+
+def test_each_kind_is_read_at_the_most_preferred_version_that_serves_it(api):
+    run_collect(api)
+    lists = {r.path for r in api.requests if r.query.get("limit")}
+    assert "/apis/networking.istio.io/v1/virtualservices" in lists
+    assert "/apis/networking.istio.io/v1alpha3/envoyfilters" in lists  # EnvoyFilter has no v1
+    assert "/apis/networking.istio.io/v1beta1/proxyconfigs" in lists
+    assert "/apis/gateway.networking.k8s.io/v1alpha2/tcproutes" in lists
+    assert not any("/v1beta1/virtualservices" in p or "/v1alpha3/virtualservices" in p for p in lists)
+
+
+def test_only_gets_no_secrets_and_only_istio_configmaps(api):
+    c = run_collect(api)
+    assert api.methods() == {"GET"}
+    assert not any("secrets" in p for p in api.paths())
+    cm_requests = [p for p in api.paths() if "/configmaps" in p]
+    assert cm_requests and all(p.rsplit("/", 1)[1] in ISTIO_CONFIGMAPS for p in cm_requests)
+    names = {o["metadata"]["name"] for o in c.objects if o["kind"] == "ConfigMap"}
+    assert names == {"istio"}  # payments-settings and istio-ca-root-cert exist but are never read
+
+
+def test_only_istio_injector_webhooks_are_kept(api):
+    c = run_collect(api)
+    assert [o["metadata"]["name"] for o in c.objects if o["kind"] == "MutatingWebhookConfiguration"] == ["istio-sidecar-injector"]
+
+
+def test_managed_fields_and_last_applied_are_dropped(api):
+    c = run_collect(api)
+    pod = next(o for o in c.objects if o["metadata"]["name"] == "frontend-6d8f7c9b5-x2k4q")
+    assert "managedFields" not in pod["metadata"]
+    assert pod["metadata"]["annotations"] == {"ambient.istio.io/redirection": "enabled"}
+
+
+def test_crds_are_read_as_metadata_only(api):
+    c = run_collect(api)
+    crd_lists = [r for r in api.requests if r.path.endswith("/customresourcedefinitions")]
+    assert crd_lists and "as=PartialObjectMetadataList" in crd_lists[0].headers["accept"]
+    crds = [o for o in c.objects if o["kind"] == "CustomResourceDefinition"]
+    assert "virtualservices.networking.istio.io" in {o["metadata"]["name"] for o in crds}
+    assert all(set(o) == {"apiVersion", "kind", "metadata"} for o in crds)
+
+
+def test_lists_are_paginated_with_limit_and_continue(tmp_path):
+    pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i:04d}", "namespace": "bulk"},
+             "spec": {"containers": [{"name": "c", "image": "x"}]}} for i in range(1203)]
+    with ApiServer(pods) as api:
+        api.kubeconfig_path = api.kubeconfig(tmp_path / "kc")
+        c = run_collect(api)
+    pod_lists = [r for r in api.requests if r.path == "/api/v1/pods"]
+    assert [r.query.get("limit") for r in pod_lists] == ["500"] * 3
+    assert [bool(r.query.get("continue")) for r in pod_lists] == [False, True, True]
+    assert len([o for o in c.objects if o["kind"] == "Pod"]) == 1203 == c.counts["pods"]
+
+
+def test_expired_continue_token_restarts_that_list(tmp_path):
+    pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i:04d}", "namespace": "bulk"}} for i in range(1100)]
+    with ApiServer(pods) as api:
+        api.kubeconfig_path = api.kubeconfig(tmp_path / "kc")
+        api.fault("pods", gone_on_continue=True, times=1)
+        c = run_collect(api)
+    pod_lists = [r for r in api.requests if r.path == "/api/v1/pods"]
+    assert [bool(r.query.get("continue")) for r in pod_lists] == [False, True, False, True, True]
+    names = [o["metadata"]["name"] for o in c.objects if o["kind"] == "Pod"]
+    assert len(names) == len(set(names)) == 1100 and c.complete
+
+
+def test_forbidden_resource_is_reported_and_the_rest_collected(api):
+    api.fault("pods", status=403)
+    c = run_collect(api)
+    assert not c.complete
+    [gap] = c.not_collected
+    assert (gap.resource, gap.status, gap.namespace) == ("pods", 403, None)
+    assert gap.reason.startswith("forbidden (403)")
+    assert "Pod" not in kinds(c) and "Deployment" in kinds(c)
+
+
+def test_missing_resource_or_group_counts_as_not_installed(tmp_path):
+    objects = [o for o in cluster_objects() if "gateway.networking.k8s.io" not in o["apiVersion"]
+               and not o["metadata"]["name"].endswith(".gateway.networking.k8s.io")]
+    with ApiServer(objects) as api:
+        api.kubeconfig_path = api.kubeconfig(tmp_path / "kc")
+        api.fault("cronjobs.batch", status=404)
+        c = run_collect(api)
+    assert c.complete
+    assert set(c.not_installed) == {"gateway.networking.k8s.io", "cronjobs.batch"}
+
+
+def test_429_is_retried_after_the_servers_retry_after(api):
+    api.fault("services", status=429, retry_after=1, times=1)
+    started = time.monotonic()
+    c = run_collect(api)
+    assert time.monotonic() - started >= 1.0
+    assert c.complete and c.counts["services"] == 4
+    assert len([r for r in api.requests if r.path == "/api/v1/services"]) == 2
+
+
+@pytest.mark.parametrize("fault", [dict(status=500, times=2), dict(drop=True, times=2)], ids=["5xx", "dropped"])
+def test_transient_failures_are_retried(api, fault):
+    api.fault("deployments.apps", **fault)
+    c = run_collect(api)
+    assert c.complete and c.counts["deployments.apps"] == 6
+    assert len([r for r in api.requests if r.path == "/apis/apps/v1/deployments"]) == 3
+
+
+def test_retries_are_bounded(api):
+    api.fault("deployments.apps", status=500)
+    c = run_collect(api)
+    [gap] = c.not_collected
+    assert gap.resource == "deployments.apps" and gap.status == 500
+    assert "gave up after 4 attempts" in gap.reason
+    assert len([r for r in api.requests if r.path == "/apis/apps/v1/deployments"]) == 4
+
+
+def test_timeout_bounds_the_whole_collection(api):
+    api.fault("pods", delay=3.0)
+    started = time.monotonic()
+    c = run_collect(api, timeout=1.0)
+    assert time.monotonic() - started < 2.9
+    assert any(g.resource == "pods" and "timed out" in g.reason for g in c.not_collected)
+
+
+def test_several_faults_at_once_end_in_a_complete_record(api):
+    api.fault("pods", status=403)
+    api.fault("services", status=500)
+    api.fault("virtualservices.networking.istio.io", drop=True, times=1)
+    api.fault("deployments.apps", status=429, retry_after=0, times=2)
+    c = run_collect(api)
+    assert {(g.resource, g.status) for g in c.not_collected} == {("pods", 403), ("services", 500)}
+    assert c.counts["virtualservices.networking.istio.io"] == 3 and c.counts["deployments.apps"] == 6
+
+
+def test_unreachable_cluster_is_one_clear_error(api, tmp_path):
+    kc = api.kubeconfig(tmp_path / "kc")
+    api.stop()
+    with pytest.raises(ClusterError, match=r"^cluster at https://127\.0\.0\.1:\d+ is unreachable: cannot connect: Connection refused"):
+        collect(connect(str(kc)), retry=FAST)
+
+
+def test_rejected_credentials(api, tmp_path):
+    kc = api.kubeconfig(tmp_path / "kc", token="wrong")
+    with pytest.raises(ClusterError, match="rejected the credentials"):
+        collect(connect(str(kc)), retry=FAST)
+
+
+def test_untrusted_server_certificate(api, tmp_path):
+    kc = api.kubeconfig(tmp_path / "kc")
+    kc.write_text(kc.read_text().replace("certificate-authority-data", "x-unused"))
+    with pytest.raises(ClusterError, match="TLS handshake with .* failed: certificate verify failed"):
+        collect(connect(str(kc)), retry=FAST)
+
+
+def test_gzip_is_asked_for_remote_servers_only(api):
+    run_collect(api)
+    assert not any("gzip" in r.headers.get("accept-encoding", "") for r in api.requests)
+    api.requests.clear()
+    c = run_collect(api, compress=True)
+    assert all("gzip" in r.headers.get("accept-encoding", "") for r in api.requests)
+    assert c.complete and c.counts["customresourcedefinitions.apiextensions.k8s.io"] == 21
+
+
+def test_namespace_scope_lists_those_namespaces_and_istios(api):
+    c = run_collect(api, namespaces=["storefront"])
+    listed = {r.path for r in api.requests if r.query.get("limit")}
+    assert "/api/v1/namespaces/storefront/pods" in listed and "/api/v1/namespaces/istio-system/pods" in listed
+    assert not any(p.startswith("/api/v1/namespaces/payments") for p in api.paths())
+    assert "/api/v1/pods" not in listed and "/api/v1/namespaces" not in listed
+    assert {o["metadata"]["name"] for o in c.objects if o["kind"] == "Namespace"} == {"storefront", "istio-system"}
+    assert c.namespaces == ["storefront"]
+
+
+def test_kubeconfig_context_and_exec_plugin(api, tmp_path):
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(
+        "import json\nprint(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1', 'kind': 'ExecCredential',"
+        f" 'status': {{'token': '{api.token}'}}}}))\n"
+    )
+    import sys
+
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": sys.executable, "args": [str(plugin)],
+                     "interactiveMode": "Never"}}
+    kc = api.kubeconfig(tmp_path / "kc", context="prod", user=user)
+    c = collect(connect(str(kc), context="prod"), retry=FAST)
+    assert c.complete and c.context == "prod"
+
+
+def test_unknown_context_is_a_usage_error(api):
+    from auditor.errors import UsageError
+
+    with pytest.raises(UsageError, match="kubeconfig: .*nope"):
+        connect(str(api.kubeconfig_path), context="nope")
+
+
+def test_kubeconfig_env_is_read_at_call_time(api):
+    conn = connect(environ={"KUBECONFIG": str(api.kubeconfig_path)})
+    assert conn.server == api.url
+
+
+def test_in_cluster_service_account(api, tmp_path, monkeypatch):
+    from auditor.collect import cluster
+    from kube_api.server import CA_FILE
+
+    (tmp_path / "token").write_text(api.token)
+    (tmp_path / "ca.crt").write_bytes(CA_FILE.read_bytes())
+    monkeypatch.setattr(cluster, "SERVICE_ACCOUNT_DIR", tmp_path)
+    port = api.url.rsplit(":", 1)[1]
+    environ = {"HOME": str(tmp_path), "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port}
+    conn = connect(environ=environ)
+    assert conn.context == "in-cluster"
+    assert collect(conn, retry=FAST).complete
+
+
+def test_progress_on_a_terminal_only():
+    stream = io.StringIO()
+    progress = Progress(stream=stream, enabled=True)
+    progress.add("pods", 500)
+    progress.add("pods", 3)
+    progress.done()
+    assert "\rcollecting: pods (503 objects)" in stream.getvalue()
+    assert Progress(stream=io.StringIO()).enabled is False  # StringIO is not a terminal
+    quiet = io.StringIO()
+    Progress(stream=quiet, enabled=False).add("pods", 1)
+    assert quiet.getvalue() == ""
