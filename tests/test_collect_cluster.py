@@ -126,6 +126,14 @@ def test_missing_resource_or_group_counts_as_not_installed(tmp_path):
     assert set(c.not_installed) == {"gateway.networking.k8s.io", "cronjobs.batch"}
 
 
+def test_failed_discovery_of_one_version_falls_back_to_the_next(api):
+    api.fault("/apis/security.istio.io/v1", status=403)
+    c = run_collect(api)
+    assert [g.resource for g in c.not_collected] == ["/apis/security.istio.io/v1"]
+    assert c.not_collected[0].reason.startswith("discovery failed: forbidden (403)")
+    assert kinds(c)["AuthorizationPolicy"] == {"security.istio.io/v1beta1"}
+
+
 def test_429_is_retried_after_the_servers_retry_after(api):
     api.fault("services", status=429, retry_after=1, times=1)
     started = time.monotonic()

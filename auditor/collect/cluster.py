@@ -527,10 +527,10 @@ class _Collector:
     def discover(self, pool: ThreadPoolExecutor) -> list[ResourceType]:
         """Every served kind of the Istio and Gateway API groups, each at the most preferred
         version that serves it (EnvoyFilter, for one, exists only as v1alpha3)."""
-        resp = self._discovery_get("/apis")
-        if resp is None:
+        doc = self._discovery_get("/apis")
+        if doc is None:
             return []
-        groups = {g.get("name"): g for g in resp.json().get("groups", []) if isinstance(g, dict)}
+        groups = {g.get("name"): g for g in doc.get("groups") or [] if isinstance(g, dict)}
         for builtin in (WEBHOOKS, CRDS, *WORKLOAD_TYPES):
             if builtin.group and builtin.group not in groups:
                 self.missing(builtin.group)
@@ -549,14 +549,16 @@ class _Collector:
         for (group, version), page in zip(plan, pages):
             if page is None:
                 continue
-            for r in page.json().get("resources", []):
+            for r in page.get("resources") or []:
+                if not isinstance(r, dict):
+                    continue
                 name = str(r.get("name", ""))
                 if "/" in name or "list" not in (r.get("verbs") or []):
                     continue
                 found.setdefault((group, str(r.get("kind"))), ResourceType(group, version, name, str(r.get("kind")), bool(r.get("namespaced"))))
         return list(found.values())
 
-    def _discovery_get(self, path: str) -> _Response | None:
+    def _discovery_get(self, path: str) -> dict | None:
         try:
             resp = self.http.get(path)
         except _Deadline:
@@ -571,7 +573,14 @@ class _Collector:
         if resp.status != 200:
             self.gap(path, f"discovery failed: {_status_reason(resp)}", status=resp.status)
             return None
-        return resp
+        try:
+            doc = resp.json()
+        except orjson.JSONDecodeError:
+            doc = None
+        if not isinstance(doc, dict):
+            self.gap(path, "discovery failed: the API server sent a document that is not a JSON object")
+            return None
+        return doc
 
 
 class _StatusError(Exception):

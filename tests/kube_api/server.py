@@ -9,7 +9,8 @@ version the CRD serves (objects are "converted" by rewriting `apiVersion`, as a 
 with no conversion webhook is). Items of built-in lists carry no `kind`/`apiVersion`,
 as the real server's do.
 
-Faults are injected per resource (`pods`, `virtualservices.networking.istio.io`):
+Faults are injected per resource (`pods`, `virtualservices.networking.istio.io`), or
+per discovery path (`/apis/security.istio.io/v1`, status faults only):
 an HTTP status (403, 404, 429 with Retry-After, 500), a dropped connection, a slow
 response, or 410 Gone on a `continue` token. Every request is recorded so tests can
 assert what a client did and did not ask for.
@@ -232,6 +233,10 @@ class ApiServer:
         if method != "GET":
             return _json(405, _status(405, "MethodNotAllowed", f"{method} is not supported by the test server"))
         path = split.path.rstrip("/")
+        if path.startswith("/apis") and path.count("/") <= 3:  # discovery faults are keyed by path
+            fault = self._take_fault(path, False)
+            if fault is not None and fault.status is not None:
+                return _json(fault.status, _status(fault.status, "Forbidden", f"{path} (injected)"))
         if path == "/version":
             return _json(200, self.server_version)
         if path == "/api":
