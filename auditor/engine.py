@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from auditor.facts import Facts
+from auditor.facts import CLUSTER, AuditOptions, Facts
 from auditor.report import Finding, ObjectRef, Report
 from auditor.rulebook import SEVERITIES, Rule
 from auditor.rulebook.cel import CelError, get_backend
@@ -12,9 +12,21 @@ from auditor.snapshot import K8sObject, Snapshot
 from auditor.versions import Version
 
 
-def audit(snapshot: Snapshot, rules: list[Rule], istio_version: Version | None = None, backend=None, facts: Facts | None = None) -> Report:
+def cluster_object(name: str) -> K8sObject:
+    """The subject of rules about the cluster as a whole (a component or CRD that is missing)."""
+    return K8sObject({"apiVersion": "mesh-audit.io/v1", "kind": "Cluster", "metadata": {"name": name}})
+
+
+def audit(
+    snapshot: Snapshot,
+    rules: list[Rule],
+    istio_version: Version | None = None,
+    backend=None,
+    facts: Facts | None = None,
+    options: AuditOptions | None = None,
+) -> Report:
     backend = backend or get_backend()
-    facts = facts or Facts(snapshot, istio_version)
+    facts = facts or Facts(snapshot, istio_version, options)
     version = facts.settings.istio_version
     active = [r for r in rules if r.istio.admits(version)]
     by_kind: dict[str, list[Rule]] = defaultdict(list)
@@ -24,7 +36,10 @@ def audit(snapshot: Snapshot, rules: list[Rule], istio_version: Version | None =
 
     found: dict[tuple, Finding] = {}
     errors: list[dict] = []
-    for obj in snapshot:
+    subjects = list(snapshot)
+    if CLUSTER in by_kind:
+        subjects.append(cluster_object(facts.options.cluster_name))
+    for obj in subjects:
         rules_here = by_kind.get(obj.gk)
         if not rules_here:
             continue

@@ -23,6 +23,7 @@ CLUSTER_SCOPED = frozenset(
         "MutatingWebhookConfiguration",
         "ValidatingWebhookConfiguration",
         "GatewayClass",
+        "Cluster",  # mesh-audit's stand-in for the cluster as a whole
     }
 )
 

@@ -126,7 +126,8 @@ class Workload:
         self.intent = m.ambient_intent(ns_labels, self.labels, settings)
         # A template already carrying istio-proxy was injected by hand (istioctl kube-inject).
         self.sidecar, self.native_sidecar = m.has_sidecar(self.pod_spec, self.annotations)
-        self.redirection = self.annotations.get(m.REDIRECTION) if self.observed else None
+        # "" on a running pod istio-cni has not annotated; None where there is no pod to look at.
+        self.redirection = self.annotations.get(m.REDIRECTION, "") if self.observed else None
 
         will_have_sidecar = self.injection.inject or (self.is_template and self.sidecar)
         self.blocked_by = None
