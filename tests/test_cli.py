@@ -19,7 +19,7 @@ VALIDATOR = ROOT.parent / "shared" / "sarif" / "validate_sarif.py"
 DEMO_RULES = {
     "authz-custom-at-ztunnel", "authz-l7-at-ztunnel", "policy-target-unbound", "waypoint-missing",
     "egress-control-ambient", "mode-namespace-conflict", "mode-sidecar-in-ambient", "sidecar-resource-ambient",
-    "virtualservice-no-waypoint", "virtualservice-alpha",
+    "virtualservice-no-waypoint", "virtualservice-alpha", "upgrade-alpha-feature",
 }
 
 
@@ -37,7 +37,7 @@ def test_demo_table_groups_by_rule_and_summarises():
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0].startswith("ERROR  authz-custom-at-ztunnel")
-    assert lines[-1] == "4 errors, 6 warnings, 1 info in 27 objects; 12 rules; Istio 1.23.4"
+    assert lines[-1] == "4 errors, 6 warnings, 2 info in 27 objects; 51 rules; Istio 1.23.4"
 
 
 def test_demo_json_matches_schema_and_is_sorted():
@@ -74,7 +74,7 @@ def test_istio_version_flag_gates_rules():
     _, doc = demo_json("--istio-version", "1.24")
     assert "egress-control-ambient" not in {f["rule"] for f in doc["findings"]}
     assert doc["summary"]["istio_version_source"] == "--istio-version"
-    assert doc["summary"]["rules_skipped_for_version"] == 1
+    assert doc["summary"]["rules_skipped_for_version"] == 2  # egress-control-ambient (<1.24), egress-wildcard-no-waypoint (>=1.28)
 
 
 def test_bad_istio_version_is_a_usage_error():
@@ -147,7 +147,7 @@ def test_output_file_replaces_atomically(tmp_path):
 def test_rules_list_and_show():
     result = run("rules", "list", "-o", "json")
     ids = [r["id"] for r in json.loads(result.stdout)]
-    assert len(ids) == 12 and ids == sorted(ids)
+    assert len(ids) == 54 and ids == sorted(ids)
     table = run("rules", "list").stdout
     assert "waypoint-missing" in table and "SEVERITY" in table
     shown = run("rules", "show", "authz-l7-at-ztunnel")
@@ -171,7 +171,7 @@ def test_wrong_typed_fields_do_not_crash_the_scan():
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
     assert doc["summary"]["objects"] == 10 and doc["errors"] == []
-    assert [(f["rule"], f["object"]["name"]) for f in doc["findings"]] == [("waypoint-missing", "s")]
+    assert [(f["rule"], f["object"]["name"]) for f in doc["findings"]] == [("policy-target-invalid", "p"), ("waypoint-missing", "s")]
 
 
 def test_unforeseen_facts_failure_is_reported_per_object(mocker, rules):

@@ -40,7 +40,7 @@ def test_live_scan_finds_exactly_what_a_scan_of_the_same_manifests_finds(api):
     from_cluster = live(api, "-o", "json")
     assert from_cluster.exit_code == from_files.exit_code == 1
     assert findings(from_cluster.stdout) == findings(from_files.stdout)
-    assert len(findings(from_cluster.stdout)) == 11
+    assert len(findings(from_cluster.stdout)) == 12
     doc = json.loads(from_cluster.stdout)
     assert doc["collection"]["source"] == "cluster" and doc["collection"]["context"] == "test"
     assert doc["summary"]["complete"] is True

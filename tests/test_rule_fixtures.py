@@ -11,6 +11,7 @@ import pytest
 
 from auditor.collect.files import load_paths
 from auditor.engine import audit
+from auditor.facts import AuditOptions
 from auditor.rulebook import load_rules
 from auditor.rulebook.cel import get_backend
 from auditor.versions import parse_version
@@ -30,6 +31,17 @@ def header(path, key: str) -> list[str]:
     return [line[len(prefix):].strip() for line in path.read_text().splitlines() if line.startswith(prefix)]
 
 
+def fixture_options(path) -> AuditOptions:
+    """`# collected: a, b` marks a fixture as read from a cluster where those resource types
+    were collected; `# sidecar-scope-threshold: N` lowers that threshold."""
+    collected = header(path, "collected")
+    threshold = header(path, "sidecar-scope-threshold")
+    return AuditOptions(
+        collected=frozenset(k.strip() for k in collected[0].split(",")) if collected else None,
+        sidecar_scope_threshold=int(threshold[0]) if threshold else 50,
+    )
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend_rules(request):
     backend = get_backend(request.param)
@@ -44,7 +56,7 @@ def test_rule_fixture(path, backend_rules):
     assert not loaded.errors
     versions = header(path, "istio-version")
     version = parse_version(versions[0]) if versions else None
-    report = audit(loaded.snapshot(), rules, istio_version=version, backend=backend)
+    report = audit(loaded.snapshot(), rules, istio_version=version, backend=backend, options=fixture_options(path))
     assert report.errors == []
     got = {str(f.object) for f in report.findings if f.rule == rule_id}
     expected = set(header(path, "expect"))

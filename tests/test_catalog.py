@@ -1,0 +1,56 @@
+"""The shipped rules are exactly the catalog of ../shared/spec/rules.md: ids, severities and
+Istio version ranges. Skipped where the spec is not checked out next to the project."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import ROOT
+
+CATALOG = ROOT.parent / "shared" / "spec" / "rules.md"
+SEVERITY_WORDS = re.compile(r"\b(error|warning|info)\b")
+
+pytestmark = pytest.mark.skipif(not CATALOG.exists(), reason="rules.md is not beside the project")
+
+
+def catalog_rows() -> dict[str, dict]:
+    rows = {}
+    for line in CATALOG.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0] != "id" and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", cells[0]):
+            rows[cells[0]] = {"severity": cells[1], "subject": cells[2], "versions": cells[4]}
+    return rows
+
+
+def expected_range(cell: str) -> str:
+    m = re.match(r"^\s*((?:>=|<=|<|>)\d+\.\d+(?:\.\d+)?)", cell)
+    return m.group(1) if m else "all"
+
+
+def test_every_catalog_rule_ships_and_nothing_else(rules):
+    assert {r.id for r in rules} == set(catalog_rows())
+
+
+def test_severities_follow_the_catalog(rules):
+    rows = catalog_rows()
+    for rule in rules:
+        words = SEVERITY_WORDS.findall(rows[rule.id]["severity"])
+        assert rule.severity == words[0], rule.id
+        if len(set(words)) > 1:
+            assert rule.severity_expression, f"{rule.id}: the catalog gives several severities"
+
+
+def test_version_ranges_follow_the_catalog(rules):
+    rows = catalog_rows()
+    for rule in rules:
+        assert str(rule.istio) == expected_range(rows[rule.id]["versions"]), rule.id
+
+
+def test_observed_rules_only_judge_observed_objects(rules):
+    """Rows whose subject says '(observed)' must check for observed objects or a live cluster."""
+    rows = catalog_rows()
+    for rule in rules:
+        if "(observed)" in rows[rule.id]["subject"]:
+            assert "facts.observed" in rule.when or "mesh.live" in rule.when, rule.id
