@@ -114,9 +114,12 @@ def _warn_gaps(gaps: list[dict], quiet: bool) -> None:
 @click.option("--fail-on", type=click.Choice(["error", "warning", "info", "never"]), default="error", show_default=True,
               help="Exit 1 when a finding is at or above this severity.")
 @click.option("--istio-version", metavar="X.Y[.Z]", help="Evaluate rules for this Istio version instead of the detected one.")
+@click.option("--strict-maturity", is_flag=True, help="Report Alpha features (upgrade-alpha-feature) as warnings, not info.")
+@click.option("--sidecar-scope-threshold", type=click.IntRange(min=0), default=50, show_default=True, metavar="N",
+              help="sidecar-scope-missing fires when more Services than this have sidecar workloads.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no warnings on stderr.")
 @_cluster_options
-def scan(paths, snapshot_path, fmt, output_file, fail_on, istio_version, quiet,
+def scan(paths, snapshot_path, fmt, output_file, fail_on, istio_version, strict_maturity, sidecar_scope_threshold, quiet,
          kubeconfig, context, namespaces, timeout, allow_partial) -> None:
     """Audit a live cluster (the current kubeconfig context), or manifests, dumps
     (kubectl get -o yaml|json), snapshots or stdin with -f / --snapshot."""
@@ -149,7 +152,8 @@ def scan(paths, snapshot_path, fmt, output_file, fail_on, istio_version, quiet,
         live = _collect_live(kubeconfig, context, namespaces, timeout, quiet)
         snapshot = Snapshot(K8sObject(o) for o in live.objects)
         collection = {"source": "cluster", **live.describe()}
-    report = audit(snapshot, rules, istio_version=version)
+    options = _audit_options(collection, strict_maturity, sidecar_scope_threshold)
+    report = audit(snapshot, rules, istio_version=version, options=options)
     report.collection = collection
     report.warnings = [w.to_dict() for w in input_warnings] + report.warnings
     report.errors = [dict(kind="input", **e.to_dict()) for e in input_errors] + report.errors
@@ -168,6 +172,25 @@ def scan(paths, snapshot_path, fmt, output_file, fail_on, istio_version, quiet,
     if not report.complete and not allow_partial:
         sys.exit(EXIT_CLUSTER)
     sys.exit(report.exit_code(fail_on))
+
+
+def _audit_options(collection: dict, strict_maturity: bool, sidecar_scope_threshold: int):
+    """What the rules may assume beyond the objects: for a cluster or snapshot, which resource
+    types were collected in full (so that an absent DaemonSet or CRD means something)."""
+    from auditor.facts import AuditOptions
+    from auditor.versions import parse_version
+
+    collected = None
+    if collection.get("source") in ("cluster", "snapshot"):
+        missing = {g["resource"] for g in collection.get("not_collected") or ()}
+        collected = frozenset(k for k in collection.get("counts") or {} if k not in missing)
+    server = collection.get("server_version")
+    return AuditOptions(
+        strict_maturity=strict_maturity,
+        sidecar_scope_threshold=sidecar_scope_threshold,
+        collected=collected,
+        kubernetes_version=parse_version(server) if server else None,
+    )
 
 
 def _collection_of_files(loaded) -> dict:

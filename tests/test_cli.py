@@ -191,3 +191,19 @@ def test_unforeseen_facts_failure_is_reported_per_object(mocker, rules):
     assert [(e["kind"], e["object"]) for e in report.errors] == [("object", "VirtualService payments/payments-retries")]
     assert "virtualservice-no-waypoint" not in {f.rule for f in report.findings}
     assert "authz-l7-at-ztunnel" in {f.rule for f in report.findings}
+
+
+def test_strict_maturity_raises_alpha_features_to_warning():
+    def severity(*extra):
+        _, doc = demo_json(*extra)
+        return {f["severity"] for f in doc["findings"] if f["rule"] == "upgrade-alpha-feature"}
+
+    assert severity() == {"info"}
+    assert severity("--strict-maturity") == {"warning"}
+
+
+def test_sidecar_scope_threshold_option():
+    path = str(FIXTURES / "rules" / "sidecar-scope-missing" / "pass.small-mesh.yaml")
+    assert "sidecar-scope-missing" not in run("scan", "-f", path, "-o", "json").stdout
+    result = run("scan", "-f", path, "-o", "json", "--sidecar-scope-threshold", "1")
+    assert [f["object"]["kind"] for f in json.loads(result.stdout)["findings"] if f["rule"] == "sidecar-scope-missing"] == ["Cluster"]

@@ -53,9 +53,10 @@ def test_snapshot_round_trip_gives_the_same_findings(api, tmp_path, name):
     path = tmp_path / name
     result = run("snapshot", "--kubeconfig", str(api.kubeconfig_path), "-o", str(path))
     assert result.exit_code == 0, result.stderr
-    assert f"wrote {path}: 53 objects from context test (Kubernetes v1.31.4)" in result.stderr
     data = path.read_bytes()
     doc = json.loads(gzip.decompress(data) if name.endswith(".gz") else data)
+    assert f"wrote {path}: {len(doc['objects'])} objects from context test (Kubernetes v1.31.4)" in result.stderr
+    assert {"Pod", "DaemonSet", "CustomResourceDefinition"} <= {o["kind"] for o in doc["objects"]}
     assert doc["kind"] == "MeshAuditSnapshot" and doc["schema_version"] == 1
     assert doc["collection"]["server_version"] == "v1.31.4" and doc["collection"]["context"] == "test"
     assert doc["collection"]["collected_at"].endswith("Z") and doc["collection"]["not_collected"] == []
@@ -242,3 +243,26 @@ def test_deploy_cronjob_runs_a_valid_scan_as_the_rbac_service_account():
     assert container["args"][0] == "scan"
     scan_ctx = cli.get_command(None, "scan").make_context("scan", list(container["args"][1:]))
     assert scan_ctx.params["paths"] == () and scan_ctx.params["fmt"] == "json"
+
+
+def test_missing_ztunnel_is_reported_for_a_live_cluster_only(tmp_path):
+    from conftest import cluster_objects
+    from kube_api.server import ApiServer
+
+    objects = [o for o in cluster_objects() if o["metadata"]["name"] != "ztunnel"]
+    with ApiServer(objects) as api:
+        api.kubeconfig_path = api.kubeconfig(tmp_path / "kc")
+        doc = json.loads(live(api, "-o", "json").stdout)
+    [finding] = [f for f in doc["findings"] if f["rule"] == "ambient-components-missing"]
+    assert finding["object"] == {"apiVersion": "mesh-audit.io/v1", "kind": "Cluster", "namespace": None, "name": "cluster"}
+    assert "no ztunnel DaemonSet" in finding["message"]
+    manifests = tmp_path / "manifests.json"
+    manifests.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+    from_files = json.loads(run("scan", "-f", str(manifests), "-o", "json").stdout)
+    assert "ambient-components-missing" not in {f["rule"] for f in from_files["findings"]}
+
+
+def test_forbidden_daemonsets_are_not_taken_as_missing(api):
+    api.fault("daemonsets.apps", status=403)
+    doc = json.loads(live(api, "-o", "json", "--allow-partial").stdout)
+    assert "ambient-components-missing" not in {f["rule"] for f in doc["findings"]}
