@@ -1,0 +1,259 @@
+"""Unit tests of the facts behind the traffic, platform and sidecar-cost rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from auditor.facts import AuditOptions, _parse_bool
+from auditor.facts.netpol import PROBE_SOURCE, rule_allows_port, rule_allows_source
+from auditor.versions import Version
+from conftest import facts_of, snapshot_of
+
+AMBIENT_NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio.io/dataplane-mode": "ambient"}}}
+SIDECAR_NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}}}
+
+
+def deployment(name, labels=None, ns="shop", annotations=None, containers=None, kind="Deployment", api="apps/v1"):
+    template = {"metadata": {"labels": labels or {"app": name}, "annotations": annotations or {}},
+                "spec": {"containers": containers or [{"name": name, "image": f"example/{name}:1"}]}}
+    spec = {"jobTemplate": {"spec": {"template": template}}} if kind == "CronJob" else {"template": template}
+    return {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def service(name, selector=None, ns="shop", labels=None, ports=None):
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+            "spec": {"selector": selector or {"app": name}, "ports": ports or [{"name": "http", "port": 80}]}}
+
+
+def netpol(name, ingress, selector=None, types=None):
+    spec = {"podSelector": {"matchLabels": selector} if selector else {}}
+    if ingress is not None:
+        spec["ingress"] = ingress
+    if types is not None:
+        spec["policyTypes"] = types
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": "shop"}, "spec": spec}
+
+
+def facts_for(facts, kind, name, ns="shop"):
+    obj = next(o for o in facts.snapshot if o.kind == kind and o.name == name and o.namespace in (ns, None))
+    return facts.for_object(obj)
+
+
+# -- NetworkPolicy ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rule, open_", [
+    ({}, True),  # no ports: every port
+    ({"ports": [{"port": 8080}]}, False),
+    ({"ports": [{"port": 15008}]}, True),
+    ({"ports": [{"port": 15000, "endPort": 15010}]}, True),
+    ({"ports": [{"port": 15008, "protocol": "UDP"}]}, False),
+    ({"ports": [{"protocol": "TCP"}]}, True),  # protocol only: all its ports
+    ({"ports": [{"port": "hbone"}]}, False),  # named ports never equal a number
+])
+def test_rule_allows_port(rule, open_):
+    assert rule_allows_port(rule, 15008) is open_
+
+
+@pytest.mark.parametrize("rule, allowed", [
+    ({}, True),
+    ({"from": [{"podSelector": {}}]}, False),
+    ({"from": [{"ipBlock": {"cidr": "169.254.0.0/16"}}]}, True),
+    ({"from": [{"ipBlock": {"cidr": "169.254.0.0/16", "except": ["169.254.7.0/24"]}}]}, False),
+    ({"from": [{"ipBlock": {"cidr": "not-a-cidr"}}]}, False),
+])
+def test_rule_allows_source(rule, allowed):
+    assert rule_allows_source(rule, PROBE_SOURCE) is allowed
+
+
+def test_network_policies_are_additive_for_hbone():
+    app_only = netpol("app-only", [{"ports": [{"port": 8080}]}], {"app": "cart"})
+    docs = [AMBIENT_NS, deployment("cart"), app_only]
+    assert facts_for(facts_of(*docs), "NetworkPolicy", "app-only")["hbone_blocked"] == ["Deployment shop/cart"]
+    opener = netpol("open-hbone", [{"ports": [{"port": 15008}]}])
+    assert facts_for(facts_of(*docs, opener), "NetworkPolicy", "app-only")["hbone_blocked"] == []
+
+
+def test_deny_all_and_egress_policies_do_not_count_as_blocking_hbone():
+    docs = [AMBIENT_NS, deployment("cart"), netpol("deny", None, types=["Ingress"]),
+            netpol("egress", None, {"app": "cart"}, types=["Egress"])]
+    facts = facts_of(*docs)
+    assert facts_for(facts, "NetworkPolicy", "deny")["hbone_blocked"] == []
+    assert facts_for(facts, "NetworkPolicy", "egress")["ingress"] is False
+
+
+def test_probe_source_allowed_by_any_selecting_policy():
+    from_web = netpol("from-web", [{"from": [{"namespaceSelector": {"matchLabels": {"team": "web"}}}]}], {"app": "cart"})
+    docs = [AMBIENT_NS, deployment("cart"), from_web]
+    assert facts_for(facts_of(*docs), "NetworkPolicy", "from-web")["probes_blocked"] == ["Deployment shop/cart"]
+    probes = netpol("probes", [{"from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}]}])
+    assert facts_for(facts_of(*docs, probes), "NetworkPolicy", "from-web")["probes_blocked"] == []
+
+
+def test_sidecar_workloads_are_not_judged_by_the_ambient_netpol_facts():
+    docs = [SIDECAR_NS, deployment("cart"), netpol("app-only", [{"ports": [{"port": 8080}]}], {"app": "cart"})]
+    f = facts_for(facts_of(*docs), "NetworkPolicy", "app-only")
+    assert f["hbone_blocked"] == [] and f["selected"]["sidecar"] == 1
+
+
+# -- routes and ingress -------------------------------------------------------------------
+
+def test_route_parents_default_to_gateways_in_the_route_namespace():
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r", "namespace": "shop"},
+             "spec": {"parentRefs": [{"name": "public"}, {"group": "", "kind": "Service", "name": "cart"}],
+                      "rules": [{"backendRefs": [{"name": "cart", "port": 80}]}]}}
+    facts = facts_of(AMBIENT_NS, deployment("cart"), service("cart"), route)
+    f = facts_for(facts, "HTTPRoute", "r")
+    assert [p["parent"] for p in f["parents"]] == ["Gateway shop/public", "Service shop/cart"]
+    assert f["unbound_ambient_parents"] == ["Service shop/cart: neither the object nor namespace shop sets istio.io/use-waypoint"]
+    # A parent gateway that is not a waypoint makes the backends ingress backends.
+    assert facts_for(facts, "Service", "cart")["ingress_routes"] == ["HTTPRoute shop/r"]
+
+
+def test_routes_attached_to_a_waypoint_gateway_are_not_ingress():
+    waypoint = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "wp", "namespace": "shop"},
+                "spec": {"gatewayClassName": "istio-waypoint"}}
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r", "namespace": "shop"},
+             "spec": {"parentRefs": [{"name": "wp"}], "rules": [{"backendRefs": [{"name": "cart"}]}]}}
+    facts = facts_of(AMBIENT_NS, waypoint, service("cart"), route)
+    assert facts_for(facts, "Service", "cart")["ingress_routes"] == []
+    assert facts_for(facts, "HTTPRoute", "r")["waypoint_parents"] == ["Gateway shop/wp"]
+
+
+@pytest.mark.parametrize("value, parsed", [("true", True), ("1", True), ("T", True), ("false", False), ("0", False),
+                                            ("yes", None), (None, None)])
+def test_parse_bool_is_gos(value, parsed):
+    assert _parse_bool(value) is parsed
+
+
+@pytest.mark.parametrize("version, ns_label, expected", [
+    (Version(1, 24), True, False),  # the namespace label is read from 1.25 on
+    (Version(1, 25), True, True),
+    (None, True, True),
+    (Version(1, 25), False, False),
+])
+def test_ingress_use_waypoint_namespace_fallback(version, ns_label, expected):
+    ns = {"apiVersion": "v1", "kind": "Namespace",
+          "metadata": {"name": "shop", "labels": {"istio.io/ingress-use-waypoint": "true"} if ns_label else {}}}
+    facts = facts_of(ns, service("cart"), istio_version=version)
+    assert facts_for(facts, "Service", "cart")["ingress_use_waypoint"] is expected
+
+
+def test_service_label_overrides_namespace_for_ingress_use_waypoint():
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio.io/ingress-use-waypoint": "true"}}}
+    facts = facts_of(ns, service("cart", labels={"istio.io/ingress-use-waypoint": "false"}))
+    assert facts_for(facts, "Service", "cart")["ingress_use_waypoint"] is False
+
+
+def test_waypoint_policies_include_service_gateway_and_root_class_targets():
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio.io/use-waypoint": "wp"}}}
+    wp = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "wp", "namespace": "shop"},
+          "spec": {"gatewayClassName": "istio-waypoint"}}
+
+    def ap(name, ns_, ref):
+        return {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": {"name": name, "namespace": ns_},
+                "spec": {"targetRefs": [ref]}}
+
+    docs = [ns, wp, service("cart"),
+            ap("svc", "shop", {"kind": "Service", "group": "", "name": "cart"}),
+            ap("gw", "shop", {"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "wp"}),
+            ap("cls", "istio-system", {"kind": "GatewayClass", "group": "gateway.networking.k8s.io", "name": "istio-waypoint"}),
+            ap("cls-elsewhere", "shop", {"kind": "GatewayClass", "group": "gateway.networking.k8s.io", "name": "istio-waypoint"}),
+            ap("other", "shop", {"kind": "Service", "group": "", "name": "orders"})]
+    policies = facts_for(facts_of(*docs), "Service", "cart")["waypoint_policies"]
+    assert policies == ["AuthorizationPolicy istio-system/cls", "AuthorizationPolicy shop/gw", "AuthorizationPolicy shop/svc"]
+
+
+# -- gateways -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status, readiness", [
+    (None, "unknown"),
+    ({}, "not-ready"),
+    ({"addresses": [{"value": "10.0.0.1"}], "conditions": [{"type": "Programmed", "status": "False"}]}, "not-ready"),
+    ({"addresses": [{"value": "10.0.0.1"}], "conditions": [{"type": "Programmed", "status": "True"}]}, "ready"),
+    ({"addresses": [{"value": "10.0.0.1"}]}, "ready"),
+])
+def test_gateway_readiness(status, readiness):
+    gw = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "wp", "namespace": "shop"},
+          "spec": {"gatewayClassName": "istio-waypoint"}}
+    if status is not None:
+        gw["status"] = status
+    assert facts_for(facts_of(gw), "Gateway", "wp")["readiness"] == readiness
+
+
+def test_gateway_users_come_from_labels_that_name_it():
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio.io/use-waypoint": "wp"}}}
+    gw = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "wp", "namespace": "shop"},
+          "spec": {"gatewayClassName": "istio-waypoint"}}
+    opted = service("orders", labels={"istio.io/use-waypoint": "wp"})
+    f = facts_for(facts_of(ns, gw, service("cart"), opted), "Gateway", "wp")
+    assert f["users"] == ["Namespace shop", "Service shop/cart", "Service shop/orders"] and f["user_count"] == 3
+
+
+# -- sidecar costs ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("istio, kube, annotation, native", [
+    (Version(1, 26), None, None, False),
+    (Version(1, 27), None, None, True),
+    (Version(1, 27), Version(1, 28), None, False),  # native sidecars need Kubernetes 1.29
+    (Version(1, 27), Version(1, 30), "false", False),
+    (Version(1, 24), None, "true", True),
+    (None, None, None, False),
+])
+def test_native_sidecar_prediction(istio, kube, annotation, native):
+    job = deployment("migrate", kind="Job", api="batch/v1", annotations={"sidecar.istio.io/nativeSidecar": annotation} if annotation else None)
+    facts = facts_of(SIDECAR_NS, job, istio_version=istio, options=AuditOptions(kubernetes_version=kube))
+    f = facts_for(facts, "Job", "migrate")
+    assert f["runs_to_completion"] and f["mode"] == "sidecar"
+    assert f["sidecar_is_native"] is native
+
+
+def test_running_pod_reports_its_actual_sidecar_kind():
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "p", "namespace": "shop", "uid": "1", "annotations": {"sidecar.istio.io/status": "{}"},
+                        "ownerReferences": [{"kind": "Job", "name": "j", "controller": True}]},
+           "spec": {"containers": [{"name": "app"}, {"name": "istio-proxy"}]}, "status": {"phase": "Running"}}
+    f = facts_for(facts_of(SIDECAR_NS, pod, istio_version=Version(1, 28)), "Pod", "p")
+    assert f["runs_to_completion"] and f["sidecar_is_native"] is False
+
+
+@pytest.mark.parametrize("port, image, flagged", [
+    ({"name": "db", "port": 3307}, "mysql:8", True),  # image hint
+    ({"name": "mysql", "port": 3307}, "mysql:8", False),  # protocol declared by name
+    ({"name": "db", "port": 3307, "appProtocol": "tcp"}, "mysql:8", False),
+    ({"name": "db", "port": 3306}, "mysql:8", False),  # Istio treats 3306 as TCP
+    ({"name": "smtp-out", "port": 2525}, "relay:1", True),  # name hint, "smtp-" is no protocol prefix
+    ({"name": "web", "port": 8080}, "nginx:1", False),
+])
+def test_server_first_ports(port, image, flagged):
+    dep = deployment("db", containers=[{"name": "db", "image": image}])
+    f = facts_for(facts_of(SIDECAR_NS, dep, service("db", ports=[port])), "Service", "db")
+    assert bool(f["server_first_ports"]) is flagged
+
+
+def test_server_first_ports_only_for_sidecar_workloads():
+    dep = deployment("db", containers=[{"name": "db", "image": "mysql:8"}])
+    f = facts_for(facts_of(AMBIENT_NS, dep, service("db", ports=[{"name": "db", "port": 3307}])), "Service", "db")
+    assert f["server_first_ports"] == []
+
+
+# -- cluster ------------------------------------------------------------------------------
+
+def test_cluster_facts_read_components_and_crds():
+    from auditor.engine import cluster_object
+
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "ztunnel", "namespace": "istio-system"}}
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "gateways.gateway.networking.k8s.io"}}
+    facts = facts_of(AMBIENT_NS, deployment("cart"), ds, crd, options=AuditOptions(collected=frozenset({"daemonsets.apps"})))
+    f = facts.for_object(cluster_object("prod"))
+    assert f["ztunnel"] and not f["istio_cni"] and f["gateway_api_crds"] and f["ambient_in_use"]
+    assert f["daemonsets_collected"] and not f["crds_collected"]
+    assert facts.mesh["live"] is True
+    assert facts_of(AMBIENT_NS).mesh["live"] is False
+
+
+def test_cluster_object_is_cluster_scoped():
+    from auditor.engine import cluster_object
+
+    obj = cluster_object("prod")
+    assert obj.namespace is None and obj.gk == "mesh-audit.io/Cluster" and snapshot_of().location(obj) is None
