@@ -280,6 +280,19 @@ def rules_show(rule_id) -> None:
     click.echo("\n".join(lines))
 
 
+@rules.command("docs")
+def rules_docs() -> None:
+    """The catalog as Markdown (the source of docs/rules.md)."""
+    from auditor.rulebook import load_rules
+    from auditor.rulebook.docs import render
+
+    try:
+        loaded = load_rules()
+    except UsageError as err:
+        _fail(str(err))
+    sys.stdout.write(render(loaded))
+
+
 def _indent(text: str) -> str:
     import textwrap
 

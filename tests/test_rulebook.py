@@ -124,3 +124,19 @@ def test_version_ranges():
     assert VersionRange(">=1.23,<1.26").admits(parse_version("1.25.2-distroless"))
     assert VersionRange("all").admits(Version(1, 1)) and VersionRange("<1.24").admits(None)
     assert parse_version("v1.24") == Version(1, 24, 0) and parse_version("latest") is None
+
+
+def test_docs_rules_md_is_generated_from_the_rule_files(rules):
+    from auditor.rulebook.docs import render
+    from conftest import ROOT
+
+    committed = (ROOT / "docs" / "rules.md").read_text()
+    assert committed == render(rules), "docs/rules.md is stale: run `mesh-audit rules docs > docs/rules.md`"
+
+
+def test_docs_list_every_rule_once(rules):
+    from auditor.rulebook.docs import render
+
+    text = render(rules)
+    for rule in rules:
+        assert text.count(f"\n### {rule.id}\n") == 1
