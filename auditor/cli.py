@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -123,35 +124,18 @@ def scan(paths, snapshot_path, fmt, output_file, fail_on, istio_version, strict_
          kubeconfig, context, namespaces, timeout, allow_partial) -> None:
     """Audit a live cluster (the current kubeconfig context), or manifests, dumps
     (kubectl get -o yaml|json), snapshots or stdin with -f / --snapshot."""
-    from auditor.collect.files import load_paths
     from auditor.engine import audit
     from auditor.reporters import REPORTERS
     from auditor.rulebook import load_rules
-    from auditor.snapshot import K8sObject, Snapshot
 
     version = _parse_version(istio_version)
-    if paths and snapshot_path:
-        _fail("use -f or --snapshot, not both")
     try:
         rules = load_rules()
     except UsageError as err:
         _fail(str(err))
-    input_errors: list[UsageError] = []
-    input_warnings: list[UsageError] = []
-    if paths or snapshot_path:
-        try:
-            loaded = load_paths(list(paths) or [snapshot_path])
-        except UsageError as err:
-            _fail(str(err))
-        if snapshot_path and not loaded.snapshots and not loaded.errors:
-            _fail(f"{snapshot_path}: not a mesh-audit snapshot; scan manifests and dumps with -f")
-        snapshot = loaded.snapshot()
-        input_errors, input_warnings = loaded.errors, loaded.warnings
-        collection = _collection_of_files(loaded)
-    else:
-        live = _collect_live(kubeconfig, context, namespaces, timeout, quiet)
-        snapshot = Snapshot(K8sObject(o) for o in live.objects)
-        collection = {"source": "cluster", **live.describe()}
+    loaded = _load_input(paths, snapshot_path, kubeconfig, context, namespaces, timeout, quiet)
+    snapshot, collection = loaded.snapshot, loaded.collection
+    input_errors, input_warnings = loaded.errors, loaded.warnings
     options = _audit_options(collection, strict_maturity, sidecar_scope_threshold)
     report = audit(snapshot, rules, istio_version=version, options=options)
     report.collection = collection
@@ -172,6 +156,34 @@ def scan(paths, snapshot_path, fmt, output_file, fail_on, istio_version, strict_
     if not report.complete and not allow_partial:
         sys.exit(EXIT_CLUSTER)
     sys.exit(report.exit_code(fail_on))
+
+
+@dataclass
+class _Input:
+    snapshot: object  # auditor.snapshot.Snapshot
+    collection: dict
+    errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+
+def _load_input(paths, snapshot_path, kubeconfig, context, namespaces, timeout, quiet) -> _Input:
+    """Objects from files (-f), a snapshot (--snapshot) or, with neither, the live cluster."""
+    from auditor.collect.files import load_paths
+    from auditor.snapshot import K8sObject, Snapshot
+
+    if paths and snapshot_path:
+        _fail("use -f or --snapshot, not both")
+    if paths or snapshot_path:
+        try:
+            loaded = load_paths(list(paths) or [snapshot_path])
+        except UsageError as err:
+            _fail(str(err))
+        if snapshot_path and not loaded.snapshots and not loaded.errors:
+            _fail(f"{snapshot_path}: not a mesh-audit snapshot; scan manifests and dumps with -f")
+        snapshot = loaded.snapshot()
+        return _Input(snapshot, _collection_of_files(loaded), loaded.errors, loaded.warnings)
+    live = _collect_live(kubeconfig, context, namespaces, timeout, quiet)
+    return _Input(Snapshot(K8sObject(o) for o in live.objects), {"source": "cluster", **live.describe()})
 
 
 def _audit_options(collection: dict, strict_maturity: bool, sidecar_scope_threshold: int):
@@ -202,6 +214,49 @@ def _collection_of_files(loaded) -> dict:
     for _, other in loaded.snapshots[1:]:
         collection["not_collected"] += [g.to_dict() for g in other.not_collected]
     return collection
+
+
+@cli.command("explain")
+@click.argument("ref", metavar="KIND/NAMESPACE/NAME")
+@click.option("-f", "--filename", "paths", multiple=True, metavar="PATH", help="Read objects from files, as scan does.")
+@click.option("--snapshot", "snapshot_path", metavar="FILE", help="Read objects from a snapshot.")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--istio-version", metavar="X.Y[.Z]", help="Explain for this Istio version instead of the detected one.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no warnings on stderr.")
+@_cluster_options
+def explain_cmd(ref, paths, snapshot_path, fmt, istio_version, quiet, kubeconfig, context, namespaces, timeout, allow_partial) -> None:
+    """Why mesh-audit sees one object as it does: its data plane mode and the label that
+    decided it, its waypoint binding, the policies that reach it and who enforces them,
+    its findings, and the facts rules evaluate (KIND/NAME for cluster-scoped kinds)."""
+    from auditor.engine import audit
+    from auditor.explain import explain, find_object, render_text
+    from auditor.facts import Facts
+    from auditor.rulebook import load_rules
+
+    version = _parse_version(istio_version)
+    try:
+        rules = load_rules()
+    except UsageError as err:
+        _fail(str(err))
+    loaded = _load_input(paths, snapshot_path, kubeconfig, context, namespaces, timeout, quiet)
+    for err in loaded.errors:
+        click.echo(f"mesh-audit: error: {err}", err=True)
+    _warn_gaps(loaded.collection.get("not_collected") or [], quiet)
+    options = _audit_options(loaded.collection, False, 50)
+    facts = Facts(loaded.snapshot, version, options)
+    report = audit(loaded.snapshot, rules, istio_version=version, facts=facts)
+    try:
+        obj = find_object(loaded.snapshot, ref)
+    except UsageError as err:
+        _fail(str(err))
+    doc = explain(facts, report, obj)
+    if fmt == "json":
+        import orjson
+
+        click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+    else:
+        click.echo(render_text(doc), nl=False)
+    sys.exit(EXIT_USAGE if loaded.errors else EXIT_OK)
 
 
 @cli.command("snapshot")

@@ -25,6 +25,7 @@ import socket
 import ssl
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -141,13 +142,17 @@ class ApiServer:
                     self.resources.append(resource)
         by_kind = {(r.group, r.kind): r for r in self.resources}
         self.store: dict[str, list[dict]] = {r.key: [] for r in self.resources}
-        for obj in objects:
+        latest: dict[tuple, dict] = {}
+        for obj in objects:  # a store holds one object per key: later fixture objects replace earlier ones
+            meta = obj.get("metadata") or {}
+            latest[(obj.get("apiVersion", "").rpartition("/")[0], obj.get("kind"), meta.get("namespace"), meta.get("name"))] = obj
+        for obj in latest.values():
             group = obj.get("apiVersion", "").rpartition("/")[0] if "/" in obj.get("apiVersion", "") else ""
             resource = by_kind.get((group, obj.get("kind")))
             if resource is None:
                 self.unserved.append(obj)
                 continue
-            self.store[resource.key].append(obj)
+            self.store[resource.key].append(_as_stored(obj))
         for items in self.store.values():
             items.sort(key=lambda o: (o.get("metadata", {}).get("namespace") or "", o.get("metadata", {}).get("name") or ""))
         self._httpd: _Server | None = None
@@ -337,6 +342,17 @@ class ApiServer:
                                   "verbs": ["get", "patch", "update"]})
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}" if group else version,
                 "resources": resources}
+
+
+def _as_stored(obj: dict) -> dict:
+    """What the API server adds to every object it stores: uid, resourceVersion and
+    creationTimestamp (kept when the fixture sets them)."""
+    meta = dict(obj.get("metadata") or {})
+    key = f"{obj.get('apiVersion')}/{obj.get('kind')}/{meta.get('namespace', '')}/{meta.get('name', '')}"
+    meta.setdefault("uid", str(uuid.uuid5(uuid.NAMESPACE_URL, key)))
+    meta.setdefault("resourceVersion", "1000")
+    meta.setdefault("creationTimestamp", "2026-01-01T00:00:00Z")
+    return {**obj, "metadata": meta}
 
 
 def _crd_resource(crd: dict) -> Resource | None:
