@@ -207,3 +207,24 @@ def test_sidecar_scope_threshold_option():
     assert "sidecar-scope-missing" not in run("scan", "-f", path, "-o", "json").stdout
     result = run("scan", "-f", path, "-o", "json", "--sidecar-scope-threshold", "1")
     assert [f["object"]["kind"] for f in json.loads(result.stdout)["findings"] if f["rule"] == "sidecar-scope-missing"] == ["Cluster"]
+
+
+def test_readme_demo_excerpt_matches_the_demo():
+    """The three headline findings the README quotes are what the demo really reports."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## What the demo shows", 1)[1].split("```", 2)[1]
+    quoted = []
+    for chunk in block.strip().split("\n\n"):
+        lines = chunk.splitlines()
+        severity, rule = lines[0].split()[:2]
+        ref, location = lines[1].strip().rsplit("  ", 1)
+        quoted.append((severity.lower(), rule, ref.strip(), location, " ".join(l.strip() for l in lines[2:])))
+    _, doc = demo_json()
+    actual = {
+        (f["severity"], f["rule"], f"{f['object']['kind']} {f['object']['namespace']}/{f['object']['name']}",
+         f"{f['location']['file']}:{f['location']['line']}".replace(DEMO, "fixtures/demo"), f["message"])
+        for f in doc["findings"]
+    }
+    assert len(quoted) == 3
+    for q in quoted:
+        assert q in actual, q
