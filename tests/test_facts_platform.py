@@ -257,3 +257,15 @@ def test_cluster_object_is_cluster_scoped():
 
     obj = cluster_object("prod")
     assert obj.namespace is None and obj.gk == "mesh-audit.io/Cluster" and snapshot_of().location(obj) is None
+
+
+def test_mode_drift_for_running_pods_only():
+    running = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "old", "namespace": "shop", "uid": "1"},
+               "spec": {"containers": [{"name": "app"}]}, "status": {"phase": "Running"}}
+    captured = {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "new", "namespace": "shop", "uid": "2", "annotations": {"ambient.istio.io/redirection": "enabled"}},
+                "spec": {"containers": [{"name": "app"}]}, "status": {"phase": "Running"}}
+    facts = facts_of(AMBIENT_NS, running, captured, deployment("cart"))
+    assert facts_for(facts, "Pod", "old")["mode_drift"] == "runs in none mode, but a pod created now would run in ambient mode"
+    assert facts_for(facts, "Pod", "new")["mode_drift"] is None
+    assert facts_for(facts, "Deployment", "cart")["mode_drift"] is None  # a template has nothing running to compare

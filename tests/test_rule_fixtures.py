@@ -58,8 +58,19 @@ def test_rule_fixture(path, backend_rules):
     version = parse_version(versions[0]) if versions else None
     report = audit(loaded.snapshot(), rules, istio_version=version, backend=backend, options=fixture_options(path))
     assert report.errors == []
-    got = {str(f.object) for f in report.findings if f.rule == rule_id}
-    expected = set(header(path, "expect"))
+    findings = [f for f in report.findings if f.rule == rule_id]
+    got = {str(f.object) for f in findings}
+    # `# expect: Kind ns/name [severity]` also pins the severity of that finding.
+    expected, severities = set(), {}
+    for line in header(path, "expect"):
+        m = re.match(r"^(.*?)\s*\[(error|warning|info)\]$", line)
+        ref = m.group(1) if m else line
+        expected.add(ref)
+        if m:
+            severities[ref] = m.group(2)
+    for f in findings:
+        if str(f.object) in severities:
+            assert f.severity == severities[str(f.object)], f"{f.object}: {f.severity}"
     if path.name.startswith("fail."):
         assert expected, f"{path} names no '# expect:' objects"
         assert got == expected
@@ -97,3 +108,14 @@ def test_every_fixture_folder_belongs_to_a_rule(rules):
         assert folder.name in ids, f"fixtures/rules/{folder.name} matches no rule"
         for path in folder.iterdir():
             assert FIXTURE_NAME.match(path.name), f"{path}: name it pass.<scenario>.yaml or fail.<scenario>.yaml"
+
+
+def test_every_rule_with_a_severity_expression_pins_its_severities_in_fixtures(rules):
+    """Version- and kind-dependent severities are the ones the catalog gives; fixtures prove them."""
+    for rule in rules:
+        if not rule.severity_expression or rule.id == "upgrade-alpha-feature":  # that one is tested with --strict-maturity
+            continue
+        pinned = set()
+        for path in (RULE_FIXTURES / rule.id).glob("fail.*.yaml"):
+            pinned |= {m.group(1) for line in header(path, "expect") if (m := re.search(r"\[(error|warning|info)\]$", line))}
+        assert len(pinned) >= 2, f"{rule.id}: pin at least two different severities with '# expect: ... [severity]'"

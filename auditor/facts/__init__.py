@@ -280,8 +280,16 @@ def _workload_facts(facts: Facts, obj: K8sObject) -> dict | None:
         "annotations": w.annotations,
         "namespace_labels": facts.ns_labels(w.namespace),
         "runs_to_completion": _runs_to_completion(obj, w),
+        "mode_drift": _mode_drift(w),
         "sidecar_is_native": _sidecar_is_native(facts, w),
     }
+
+
+def _mode_drift(w: Workload) -> str | None:
+    """For a running pod whose mode differs from what its labels would give a new pod: how."""
+    if w.observed_mode is None or w.observed_mode == w.predicted_mode:
+        return None
+    return f"runs in {w.observed_mode} mode, but a pod created now would run in {w.predicted_mode} mode"
 
 
 def _runs_to_completion(obj: K8sObject, w: Workload) -> bool:
