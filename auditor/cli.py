@@ -44,15 +44,35 @@ def write_output(text: str, path: str | None) -> None:
         raise
 
 
-def _parse_version(value: str | None):
+def _parse_version(value: str | None, option: str = "--istio-version"):
     from auditor.versions import parse_version
 
     if value is None:
         return None
     version = parse_version(value)
     if version is None:
-        raise click.BadParameter(f"{value!r} is not a version like 1.24 or 1.24.2", param_hint="--istio-version")
+        raise click.BadParameter(f"{value!r} is not a version like 1.24 or 1.24.2", param_hint=option)
     return version
+
+
+def _rules(rules_dirs=()) -> list:
+    """The built-in rules plus those under each --rules-dir; exit 2 on a bad rule file."""
+    from auditor.rulebook import builtin_rules_dir, load_rules
+
+    try:
+        return load_rules([builtin_rules_dir(), *(Path(d) for d in rules_dirs)])
+    except UsageError as err:
+        _fail(str(err))
+
+
+def _rule_names(rules) -> dict[str, str]:
+    return {name: r.id for r in rules for name in (r.id, *r.aliases)}
+
+
+rules_dir_option = click.option(
+    "--rules-dir", "rules_dirs", multiple=True, metavar="DIR", type=click.Path(exists=True, file_okay=False),
+    help="Also load the rules in this directory (repeatable); see 'mesh-audit rules test'.",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -107,55 +127,120 @@ def _warn_gaps(gaps: list[dict], quiet: bool) -> None:
 
 
 @cli.command()
+@click.argument("extra_paths", nargs=-1, metavar="[PATH]...")
 @click.option("-f", "--filename", "paths", multiple=True, metavar="PATH",
               help="Manifest file, directory (recursive *.yaml, *.yml, *.json), dump, snapshot or - for stdin. Repeatable.")
 @click.option("--snapshot", "snapshot_path", metavar="FILE", help="Audit a snapshot written by 'mesh-audit snapshot'.")
-@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json", "sarif"]), default="table", show_default=True)
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json", "sarif", "junit", "markdown", "github"]),
+              default="table", show_default=True)
 @click.option("--output-file", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
-@click.option("--fail-on", type=click.Choice(["error", "warning", "info", "never"]), default="error", show_default=True,
-              help="Exit 1 when a finding is at or above this severity.")
+@click.option("--fail-on", type=click.Choice(["error", "warning", "info", "never"]), default=None,
+              help="Exit 1 when a finding that counts is at or above this severity (default: the config's, else error).")
 @click.option("--istio-version", metavar="X.Y[.Z]", help="Evaluate rules for this Istio version instead of the detected one.")
+@click.option("--compare-version", metavar="X.Y[.Z]",
+              help="Also evaluate for this (current) version and report what the target version adds or removes.")
 @click.option("--strict-maturity", is_flag=True, help="Report Alpha features (upgrade-alpha-feature) as warnings, not info.")
 @click.option("--sidecar-scope-threshold", type=click.IntRange(min=0), default=50, show_default=True, metavar="N",
               help="sidecar-scope-missing fires when more Services than this have sidecar workloads.")
+@click.option("--config", "config_path", metavar="FILE", help="Configuration file (default: ./.mesh-audit.yaml if present).")
+@click.option("--select", "select", multiple=True, metavar="RULE,...", help="Run only these rules (ids or aliases).")
+@click.option("--ignore", "ignores", multiple=True, metavar="RULE[=Kind/ns/name]",
+              help="Suppress a rule's findings, on all objects or those matching the glob. Repeatable.")
+@click.option("--show-suppressed", is_flag=True, help="List suppressed findings in the table too.")
+@click.option("--report-unused-ignores", is_flag=True, help="Warn about exemptions and --ignore patterns that matched nothing.")
+@click.option("--baseline", "baseline_path", metavar="FILE", help="Only findings not in this baseline count toward --fail-on.")
+@click.option("--write-baseline", "write_baseline_path", metavar="FILE", help="Record this scan's findings as a baseline.")
+@click.option("--cluster-name", metavar="NAME", help="Stable cluster name for SARIF paths and automationDetails.id.")
+@click.option("--source-map", "source_map", metavar="DIR", type=click.Path(exists=True, file_okay=False),
+              help="Point findings on live objects at their manifests in this GitOps checkout.")
+@rules_dir_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no warnings on stderr.")
 @_cluster_options
-def scan(paths, snapshot_path, fmt, output_file, fail_on, istio_version, strict_maturity, sidecar_scope_threshold, quiet,
-         kubeconfig, context, namespaces, timeout, allow_partial) -> None:
+def scan(extra_paths, paths, snapshot_path, fmt, output_file, fail_on, istio_version, compare_version, strict_maturity,
+         sidecar_scope_threshold, config_path, select, ignores, show_suppressed, report_unused_ignores, baseline_path,
+         write_baseline_path, cluster_name, source_map, rules_dirs, quiet, kubeconfig, context, namespaces, timeout,
+         allow_partial) -> None:
     """Audit a live cluster (the current kubeconfig context), or manifests, dumps
-    (kubectl get -o yaml|json), snapshots or stdin with -f / --snapshot."""
+    (kubectl get -o yaml|json), snapshots or stdin given as PATHs, with -f or --snapshot."""
+    from datetime import date
+
+    from auditor.config import find_config, load_config
     from auditor.engine import audit
     from auditor.reporters import REPORTERS
-    from auditor.rulebook import load_rules
+    from auditor.suppress import apply_baseline, apply_suppressions, cli_ignores, read_baseline, write_baseline
 
     version = _parse_version(istio_version)
+    current_version = _parse_version(compare_version, "--compare-version")
+    rules = _rules(rules_dirs)
+    names = _rule_names(rules)
     try:
-        rules = load_rules()
+        config = load_config(find_config(config_path), rules)
+        exemptions = config.exemptions + cli_ignores(list(ignores), names)
+        known_baseline = read_baseline(baseline_path) if baseline_path else None
     except UsageError as err:
         _fail(str(err))
-    loaded = _load_input(paths, snapshot_path, kubeconfig, context, namespaces, timeout, quiet)
+    rules = _select(config.apply(rules), select, names)
+    fail_on = config.effective_fail_on(fail_on)
+    loaded = _load_input(tuple(paths) + tuple(extra_paths), snapshot_path, kubeconfig, context, namespaces, timeout, quiet)
     snapshot, collection = loaded.snapshot, loaded.collection
     input_errors, input_warnings = loaded.errors, loaded.warnings
-    options = _audit_options(collection, strict_maturity, sidecar_scope_threshold)
+    options = _audit_options(collection, strict_maturity or config.strict, sidecar_scope_threshold, cluster_name)
     report = audit(snapshot, rules, istio_version=version, options=options)
+    if current_version is not None:
+        from auditor.compare import compare
+
+        if report.istio_version is None:
+            _fail("--compare-version needs the target version: pass --istio-version (none was detected in the input)")
+        report.comparison = compare(audit(snapshot, rules, istio_version=current_version, options=options), report)
     report.collection = collection
+    report.cluster_name = cluster_name
+    report.show_suppressed = show_suppressed
     report.warnings = [w.to_dict() for w in input_warnings] + report.warnings
     report.errors = [dict(kind="input", **e.to_dict()) for e in input_errors] + report.errors
     scope = set(namespaces) or set(collection.get("namespaces") or ())
     if scope:
         report.findings = [f for f in report.findings if _in_scope(f.object, scope)]
+    if source_map:
+        from auditor.sourcemap import SourceMap
+
+        mapping = SourceMap(source_map)
+        input_warnings = input_warnings + mapping.warnings
+        mapping.apply(report)
+    expired = apply_suppressions(report, snapshot, exemptions, names, date.today(), config.path)
+    if known_baseline is not None:
+        apply_baseline(report, known_baseline, baseline_path)
     if not quiet:
         for w in input_warnings:
             click.echo(f"mesh-audit: warning: {w}", err=True)
+        for message in expired:
+            click.echo(f"mesh-audit: warning: {message}", err=True)
+    if report_unused_ignores:
+        for ex in report.unused_exemptions:
+            where = f"{config.path}:{ex['line']}: " if ex["source"] == "config" else ""
+            click.echo(f"mesh-audit: warning: {where}exemption matched nothing: {ex['rule']} on {ex['object']}", err=True)
     _warn_gaps(report.not_collected, quiet)
     for err in input_errors:
         click.echo(f"mesh-audit: error: {err}", err=True)
     write_output(REPORTERS[fmt](report), output_file)
+    if write_baseline_path:
+        write_baseline(report, write_baseline_path)
     if input_errors:
         sys.exit(EXIT_USAGE)
     if not report.complete and not allow_partial:
         sys.exit(EXIT_CLUSTER)
     sys.exit(report.exit_code(fail_on))
+
+
+def _select(rules: list, select: tuple, names: dict) -> list:
+    if not select:
+        return rules
+    wanted = set()
+    for item in select:
+        for name in filter(None, (n.strip() for n in item.split(","))):
+            if name not in names:
+                _fail(f"--select {name}: no rule named '{name}' (see 'mesh-audit rules list')")
+            wanted.add(names[name])
+    return [r for r in rules if r.id in wanted]
 
 
 @dataclass
@@ -186,7 +271,7 @@ def _load_input(paths, snapshot_path, kubeconfig, context, namespaces, timeout, 
     return _Input(Snapshot(K8sObject(o) for o in live.objects), {"source": "cluster", **live.describe()})
 
 
-def _audit_options(collection: dict, strict_maturity: bool, sidecar_scope_threshold: int):
+def _audit_options(collection: dict, strict_maturity: bool, sidecar_scope_threshold: int, cluster_name: str | None = None):
     """What the rules may assume beyond the objects: for a cluster or snapshot, which resource
     types were collected in full (so that an absent DaemonSet or CRD means something)."""
     from auditor.facts import AuditOptions
@@ -202,6 +287,7 @@ def _audit_options(collection: dict, strict_maturity: bool, sidecar_scope_thresh
         sidecar_scope_threshold=sidecar_scope_threshold,
         collected=collected,
         kubernetes_version=parse_version(server) if server else None,
+        cluster_name=cluster_name or "cluster",
     )
 
 
@@ -222,22 +308,20 @@ def _collection_of_files(loaded) -> dict:
 @click.option("--snapshot", "snapshot_path", metavar="FILE", help="Read objects from a snapshot.")
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--istio-version", metavar="X.Y[.Z]", help="Explain for this Istio version instead of the detected one.")
+@rules_dir_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no warnings on stderr.")
 @_cluster_options
-def explain_cmd(ref, paths, snapshot_path, fmt, istio_version, quiet, kubeconfig, context, namespaces, timeout, allow_partial) -> None:
+def explain_cmd(ref, paths, snapshot_path, fmt, istio_version, rules_dirs, quiet, kubeconfig, context, namespaces, timeout,
+                allow_partial) -> None:
     """Why mesh-audit sees one object as it does: its data plane mode and the label that
     decided it, its waypoint binding, the policies that reach it and who enforces them,
     its findings, and the facts rules evaluate (KIND/NAME for cluster-scoped kinds)."""
     from auditor.engine import audit
     from auditor.explain import explain, find_object, render_text
     from auditor.facts import Facts
-    from auditor.rulebook import load_rules
 
     version = _parse_version(istio_version)
-    try:
-        rules = load_rules()
-    except UsageError as err:
-        _fail(str(err))
+    rules = _rules(rules_dirs)
     loaded = _load_input(paths, snapshot_path, kubeconfig, context, namespaces, timeout, quiet)
     for err in loaded.errors:
         click.echo(f"mesh-audit: error: {err}", err=True)
@@ -291,14 +375,10 @@ def rules() -> None:
 
 @rules.command("list")
 @click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def rules_list(fmt) -> None:
+@rules_dir_option
+def rules_list(fmt, rules_dirs) -> None:
     """All rules, with severity, category and the Istio versions they apply to."""
-    from auditor.rulebook import load_rules
-
-    try:
-        loaded = load_rules()
-    except UsageError as err:
-        _fail(str(err))
+    loaded = _rules(rules_dirs)
     if fmt == "json":
         import orjson
 
@@ -312,14 +392,12 @@ def rules_list(fmt) -> None:
 
 @rules.command("show")
 @click.argument("rule_id")
-def rules_show(rule_id) -> None:
+@rules_dir_option
+def rules_show(rule_id, rules_dirs) -> None:
     """One rule in full: what it checks, why it matters, how to fix it."""
-    from auditor.rulebook import find_rule, load_rules
+    from auditor.rulebook import find_rule
 
-    try:
-        rule = find_rule(load_rules(), rule_id)
-    except UsageError as err:
-        _fail(str(err))
+    rule = find_rule(_rules(rules_dirs), rule_id)
     if rule is None:
         _fail(f"no rule named {rule_id!r}; see 'mesh-audit rules list'")
     lines = [
@@ -335,17 +413,72 @@ def rules_show(rule_id) -> None:
     click.echo("\n".join(lines))
 
 
+@rules.command("validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+def rules_validate(paths) -> None:
+    """Check rule files (or directories of them): schema, CEL, ids unique and not taken by
+    a built-in rule. Prints every problem; exit 2 if there is any."""
+    from auditor.rulebook import builtin_rules_dir, load_rule_file, load_rules, rule_files
+
+    taken = {name: r.path for r in load_rules() for name in (r.id, *r.aliases)}
+    problems, count = [], 0
+    for root in paths:
+        for path in rule_files(Path(root)):
+            try:
+                rule = load_rule_file(path)
+            except UsageError as err:
+                problems.append(str(err))
+                continue
+            if path.stem != rule.id:
+                problems.append(str(UsageError(f"rule id '{rule.id}' does not match the file name '{path.name}'", str(path), 1)))
+            for name in (rule.id, *rule.aliases):
+                other = taken.get(name)
+                if other is not None and Path(other).resolve() != path.resolve():
+                    owner = "a built-in rule" if str(builtin_rules_dir()) in other else other
+                    problems.append(str(UsageError(f"rule id or alias '{name}' is already used by {owner}", str(path), 1)))
+                taken[name] = str(path)
+            count += 1
+    for problem in problems:
+        click.echo(f"mesh-audit: error: {problem}", err=True)
+    if problems:
+        sys.exit(EXIT_USAGE)
+    click.echo(f"{count} rule file{'s' if count != 1 else ''} valid")
+
+
+@rules.command("test")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--fixtures", "fixtures_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Fixture folders (<rule-id>/pass.*.yaml, fail.*.yaml); default DIRECTORY/fixtures.")
+def rules_test(directory, fixtures_dir) -> None:
+    """Run the rules in DIRECTORY against their pass and fail fixtures, with the harness
+    that tests the built-in rules. Exit 1 when a fixture fails."""
+    from auditor.rulebook.harness import fixture_files, layout_problems, run_fixture
+
+    rules = _rules([directory])
+    own = {r.id for r in rules if Path(r.path).resolve().is_relative_to(Path(directory).resolve())}
+    mine = [r for r in rules if r.id in own]
+    fixtures = Path(fixtures_dir) if fixtures_dir else Path(directory) / "fixtures"
+    problems = layout_problems(fixtures, mine)
+    for problem in problems:
+        click.echo(f"FAIL  {problem}")
+    failed = len(problems)
+    paths = fixture_files(fixtures, own)
+    for path in paths:
+        outcome = run_fixture(path, rules)
+        click.echo(f"{'ok  ' if outcome.ok else 'FAIL'}  {path}")
+        for problem in outcome.problems:
+            click.echo(f"        {problem}")
+        failed += not outcome.ok
+    click.echo(f"{len(mine)} rules, {len(paths)} fixtures, {failed} failed")
+    sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
+
+
 @rules.command("docs")
 def rules_docs() -> None:
     """The catalog as Markdown (the source of docs/rules.md)."""
-    from auditor.rulebook import load_rules
     from auditor.rulebook.docs import render
 
-    try:
-        loaded = load_rules()
-    except UsageError as err:
-        _fail(str(err))
-    sys.stdout.write(render(loaded))
+    sys.stdout.write(render(_rules()))
 
 
 def _indent(text: str) -> str:

@@ -30,6 +30,15 @@ class ObjectRef:
     def to_dict(self) -> dict:
         return {"apiVersion": self.api_version, "kind": self.kind, "namespace": self.namespace, "name": self.name}
 
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def path(self) -> str:
+        """`Kind/namespace/name`, or `Kind/name` when cluster-scoped: what exemptions match."""
+        return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
+
 
 @dataclass
 class Finding:
@@ -41,6 +50,23 @@ class Finding:
     observed: bool
     confidence: str = "high"
     pods: int = 0
+    # Why the finding does not count: [{"kind": "inSource"|"external", "source": ..., "justification": ...}]
+    suppressions: list = field(default_factory=list)
+    baseline_state: str | None = None  # "new" or "unchanged" when compared with a baseline
+
+    @property
+    def suppressed(self) -> bool:
+        return bool(self.suppressions)
+
+    @property
+    def counts(self) -> bool:
+        """Whether the finding counts toward --fail-on: not suppressed, not already in the baseline."""
+        return not self.suppressions and self.baseline_state != "unchanged"
+
+    def identity(self) -> tuple:
+        """Rule and object identity, never the message: what baselines and fingerprints key on."""
+        o = self.object
+        return (self.rule, o.group, o.kind, o.namespace or "", o.name)
 
     def sort_key(self) -> tuple:
         o = self.object
@@ -56,6 +82,9 @@ class Finding:
             "observed": self.observed,
             "confidence": self.confidence,
             "pods": self.pods,
+            "suppressed": self.suppressed,
+            "suppressions": self.suppressions,
+            "baseline_state": self.baseline_state,
         }
 
 
@@ -73,6 +102,11 @@ class Report:
     # Where the objects came from: {"source": "files" | "cluster" | "snapshot", ...} with,
     # for clusters and snapshots, what was and was not collected (Collection.describe()).
     collection: dict = field(default_factory=lambda: {"source": "files"})
+    cluster_name: str | None = None
+    baseline: dict | None = None  # {"file", "new", "unchanged", "fixed": [...]} with --baseline
+    comparison: dict | None = None  # with --compare-version: findings the upgrade adds and removes
+    unused_exemptions: list = field(default_factory=list)
+    show_suppressed: bool = False  # the table lists suppressed findings too (--show-suppressed)
 
     @property
     def not_collected(self) -> list[dict]:
@@ -82,16 +116,22 @@ class Report:
     def complete(self) -> bool:
         return not self.not_collected
 
+    @property
+    def active(self) -> list[Finding]:
+        return [f for f in self.findings if not f.suppressed]
+
     def counts(self) -> dict[str, int]:
+        """Findings by severity, not counting suppressed ones."""
         counts = {s: 0 for s in SEVERITY_RANK}
-        for f in self.findings:
+        for f in self.active:
             counts[f.severity] += 1
         return counts
 
     def summary(self) -> dict:
         return {
             **self.counts(),
-            "findings": len(self.findings),
+            "findings": len(self.active),
+            "suppressed": len(self.findings) - len(self.active),
             "objects": self.objects,
             "rules": len(self.rules),
             "rules_skipped_for_version": len(self.skipped_rules),
@@ -103,8 +143,8 @@ class Report:
         }
 
     def exit_code(self, fail_on: str) -> int:
-        """0 when nothing is at or above `fail_on`, 1 otherwise; input errors are the CLI's (2)."""
+        """0 when nothing that counts is at or above `fail_on`, 1 otherwise; input errors are the CLI's (2)."""
         if fail_on == "never":
             return 0
         threshold = SEVERITY_RANK[fail_on]
-        return 1 if any(SEVERITY_RANK[f.severity] <= threshold for f in self.findings) else 0
+        return 1 if any(SEVERITY_RANK[f.severity] <= threshold for f in self.findings if f.counts) else 0

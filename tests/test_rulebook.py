@@ -8,7 +8,7 @@ import pytest
 
 from auditor.engine import audit
 from auditor.errors import UsageError
-from auditor.rulebook import load_rule_file, load_rules
+from auditor.rulebook import load_rules
 from auditor.rulebook.cel import CelError, get_backend
 from auditor.versions import Version, VersionRange, parse_version
 from conftest import available_backends, snapshot_of

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from auditor.reporters import json_report, sarif, table
+from auditor.reporters import github, json_report, junit, markdown, sarif, table
 
 REPORTERS = {
     "table": table.render,
     "json": json_report.render,
     "sarif": sarif.render,
+    "junit": junit.render,
+    "markdown": markdown.render,
+    "github": github.render,
 }

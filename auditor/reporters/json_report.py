@@ -22,6 +22,9 @@ def to_document(report: Report) -> dict:
         "errors": report.errors,
         "warnings": report.warnings,
         "collection": report.collection,
+        "baseline": report.baseline,
+        "comparison": report.comparison,
+        "unused_exemptions": report.unused_exemptions,
     }
 
 

@@ -47,9 +47,11 @@ def _rule_descriptor(rule) -> dict:
     }
 
 
-def pseudo_path(finding: Finding) -> str:
+def pseudo_path(finding: Finding, cluster: str | None = None) -> str:
+    """`k8s/[<cluster>/]<namespace>/<Kind>/<name>`: stable per object, so alerts keep their identity."""
     o = finding.object
-    return "/".join(quote(part, safe="") for part in ("k8s", o.namespace or CLUSTER_SCOPE, o.kind, o.name))
+    parts = ("k8s", *((cluster,) if cluster else ()), o.namespace or CLUSTER_SCOPE, o.kind, o.name)
+    return "/".join(quote(part, safe="") for part in parts)
 
 
 def artifact_uri(path: str) -> str:
@@ -62,18 +64,16 @@ def artifact_uri(path: str) -> str:
     return quote(path, safe="/")
 
 
-def fingerprint(finding: Finding) -> str:
-    o = finding.object
-    group = o.api_version.rpartition("/")[0]
-    identity = "\x00".join((finding.rule, group, o.kind, o.namespace or "", o.name))
+def fingerprint(finding: Finding, cluster: str | None = None) -> str:
+    identity = "\x00".join((*((cluster,) if cluster else ()), *finding.identity()))
     return hashlib.sha256(identity.encode()).hexdigest()[:32]
 
 
-def _result(finding: Finding, rule_index: dict[str, int]) -> dict:
+def _result(finding: Finding, rule_index: dict[str, int], cluster: str | None) -> dict:
     if finding.location is not None and not finding.location[0].startswith("<"):
         uri, line, message = artifact_uri(finding.location[0]), finding.location[1], finding.message
     else:
-        uri, line = pseudo_path(finding), 1
+        uri, line = pseudo_path(finding, cluster), 1
         message = f"{finding.object}: {finding.message}"
     result = {
         "ruleId": finding.rule,
@@ -83,11 +83,18 @@ def _result(finding: Finding, rule_index: dict[str, int]) -> dict:
             "physicalLocation": {"artifactLocation": {"uri": uri}, "region": {"startLine": max(1, line)}},
             "logicalLocations": [{"name": str(finding.object), "kind": "resource"}],
         }],
-        "partialFingerprints": {"meshAuditObject/v1": fingerprint(finding)},
+        "partialFingerprints": {"meshAuditObject/v1": fingerprint(finding, cluster)},
         "properties": {"object": finding.object.to_dict(), "observed": finding.observed},
     }
     if finding.rule in rule_index:
         result["ruleIndex"] = rule_index[finding.rule]
+    if finding.suppressions:
+        result["suppressions"] = [
+            {"kind": s["kind"], "status": "accepted", "justification": f"{s['justification']} ({s['source']})"}
+            for s in finding.suppressions
+        ]
+    if finding.baseline_state:
+        result["baselineState"] = finding.baseline_state
     return result
 
 
@@ -109,13 +116,13 @@ def to_document(report: Report) -> dict:
                 "semanticVersion": report.tool_version,
                 "rules": [_rule_descriptor(r) for r in rules],
             }},
-            "automationDetails": {"id": "mesh-audit/"},
+            "automationDetails": {"id": f"mesh-audit/{report.cluster_name}/" if report.cluster_name else "mesh-audit/"},
             "invocations": [{
                 "executionSuccessful": not report.errors and report.complete,
                 "toolExecutionNotifications": notifications,
             }],
             "properties": {"collection": report.collection},
-            "results": [_result(f, rule_index) for f in report.findings],
+            "results": [_result(f, rule_index, report.cluster_name) for f in report.findings],
         }],
     }
 

@@ -17,6 +17,13 @@ def _location(finding) -> str:
     return f"{finding.location[0]}:{finding.location[1]}"
 
 
+def _message(f) -> str:
+    notes = [f"suppressed: {s['justification']}" for s in f.suppressions]
+    if f.baseline_state == "unchanged":
+        notes.append("in baseline")
+    return f.message + (f" [{'; '.join(notes)}]" if notes else "")
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 or word == "info" else f"{n} {word}s"
 
@@ -26,24 +33,51 @@ def summary_line(report: Report) -> str:
     parts = ", ".join(_plural(counts[s], s) for s in ("error", "warning", "info"))
     version = f"Istio {report.istio_version}" if report.istio_version else "Istio version unknown (all rules applied)"
     line = f"{parts} in {_plural(report.objects, 'object')}; {_plural(len(report.rules), 'rule')}; {version}"
+    suppressed = len(report.findings) - len(report.active)
+    if suppressed:
+        line += f"; {suppressed} suppressed"
+    if report.baseline is not None:
+        b = report.baseline
+        line += f"; baseline: {b['new']} new, {b['unchanged']} unchanged, {len(b['fixed'])} fixed"
     if not report.complete:
         line += f"; INCOMPLETE: {len(report.not_collected)} not collected"
     return line
 
 
+def _comparison(report: Report) -> list[str]:
+    c = report.comparison
+    out = [f"Upgrade from Istio {c['current']} to {c['target']}: {len(c['added'])} added, "
+           f"{len(c['removed'])} removed, {len(c['severity_changed'])} with another severity"]
+    for label, entries in (("+", c["added"]), ("-", c["removed"])):
+        out += [f"  {label} {e['severity']}  {e['rule']}  {_ref(e['object'])}" for e in entries]
+    out += [f"  ~ {e['was']} -> {e['severity']}  {e['rule']}  {_ref(e['object'])}" for e in c["severity_changed"]]
+    return out + [""]
+
+
+def _ref(o: dict) -> str:
+    return f"{o['kind']} {o['namespace']}/{o['name']}" if o["namespace"] else f"{o['kind']} {o['name']}"
+
+
 def render(report: Report) -> str:
     titles = {r.id: r.title for r in report.rules}
     out: list[str] = []
-    for rule_id, group in groupby(report.findings, key=lambda f: (f.severity, f.rule)):
+    shown = report.findings if report.show_suppressed else report.active
+    for rule_id, group in groupby(shown, key=lambda f: (f.severity, f.rule)):
         findings = list(group)
         severity, rule = rule_id
         out.append(f"{severity.upper()}  {rule}  {titles.get(rule, '')}  ({len(findings)})")
-        rows = [[str(f.object) + (f" ({f.pods} pods)" if f.pods > 1 else ""), _location(f), f.message] for f in findings]
+        rows = [[str(f.object) + (f" ({f.pods} pods)" if f.pods > 1 else ""), _location(f), _message(f)] for f in findings]
         table = tabulate(rows, headers=["OBJECT", "LOCATION", "MESSAGE"], tablefmt="simple", maxcolwidths=[None, None, MESSAGE_WIDTH])
         out.append("\n".join("  " + line for line in table.splitlines()))
         out.append("")
-    if not report.findings:
+    if not shown:
         out.append("No findings.")
+        out.append("")
+    if report.comparison is not None:
+        out += _comparison(report)
+    if report.baseline is not None and report.baseline["fixed"]:
+        out.append(f"Fixed since the baseline ({report.baseline['file']}):")
+        out += [f"  {e['rule']}  {_ref(e)}" for e in report.baseline["fixed"]]
         out.append("")
     for err in report.errors:
         where = f"{err['file']}:{err['line']}: " if err.get("file") else ""

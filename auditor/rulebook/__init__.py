@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from auditor.errors import UsageError
+from auditor.schemas import check_schema, load_schema, node_line
 from auditor.facts.workloads import WORKLOAD_GKS
 from auditor.rulebook.cel import CelError, get_backend
 from auditor.versions import VersionRange
 
 SEVERITIES = ("error", "warning", "info")
-_SCHEMA = None
 
 
 def rule_schema() -> dict:
-    global _SCHEMA
-    if _SCHEMA is None:
-        _SCHEMA = json.loads(resources.files("auditor.schemas").joinpath("rule.schema.json").read_text("utf-8"))
-    return _SCHEMA
+    return load_schema("rule.schema.json")
 
 
 def builtin_rules_dir() -> Path:
@@ -85,25 +79,6 @@ class Rule:
         }
 
 
-def _node_line(node, path) -> int:
-    """Line of the YAML node at a JSON path (the deepest one that exists)."""
-    line = node.start_mark.line + 1
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == part:
-                    line, node = key.start_mark.line + 1, value
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
 def _value_line(node, key: str) -> int:
     """Line where a key's value starts (for block scalars, the first line of the text)."""
     for k, v in node.value:
@@ -112,22 +87,6 @@ def _value_line(node, key: str) -> int:
                 return v.start_mark.line + 2
             return v.start_mark.line + 1
     return node.start_mark.line + 1
-
-
-def _explain(error: jsonschema.ValidationError) -> str:
-    where = ".".join(str(p) for p in error.absolute_path)
-    if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"unknown key {', '.join(repr(e) for e in extra)} (allowed: {', '.join(sorted(error.schema['properties']))})"
-    if error.validator == "required":
-        return error.message.replace("is a required property", "is required")
-    if error.validator == "enum":
-        return f"'{where}' must be one of {', '.join(map(str, error.validator_value))}, not {error.instance!r}"
-    if error.validator == "pattern":
-        return f"'{where}' value {error.instance!r} does not match the expected form {error.validator_value}"
-    if error.validator == "type":
-        return f"'{where}' must be a {error.validator_value}, not {type(error.instance).__name__}"
-    return f"'{where}': {error.message}" if where else error.message
 
 
 def load_rule_file(path: Path, category: str | None = None, backend=None) -> Rule:
@@ -145,18 +104,11 @@ def load_rule_file(path: Path, category: str | None = None, backend=None) -> Rul
         raise UsageError(f"invalid YAML: {err.problem or err.context}", name, mark.line + 1 if mark else None) from None
     if not isinstance(data, dict) or node is None:
         raise UsageError("a rule file must be a YAML mapping", name, 1)
-    validator = jsonschema.Draft202012Validator(rule_schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: (_node_line(node, e.absolute_path), str(e.message)))
-    if errors:
-        first = errors[0]
-        path = list(first.absolute_path)
-        if first.validator == "additionalProperties":  # point at the unknown key itself
-            path += sorted(set(first.instance) - set(first.schema.get("properties", {})))[:1]
-        raise UsageError(_explain(first), name, _node_line(node, path))
+    check_schema(data, node, rule_schema(), name)
     try:
         istio = VersionRange(data.get("istio", "all"))
     except ValueError as err:
-        raise UsageError(f"'istio' {err}", name, _node_line(node, ["istio"])) from None
+        raise UsageError(f"'istio' {err}", name, node_line(node, ["istio"])) from None
 
     rule = Rule(
         id=data["id"], title=data["title"], severity=data["severity"], applies_to=data["applies_to"],
@@ -177,13 +129,20 @@ def load_rule_file(path: Path, category: str | None = None, backend=None) -> Rul
     return rule
 
 
+def rule_files(directory: Path) -> list[Path]:
+    """Rule files under a directory; a `fixtures` folder inside it holds test data, not rules."""
+    if directory.is_file():
+        return [directory]
+    return [p for p in sorted(directory.rglob("*.yaml")) if "fixtures" not in p.relative_to(directory).parts[:-1]]
+
+
 def load_rules(directories: list[Path] | None = None, backend=None) -> list[Rule]:
     """All rules under the given directories (default: the built-in catalog), sorted by id."""
     directories = directories if directories is not None else [builtin_rules_dir()]
     rules: dict[str, Rule] = {}
     names: dict[str, str] = {}
     for directory in directories:
-        for path in sorted(Path(directory).rglob("*.yaml")):
+        for path in rule_files(Path(directory)):
             rule = load_rule_file(path, backend=backend)
             if path.stem != rule.id:
                 raise UsageError(f"rule id '{rule.id}' does not match the file name '{path.name}'", str(path), 1)

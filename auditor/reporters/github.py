@@ -1,0 +1,39 @@
+"""GitHub Actions workflow commands: each finding becomes an annotation on the file and
+line of a pull request (`::error file=...,line=...,title=...::message`).
+
+Findings on live objects, which have no file, are annotated without one. Suppressed
+findings are left out; errors of the run itself are reported as `::error`.
+"""
+
+from __future__ import annotations
+
+from auditor.report import Report, describe_gap
+from auditor.reporters.sarif import artifact_uri
+
+COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
+
+
+def _data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _prop(text: str) -> str:
+    return _data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render(report: Report) -> str:
+    out = []
+    for f in report.active:
+        props = []
+        if f.location is not None and not f.location[0].startswith("<"):
+            props += [f"file={_prop(artifact_uri(f.location[0]))}", f"line={f.location[1]}"]
+        props.append(f"title={_prop(f'{f.rule} ({f.object})')}")
+        out.append(f"::{COMMANDS[f.severity]} {','.join(props)}::{_data(f.message)}")
+    for e in report.errors:
+        out.append(f"::error title=mesh-audit::{_data(e['message'])}")
+    for g in report.not_collected:
+        out.append(f"::error title=mesh-audit: not collected::{_data(describe_gap(g))}")
+    counts = report.counts()
+    out.append(f"mesh-audit: {counts['error']} errors, {counts['warning']} warnings, {counts['info']} info "
+               f"in {report.objects} objects")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,120 @@
+"""The rule test harness: run fixtures against rules and say exactly what differs.
+
+Fixtures live in `<fixtures>/<rule-id>/pass.<scenario>.yaml` and `fail.<scenario>.yaml`.
+Header comments drive a fixture:
+
+    # expect: Kind namespace/name            the objects a fail fixture must flag (all of them)
+    # expect: Kind namespace/name [warning]  ... and the severity of that finding
+    # istio-version: 1.24.2                  evaluate for this Istio version
+    # collected: daemonsets.apps, ...        as if read from a cluster that collected these
+    # sidecar-scope-threshold: 2             lower that threshold
+
+A pass fixture must produce no finding of its rule. The built-in catalog is tested with
+this harness, and `mesh-audit rules test` runs it on a user's rules.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from auditor.collect.files import load_paths
+from auditor.engine import audit
+from auditor.facts import AuditOptions
+from auditor.versions import parse_version
+
+FIXTURE_NAME = re.compile(r"^(pass|fail)\.[a-z0-9-]+\.yaml$")
+_EXPECT = re.compile(r"^(.*?)\s*\[(error|warning|info)\]$")
+
+
+def header(path: Path, key: str) -> list[str]:
+    prefix = f"# {key}:"
+    return [line[len(prefix):].strip() for line in path.read_text("utf-8").splitlines() if line.startswith(prefix)]
+
+
+def expectations(path: Path) -> tuple[set[str], dict[str, str]]:
+    """The objects a fixture expects, and the severities it pins."""
+    expected, severities = set(), {}
+    for line in header(path, "expect"):
+        m = _EXPECT.match(line)
+        ref = m.group(1) if m else line
+        expected.add(ref)
+        if m:
+            severities[ref] = m.group(2)
+    return expected, severities
+
+
+def fixture_options(path: Path) -> AuditOptions:
+    collected = header(path, "collected")
+    threshold = header(path, "sidecar-scope-threshold")
+    return AuditOptions(
+        collected=frozenset(k.strip() for k in collected[0].split(",")) if collected else None,
+        sidecar_scope_threshold=int(threshold[0]) if threshold else 50,
+    )
+
+
+@dataclass
+class Outcome:
+    path: Path
+    rule: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def run_fixture(path: Path, rules: list, backend=None) -> Outcome:
+    rule_id = path.parent.name
+    outcome = Outcome(path, rule_id)
+    loaded = load_paths([str(path)])
+    outcome.problems += [f"input: {e}" for e in loaded.errors]
+    versions = header(path, "istio-version")
+    version = parse_version(versions[0]) if versions else None
+    if versions and version is None:
+        outcome.problems.append(f"'# istio-version: {versions[0]}' is not a version")
+    report = audit(loaded.snapshot(), rules, istio_version=version, backend=backend, options=fixture_options(path))
+    outcome.problems += [f"rule error on {e['object']}: {e['message']}" for e in report.errors if e.get("rule") == rule_id]
+    findings = [f for f in report.findings if f.rule == rule_id]
+    got = {str(f.object) for f in findings}
+    expected, severities = expectations(path)
+    if path.name.startswith("fail."):
+        if not expected:
+            outcome.problems.append("a fail fixture must name the objects it flags in '# expect:' lines")
+        outcome.problems += [f"does not fire on {ref}" for ref in sorted(expected - got)]
+        outcome.problems += [f"fires on {ref}, which the fixture does not expect" for ref in sorted(got - expected)]
+        for f in findings:
+            want = severities.get(str(f.object))
+            if want and f.severity != want:
+                outcome.problems.append(f"{f.object}: severity {f.severity}, expected {want}")
+    else:
+        if expected:
+            outcome.problems.append("a pass fixture expects nothing; remove its '# expect:' lines")
+        outcome.problems += [f"fires on {f.object}: {f.message}" for f in findings]
+    return outcome
+
+
+def layout_problems(fixtures: Path, rules: list) -> list[str]:
+    """Every rule has a pass and a fail fixture; every folder and file is named for one."""
+    problems = []
+    ids = {r.id for r in rules}
+    for rule in rules:
+        names = [p.name for p in (fixtures / rule.id).glob("*.yaml")]
+        if not any(n.startswith("fail.") for n in names):
+            problems.append(f"{rule.id}: no fail fixture in {fixtures / rule.id}")
+        if not any(n.startswith("pass.") for n in names):
+            problems.append(f"{rule.id}: no pass fixture in {fixtures / rule.id}")
+    if fixtures.is_dir():
+        for folder in sorted(p for p in fixtures.iterdir() if p.is_dir()):
+            if folder.name not in ids:
+                problems.append(f"{folder}: matches no rule")
+                continue
+            for path in sorted(folder.iterdir()):
+                if not FIXTURE_NAME.match(path.name):
+                    problems.append(f"{path}: name it pass.<scenario>.yaml or fail.<scenario>.yaml")
+    return problems
+
+
+def fixture_files(fixtures: Path, rule_ids: set[str] | None = None) -> list[Path]:
+    return [p for p in sorted(fixtures.glob("*/*.yaml")) if rule_ids is None or p.parent.name in rule_ids]

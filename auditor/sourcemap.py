@@ -1,0 +1,46 @@
+"""`--source-map DIR`: point findings on live objects at the manifests they came from.
+
+A GitOps checkout holds the manifests a cluster was built from. Objects are matched by
+API group, kind, namespace and name; a manifest that sets no namespace (kustomize or
+helm fill it in) matches when it is the only one of that group, kind and name. Run the
+scan from the repository root so SARIF paths are repository-relative.
+"""
+
+from __future__ import annotations
+
+from auditor.collect.files import load_paths
+from auditor.errors import UsageError
+from auditor.report import Report
+
+
+class SourceMap:
+    def __init__(self, directory: str):
+        loaded = load_paths([directory])
+        self.warnings: list[UsageError] = loaded.errors + loaded.warnings
+        snapshot = loaded.snapshot()
+        self.exact: dict[tuple, tuple[str, int]] = {}
+        unplaced: dict[tuple, list[tuple[str, int]]] = {}
+        for obj in snapshot:
+            location = snapshot.location(obj)
+            if location is None:
+                continue
+            group = obj.api_version.rpartition("/")[0]
+            self.exact[(group, obj.kind, obj.namespace, obj.name)] = location
+            if not obj.metadata.get("namespace"):
+                unplaced.setdefault((group, obj.kind, obj.name), []).append(location)
+        self.unplaced = {k: v[0] for k, v in unplaced.items() if len(v) == 1}
+
+    def locate(self, group: str, kind: str, namespace: str | None, name: str) -> tuple[str, int] | None:
+        return self.exact.get((group, kind, namespace, name)) or self.unplaced.get((group, kind, name))
+
+    def apply(self, report: Report) -> int:
+        """Give findings without a file the manifest's file and line; returns how many moved."""
+        mapped = 0
+        for f in report.findings:
+            if f.location is not None and not f.location[0].startswith("<"):
+                continue
+            location = self.locate(f.object.group, f.object.kind, f.object.namespace, f.object.name)
+            if location is not None:
+                f.location = location
+                mapped += 1
+        return mapped

@@ -1,0 +1,116 @@
+"""Suppressions and baselines: findings that are known and accepted stay in the JSON and
+SARIF reports (marked, with the reason) but no longer count toward --fail-on.
+
+Three ways to suppress, each with its reason:
+- an annotation on the object: `mesh-audit.io/ignore: "rule-a,rule-b"` (or `*`), with
+  `mesh-audit.io/ignore-reason`;
+- an exemption in `.mesh-audit.yaml` (optionally expiring);
+- `--ignore RULE[=Kind/namespace/name-glob]` on the command line.
+
+A baseline records the findings of one scan by rule and object identity (never the
+message text); later scans against it count only findings that are new.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import orjson
+
+from auditor.config import Exemption
+from auditor.errors import UsageError
+from auditor.report import Report
+from auditor.snapshot import Snapshot, group_kind
+
+IGNORE_ANNOTATION = "mesh-audit.io/ignore"
+IGNORE_REASON = "mesh-audit.io/ignore-reason"
+BASELINE_KIND = "MeshAuditBaseline"
+
+
+def cli_ignores(values: list[str], names: dict[str, str]) -> list[Exemption]:
+    """`RULE` or `RULE=Kind/ns/name-glob`, as given to --ignore."""
+    out = []
+    for value in values:
+        rule, _, pattern = value.partition("=")
+        if rule not in names and rule != "*":
+            raise UsageError(f"--ignore {value}: no rule named '{rule}' (see 'mesh-audit rules list')")
+        pattern = pattern or "*/*"
+        if pattern.count("/") not in (1, 2):
+            raise UsageError(f"--ignore {value}: the object must be Kind/namespace/name (or Kind/name), globs allowed")
+        out.append(Exemption(rule=names.get(rule, rule), pattern=pattern, reason=f"--ignore {value}", source="cli"))
+    return out
+
+
+def apply_suppressions(report: Report, snapshot: Snapshot, exemptions: list[Exemption], names: dict[str, str],
+                       today: date, config_path: str | None = None) -> list[str]:
+    """Mark suppressed findings; returns warnings about expired exemptions."""
+    for f in report.findings:
+        subject = snapshot.get(group_kind(f.object.api_version, f.object.kind), f.object.namespace, f.object.name)
+        if subject is not None and IGNORE_ANNOTATION in subject.annotations:
+            listed = {names.get(n.strip(), n.strip()) for n in subject.annotations[IGNORE_ANNOTATION].split(",") if n.strip()}
+            if "*" in listed or f.rule in listed:
+                reason = subject.annotations.get(IGNORE_REASON) or f"{IGNORE_ANNOTATION} on {f.object}"
+                f.suppressions.append({"kind": "inSource", "source": "annotation", "justification": reason})
+        for ex in exemptions:
+            if ex.expired(today) or not ex.matches(f.rule, f.object.path):
+                continue
+            ex.matched += 1
+            f.suppressions.append({"kind": "external", "source": ex.source, "justification": ex.reason})
+    warnings = []
+    for ex in exemptions:
+        if ex.expired(today):
+            message = f"exemption expired on {ex.expires.isoformat()} and no longer suppresses: {ex.describe()}"
+            report.warnings.append({"file": config_path, "line": ex.line, "message": message})
+            where = f"{config_path}:{ex.line}: " if config_path else ""
+            warnings.append(where + message)
+    report.unused_exemptions = [ex.to_dict() for ex in exemptions if not ex.expired(today) and ex.matched == 0]
+    return warnings
+
+
+# -- baselines ----------------------------------------------------------------------------
+
+def _entry(identity: tuple) -> dict:
+    rule, group, kind, namespace, name = identity
+    return {"rule": rule, "group": group, "kind": kind, "namespace": namespace or None, "name": name}
+
+
+def baseline_document(report: Report) -> dict:
+    entries = sorted({f.identity() for f in report.findings if not f.suppressed})
+    return {"kind": BASELINE_KIND, "schema_version": 1, "findings": [_entry(i) for i in entries]}
+
+
+def write_baseline(report: Report, path: str) -> None:
+    from auditor.collect.snapshot_file import write_atomic
+
+    write_atomic(path, orjson.dumps(baseline_document(report), option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def read_baseline(path: str) -> set[tuple]:
+    try:
+        doc = orjson.loads(Path(path).read_bytes())
+    except OSError as err:
+        raise UsageError(err.strerror or str(err), path) from None
+    except orjson.JSONDecodeError as err:
+        raise UsageError(f"invalid JSON: {err.msg}", path, err.lineno) from None
+    if not isinstance(doc, dict) or doc.get("kind") != BASELINE_KIND or not isinstance(doc.get("findings"), list):
+        raise UsageError("not a mesh-audit baseline (write one with --write-baseline)", path)
+    try:
+        return {(e["rule"], e.get("group") or "", e["kind"], e.get("namespace") or "", e["name"]) for e in doc["findings"]}
+    except (KeyError, TypeError):
+        raise UsageError("baseline entries need rule, kind and name", path) from None
+
+
+def apply_baseline(report: Report, known: set[tuple], path: str) -> None:
+    current = set()
+    for f in report.findings:
+        identity = f.identity()
+        current.add(identity)
+        f.baseline_state = "unchanged" if identity in known else "new"
+    active = [f for f in report.findings if not f.suppressed]
+    report.baseline = {
+        "file": path,
+        "new": sum(1 for f in active if f.baseline_state == "new"),
+        "unchanged": sum(1 for f in active if f.baseline_state == "unchanged"),
+        "fixed": [_entry(i) for i in sorted(known - current)],
+    }
