@@ -250,3 +250,16 @@ def test_compare_version_needs_a_target():
     path = str(FIXTURES / "rules" / "mode-injection-and-revision" / "fail.both-labels.yaml")
     result = run("scan", "-f", path, "--compare-version", "1.23")
     assert result.exit_code == 2 and "--compare-version needs the target version" in result.stderr
+
+
+def test_json_with_suppressions_baseline_and_comparison_matches_the_schema(tmp_path):
+    import jsonschema
+    from importlib import resources
+
+    config = write(tmp_path, "c.yaml", "exemptions:\n  - {rule: waypoint-missing, object: Service/*/*, reason: NET-123}\n")
+    baseline = str(tmp_path / "b.json")
+    run("scan", "-f", DEMO, "--write-baseline", baseline, "-q")
+    _, doc = scan_json("--config", config, "--baseline", baseline, "--istio-version", "1.24", "--compare-version", "1.23")
+    schema = json.loads(resources.files("auditor.schemas").joinpath("report.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    assert doc["baseline"] and doc["comparison"] and doc["summary"]["suppressed"] == 1
