@@ -60,7 +60,7 @@ def test_composite_action_scan_step(tmp_path):
 
 
 def test_example_workflow_steps(tmp_path):
-    workflow = yaml.safe_load((ROOT / "examples" / "github" / "mesh-audit.yml").read_text())
+    workflow = yaml.safe_load((ROOT / ".github" / "examples" / "mesh-audit.yml").read_text())
     assert workflow["permissions"]["security-events"] == "write"
     steps = workflow["jobs"]["mesh-audit"]["steps"]
     upload = next(s for s in steps if s.get("uses", "").startswith("github/codeql-action/upload-sarif"))
