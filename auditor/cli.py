@@ -487,8 +487,31 @@ def _indent(text: str) -> str:
     return textwrap.fill(" ".join(text.split()), width=88, initial_indent="  ", subsequent_indent="  ")
 
 
+EXIT_INTERRUPTED = 130
+
+
 def main() -> None:
-    cli()
+    """The console script: click's own handling, except that Ctrl-C exits 130 at once.
+
+    Outputs are written through temporary files, so an interrupted run leaves no partial
+    report or snapshot. os._exit skips waiting for collector threads still blocked in a
+    request; there is nothing left for them to finish."""
+    try:
+        code = cli.main(standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _interrupted()
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except BrokenPipeError:  # `mesh-audit ... | head`: the reader left; that is not an error
+        os._exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted() -> None:
+    sys.stderr.write("mesh-audit: interrupted\n")
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

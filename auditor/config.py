@@ -111,10 +111,11 @@ def load_config(path: str | None, rules: list) -> Config:
         text = Path(path).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read the config file: {getattr(err, 'strerror', None) or err}", path) from None
-    from auditor.collect.files import _ManifestLoader  # keeps dates as strings, as the schema expects
+    from auditor.collect.files import _ManifestLoader, check_aliases  # keeps dates as strings, as the schema expects
 
     try:
         node = yaml.compose(text, Loader=_ManifestLoader)
+        check_aliases(node, path)
         data = yaml.load(text, Loader=_ManifestLoader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark

@@ -45,12 +45,12 @@ def audit(
             continue
         try:
             object_facts = facts.for_object(obj)
+            if object_facts is None:
+                continue
+            activation = backend.activation({"object": obj.raw, "facts": object_facts, "mesh": facts.mesh})
         except Exception as err:  # an object shape the facts layer did not foresee must not end the scan
             errors.append({"kind": "object", "rule": None, "object": obj.ref(), "message": f"facts could not be computed: {err!r}"})
             continue
-        if object_facts is None:
-            continue
-        activation = backend.activation({"object": obj.raw, "facts": object_facts, "mesh": facts.mesh})
         for rule in rules_here:
             try:
                 hit = backend.evaluate(rule.programs["when"], activation)

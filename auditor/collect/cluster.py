@@ -633,34 +633,47 @@ def collect(
     result.namespaces = sorted(set(namespaces)) if namespaces else None
     result.collected_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     result.server_version = _server_version(http)
-    with gc_paused(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect") as pool:
-        istio_types = collector.discover(pool)
-        webhooks = [w for w in collector.list(WEBHOOKS) if is_injector_webhook(w)]
-        istio_ns, _ = _istio_namespaces(webhooks, [])
-        scope = None if result.namespaces is None else sorted(set(result.namespaces) | set(istio_ns))
-
-        tasks: list[Callable[[], list[dict]]] = []
-        if scope is None:
-            tasks.append(lambda: collector.list(NAMESPACES))
-        else:
-            for ns in scope:
-                tasks.append(lambda ns=ns: [o] if (o := collector.get(NAMESPACES, None, ns)) else [])
-        tasks.append(lambda: [_crd_stub(i) for i in collector.list(CRDS, accept=METADATA_ONLY)])
-        for rtype in (*WORKLOAD_TYPES, *istio_types):
-            if rtype.namespaced and scope is not None:
-                tasks.extend(lambda rtype=rtype, ns=ns: collector.list(rtype, ns) for ns in scope)
-            else:
-                tasks.append(lambda rtype=rtype: collector.list(rtype))
-        objects = [obj for batch in pool.map(lambda task: task(), tasks) for obj in batch]
-
-        config_maps = _config_map_names(webhooks, objects)
-        fetched = pool.map(lambda nn: collector.get(CONFIGMAPS, nn[0], nn[1]), config_maps)
-        objects.extend(o for o in fetched if o is not None)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect")
+    try:
+        with gc_paused():
+            webhooks, objects = _collect_all(collector, pool, result.namespaces)
+    except BaseException:
+        # Ctrl-C or a fatal error: do not wait for requests still in flight.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     if progress is not None:
         progress.done()
     result.objects = webhooks + objects
     result.not_collected.sort(key=lambda g: (g.resource, g.namespace or "", g.name or ""))
     return result
+
+
+def _collect_all(collector: _Collector, pool: ThreadPoolExecutor, namespaces: list[str] | None) -> tuple[list, list]:
+    """Discovery, the injector webhooks, every resource type, then Istio's ConfigMaps by name."""
+    istio_types = collector.discover(pool)
+    webhooks = [w for w in collector.list(WEBHOOKS) if is_injector_webhook(w)]
+    istio_ns, _ = _istio_namespaces(webhooks, [])
+    scope = None if namespaces is None else sorted(set(namespaces) | set(istio_ns))
+
+    tasks: list[Callable[[], list[dict]]] = []
+    if scope is None:
+        tasks.append(lambda: collector.list(NAMESPACES))
+    else:
+        for ns in scope:
+            tasks.append(lambda ns=ns: [o] if (o := collector.get(NAMESPACES, None, ns)) else [])
+    tasks.append(lambda: [_crd_stub(i) for i in collector.list(CRDS, accept=METADATA_ONLY)])
+    for rtype in (*WORKLOAD_TYPES, *istio_types):
+        if rtype.namespaced and scope is not None:
+            tasks.extend(lambda rtype=rtype, ns=ns: collector.list(rtype, ns) for ns in scope)
+        else:
+            tasks.append(lambda rtype=rtype: collector.list(rtype))
+    objects = [obj for batch in pool.map(lambda task: task(), tasks) for obj in batch]
+
+    config_maps = _config_map_names(webhooks, objects)
+    fetched = pool.map(lambda nn: collector.get(CONFIGMAPS, nn[0], nn[1]), config_maps)
+    objects.extend(o for o in fetched if o is not None)
+    return webhooks, objects
 
 
 def _config_map_names(webhooks: list[dict], objects: list[dict]) -> list[tuple[str, str]]:

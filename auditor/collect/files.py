@@ -33,6 +33,12 @@ except AttributeError:  # PyYAML built without libyaml
 SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"
 STDIN_NAME = "<stdin>"
+# YAML aliases let a few lines describe a document of billions of nodes ("billion laughs");
+# anything that expands beyond this many nodes is refused before it is built.
+MAX_YAML_NODES = 2_000_000
+# PyYAML parses a few MB/s: past this size a YAML input is refused with a pointer to JSON,
+# which is parsed two orders of magnitude faster (override with MESH_AUDIT_MAX_YAML_MB).
+MAX_YAML_MB = 64
 
 
 class _ManifestLoader(_BaseLoader):
@@ -147,7 +153,67 @@ def _looks_like_json(data: bytes) -> bool:
     return head in (b"{", b"[")
 
 
+def _max_yaml_bytes() -> int:
+    try:
+        return int(float(os.environ.get("MESH_AUDIT_MAX_YAML_MB", MAX_YAML_MB)) * 1024 * 1024)
+    except ValueError:
+        return MAX_YAML_MB * 1024 * 1024
+
+
+class RecursiveAlias(Exception):
+    pass
+
+
+def expanded_size(node, limit: int) -> int:
+    """Nodes a YAML node graph has once aliases are expanded (shared nodes counted each
+    time they are used), computed without expanding; stops counting past `limit`.
+    Raises RecursiveAlias for a node that contains itself."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack = [(node, False)]
+    while stack:
+        current, children_done = stack.pop()
+        key = id(current)
+        if isinstance(current, yaml.ScalarNode):
+            sizes[key] = 1
+            continue
+        children = [c for pair in current.value for c in pair] if isinstance(current, yaml.MappingNode) else current.value
+        if children_done:
+            open_nodes.discard(key)
+            sizes[key] = min(1 + sum(sizes[id(c)] for c in children), limit + 1)
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise RecursiveAlias()
+        open_nodes.add(key)
+        stack.append((current, True))
+        for child in children:
+            if id(child) in open_nodes:
+                raise RecursiveAlias()
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(node)]
+
+
+def check_aliases(node, name: str) -> None:
+    """Refuse a composed YAML document whose aliases recurse or expand past MAX_YAML_NODES."""
+    if node is None:
+        return
+    try:
+        too_big = expanded_size(node, MAX_YAML_NODES) > MAX_YAML_NODES
+    except RecursiveAlias:
+        raise UsageError("the document contains itself through an alias", name, node.start_mark.line + 1) from None
+    if too_big:
+        raise UsageError(
+            f"the document's aliases expand to more than {MAX_YAML_NODES:,} nodes (a YAML alias bomb?)",
+            name, node.start_mark.line + 1,
+        )
+
+
 def _load_bytes(data: bytes, name: str, result: LoadResult, as_json: bool) -> None:
+    if b"\x00" in data[:8192]:
+        raise UsageError("a binary file, not a manifest (it contains NUL bytes)", name)
     if as_json:
         try:
             doc = orjson.loads(data)
@@ -157,6 +223,12 @@ def _load_bytes(data: bytes, name: str, result: LoadResult, as_json: bool) -> No
             result._texts[name] = data  # stdin cannot be read again for item lines
         _add_document(doc, name, 1, None, result, json_items=True)
         return
+    if len(data) > _max_yaml_bytes():
+        raise UsageError(
+            f"{len(data) / 1048576:.0f} MiB of YAML is over the {_max_yaml_bytes() / 1048576:.0f} MiB limit; "
+            "export it as JSON (kubectl get -o json), which is read much faster, or raise MESH_AUDIT_MAX_YAML_MB",
+            name,
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -169,6 +241,7 @@ def _load_bytes(data: bytes, name: str, result: LoadResult, as_json: bool) -> No
                 if not loader.check_node():
                     break
                 node = loader.get_node()
+                check_aliases(node, name)
                 doc = loader.construct_document(node)
             except yaml.MarkedYAMLError as err:
                 mark = err.problem_mark or err.context_mark

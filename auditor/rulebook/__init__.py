@@ -96,8 +96,11 @@ def load_rule_file(path: Path, category: str | None = None, backend=None) -> Rul
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read rule file: {err}", name) from None
+    from auditor.collect.files import check_aliases
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        check_aliases(node, name)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark

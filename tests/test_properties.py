@@ -1,0 +1,122 @@
+"""Property-based tests: arbitrary and malformed Kubernetes-shaped objects through the
+loaders, the facts layer and the engine. Whatever the input, the outcome is findings,
+per-object errors or warnings in the report, or a UsageError (exit 2); never an
+unhandled exception."""
+
+from __future__ import annotations
+
+import orjson
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from auditor.collect.files import LoadResult, _load_bytes
+from auditor.engine import audit
+from auditor.errors import UsageError
+from auditor.reporters import REPORTERS
+from auditor.rulebook import load_rules
+from auditor.snapshot import K8sObject, Snapshot
+
+RULES = load_rules()
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.text(max_size=12),
+                    st.sampled_from(["ambient", "none", "enabled", "true", "false", "ALLOW", "DENY", "CUSTOM", "*", "mesh",
+                                     "istio-waypoint", "15008", "HBONE", "All", "Selector", "Service", "Gateway"]))
+json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                             st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                           max_leaves=20)
+label_keys = st.sampled_from([
+    "istio.io/dataplane-mode", "istio-injection", "istio.io/rev", "istio.io/use-waypoint", "istio.io/use-waypoint-namespace",
+    "istio.io/waypoint-for", "sidecar.istio.io/inject", "app", "istio.io/ingress-use-waypoint", "mesh-audit.io/ignore",
+    "ambient.istio.io/redirection", "sidecar.istio.io/status", "gateway.istio.io/managed",
+])
+label_maps = st.one_of(st.dictionaries(label_keys, st.one_of(st.text(max_size=10), scalars), max_size=5), json_values)
+kinds = st.sampled_from([
+    ("v1", "Namespace"), ("v1", "Pod"), ("v1", "Service"), ("v1", "ConfigMap"), ("apps/v1", "Deployment"),
+    ("apps/v1", "ReplicaSet"), ("apps/v1", "DaemonSet"), ("batch/v1", "Job"), ("batch/v1", "CronJob"),
+    ("networking.k8s.io/v1", "NetworkPolicy"), ("security.istio.io/v1", "AuthorizationPolicy"),
+    ("security.istio.io/v1", "PeerAuthentication"), ("security.istio.io/v1beta1", "RequestAuthentication"),
+    ("networking.istio.io/v1", "VirtualService"), ("networking.istio.io/v1", "DestinationRule"),
+    ("networking.istio.io/v1", "ServiceEntry"), ("networking.istio.io/v1", "Sidecar"), ("networking.istio.io/v1alpha3", "EnvoyFilter"),
+    ("networking.istio.io/v1", "WorkloadEntry"), ("telemetry.istio.io/v1", "Telemetry"), ("extensions.istio.io/v1alpha1", "WasmPlugin"),
+    ("gateway.networking.k8s.io/v1", "Gateway"), ("gateway.networking.k8s.io/v1", "GatewayClass"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"), ("gateway.networking.k8s.io/v1alpha2", "TCPRoute"),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"), ("example.com/v9", "Unknown"),
+])
+spec_keys = st.sampled_from([
+    "selector", "targetRefs", "targetRef", "rules", "action", "template", "jobTemplate", "containers", "hosts", "http", "tcp",
+    "gateways", "podSelector", "ingress", "policyTypes", "parentRefs", "gatewayClassName", "listeners", "mtls",
+    "portLevelMtls", "workloadSelector", "egress", "outboundTrafficPolicy", "resolution", "ports", "host", "trafficPolicy",
+    "hostNetwork", "initContainers", "configPatches",
+])
+
+
+@st.composite
+def k8s_objects(draw):
+    api_version, kind = draw(kinds)
+    metadata = draw(st.one_of(
+        st.fixed_dictionaries({
+            "name": st.one_of(st.sampled_from(["a", "b", "istio", "waypoint"]), scalars),
+            "namespace": st.one_of(st.sampled_from(["shop", "istio-system", "kube-system"]), scalars),
+        }, optional={"labels": label_maps, "annotations": label_maps, "uid": st.text(max_size=4),
+                     "ownerReferences": json_values}),
+        json_values,
+    ))
+    obj = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
+    spec = draw(st.one_of(st.dictionaries(spec_keys, json_values, max_size=5), json_values))
+    obj["spec"] = spec
+    if draw(st.booleans()):
+        obj["status"] = draw(json_values)
+    if kind == "ConfigMap":
+        obj["data"] = draw(st.one_of(st.dictionaries(st.sampled_from(["mesh", "config", "values", "EXCLUDED_NAMESPACES"]),
+                                                     st.text(max_size=30), max_size=3), json_values))
+    return obj
+
+
+@SETTINGS
+@given(st.lists(k8s_objects(), max_size=12))
+def test_engine_never_raises_on_malformed_objects(objects):
+    snapshot = Snapshot(K8sObject(o) for o in objects if isinstance(o.get("metadata"), dict) or o.get("metadata") is None)
+    report = audit(snapshot, RULES)
+    for error in report.errors:
+        assert error["kind"] in ("rule", "object") and error["message"]
+    for finding in report.findings:
+        assert finding.severity in ("error", "warning", "info") and isinstance(finding.message, str)
+    for render in REPORTERS.values():  # and every output format renders what came out
+        assert render(report)
+
+
+@SETTINGS
+@given(st.lists(k8s_objects(), max_size=6))
+def test_loaders_accept_anything_they_can_parse(objects):
+    for data, as_json in ((orjson.dumps({"apiVersion": "v1", "kind": "List", "items": objects}), True),
+                          (yaml.safe_dump_all(objects).encode(), False)):
+        result = LoadResult()
+        try:
+            _load_bytes(data, "x", result, as_json=as_json)
+        except UsageError:
+            continue
+        snapshot = result.snapshot()
+        audit(snapshot, RULES)  # and whatever loaded, the engine takes
+
+
+@SETTINGS
+@given(st.binary(max_size=300))
+def test_loaders_turn_garbage_into_usage_errors(data):
+    for as_json in (True, False):
+        result = LoadResult()
+        try:
+            _load_bytes(data, "garbage", result, as_json=as_json)
+        except UsageError as err:
+            assert str(err).startswith("garbage")
+
+
+@SETTINGS
+@given(st.text(alphabet=st.sampled_from(list("{}[]:,-&*!|>'\"#\n  abc01")), max_size=120))
+def test_yaml_fragments_never_escape_as_other_exceptions(text):
+    result = LoadResult()
+    try:
+        _load_bytes(text.encode(), "frag.yaml", result, as_json=False)
+    except UsageError:
+        pass
