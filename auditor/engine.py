@@ -39,10 +39,21 @@ def audit(
     subjects = list(snapshot)
     if CLUSTER in by_kind:
         subjects.append(cluster_object(facts.options.cluster_name))
+    # Replicas of one owner with equal signatures get equal findings: evaluate one of them.
+    replays: dict[bytes, list[tuple]] = {}
     for obj in subjects:
         rules_here = by_kind.get(obj.gk)
         if not rules_here:
             continue
+        workload = facts.workload(obj) if obj.gk == "Pod" else None
+        signature = workload.signature if workload is not None else None
+        if signature is not None and signature in replays:
+            for rule, severity, message in replays[signature]:
+                _record(found, rule, severity, message, obj, snapshot, facts)
+            continue
+        hits: list[tuple] = []
+        if signature is not None:
+            replays[signature] = hits
         try:
             object_facts = facts.for_object(obj)
             if object_facts is None:
@@ -69,6 +80,7 @@ def audit(
             except CelError as err:
                 errors.append({"kind": "rule", "rule": rule.id, "object": obj.ref(), "message": str(err)})
                 continue
+            hits.append((rule, severity, message))
             _record(found, rule, severity, message, obj, snapshot, facts)
 
     findings = sorted(found.values(), key=Finding.sort_key)

@@ -47,7 +47,8 @@ class K8sObject:
     `metadata.uid`); manifests are declared state.
     """
 
-    __slots__ = ("raw", "api_version", "kind", "gk", "namespace", "name", "file", "line", "index", "observed")
+    __slots__ = ("raw", "api_version", "kind", "gk", "namespace", "name", "file", "line", "index", "observed", "key",
+                 "_labels", "_annotations")
 
     def __init__(self, raw: dict, file: str | None = None, line: int | None = None, index: int | None = None):
         meta = raw.get("metadata")
@@ -67,10 +68,9 @@ class K8sObject:
         self.line = line
         self.index = index
         self.observed = "status" in raw or bool(meta.get("uid"))
-
-    @property
-    def key(self) -> tuple[str, str | None, str]:
-        return (self.gk, self.namespace, self.name)
+        self.key: tuple[str, str | None, str] = (self.gk, self.namespace, self.name)
+        self._labels: dict | None = None
+        self._annotations: dict | None = None
 
     @property
     def metadata(self) -> dict:
@@ -79,11 +79,15 @@ class K8sObject:
 
     @property
     def labels(self) -> dict:
-        return str_map(self.metadata.get("labels"))
+        if self._labels is None:
+            self._labels = str_map(self.metadata.get("labels"))
+        return self._labels
 
     @property
     def annotations(self) -> dict:
-        return str_map(self.metadata.get("annotations"))
+        if self._annotations is None:
+            self._annotations = str_map(self.metadata.get("annotations"))
+        return self._annotations
 
     @property
     def spec(self) -> dict:
@@ -98,6 +102,62 @@ class K8sObject:
         return f"<{self.ref()}>"
 
 
+_META_KEPT = ("name", "generateName", "namespace", "uid", "labels", "annotations", "ownerReferences")
+_SPEC_KEPT = ("hostNetwork", "serviceAccountName", "nodeName")
+_CONTAINER_KEPT = ("name", "image", "ports", "restartPolicy")
+
+
+def _project_pod_spec(spec) -> dict:
+    if not isinstance(spec, dict):
+        return spec
+    out = {k: spec[k] for k in _SPEC_KEPT if k in spec}
+    for key in ("initContainers", "containers"):
+        containers = spec.get(key)
+        if isinstance(containers, list):
+            out[key] = [{k: c[k] for k in _CONTAINER_KEPT if k in c} if isinstance(c, dict) else c for c in containers]
+        elif key in spec:
+            out[key] = containers
+    return out
+
+
+def project(raw: dict) -> dict:
+    """The part of a running Pod (or of a ReplicaSet) that mesh-audit reads: identity,
+    labels, annotations, owners, containers (name, image, ports, restartPolicy), host
+    networking and phase. A cluster's pods are most of its bytes; keeping only this makes
+    a 50,000-pod cluster fit in a few hundred MB. Manifests are never projected."""
+    kind = raw.get("kind")
+    meta = raw.get("metadata")
+    if kind not in ("Pod", "ReplicaSet") or not isinstance(meta, dict):
+        return raw
+    out = {"apiVersion": raw.get("apiVersion"), "kind": kind, "metadata": {k: meta[k] for k in _META_KEPT if k in meta}}
+    spec = raw.get("spec")
+    if kind == "Pod":
+        if "spec" in raw:
+            out["spec"] = _project_pod_spec(spec)
+        status = raw.get("status")
+        if status is not None:
+            out["status"] = {"phase": status["phase"]} if isinstance(status, dict) and "phase" in status else {}
+        return out
+    if isinstance(spec, dict):
+        template = spec.get("template")
+        projected = {k: spec[k] for k in ("replicas", "selector") if k in spec}
+        if isinstance(template, dict):
+            tmeta = template.get("metadata")
+            projected["template"] = {
+                "metadata": {k: tmeta[k] for k in ("labels", "annotations") if k in tmeta} if isinstance(tmeta, dict) else tmeta,
+                "spec": _project_pod_spec(template.get("spec")),
+            }
+        out["spec"] = projected
+    if "status" in raw:
+        out["status"] = {}
+    return out
+
+
+def is_observed(raw: dict) -> bool:
+    meta = raw.get("metadata")
+    return "status" in raw or (isinstance(meta, dict) and bool(meta.get("uid")))
+
+
 def as_list(value) -> list:
     """A list field as written, or [] when it is missing or of the wrong type."""
     return value if isinstance(value, list) else []
@@ -109,10 +169,14 @@ def as_dict(value) -> dict:
 
 
 def str_map(value) -> dict[str, str]:
-    """Labels or annotations as strings; {} when the field is not a mapping."""
+    """Labels or annotations as strings; {} when the field is not a mapping. A mapping that
+    already holds only strings (anything read from a cluster) is returned as it is."""
     if not isinstance(value, dict):
         return {}
-    return {str(k): ("" if v is None else str(v)) for k, v in value.items()}
+    for k, v in value.items():
+        if type(k) is not str or type(v) is not str:
+            return {str(k): ("" if v is None else str(v)) for k, v in value.items()}
+    return value
 
 
 class Snapshot:

@@ -53,10 +53,11 @@ def test_snapshot_round_trip_gives_the_same_findings(api, tmp_path, name):
     result = run("snapshot", "--kubeconfig", str(api.kubeconfig_path), "-o", str(path))
     assert result.exit_code == 0, result.stderr
     data = path.read_bytes()
-    doc = json.loads(gzip.decompress(data) if name.endswith(".gz") else data)
+    head, *objects = [json.loads(line) for line in (gzip.decompress(data) if name.endswith(".gz") else data).splitlines()]
+    doc = {**head, "objects": objects}
     assert f"wrote {path}: {len(doc['objects'])} objects from context test (Kubernetes v1.31.4)" in result.stderr
     assert {"Pod", "DaemonSet", "CustomResourceDefinition"} <= {o["kind"] for o in doc["objects"]}
-    assert doc["kind"] == "MeshAuditSnapshot" and doc["schema_version"] == 1
+    assert doc["kind"] == "MeshAuditSnapshot" and doc["schema_version"] == 2
     assert doc["collection"]["server_version"] == "v1.31.4" and doc["collection"]["context"] == "test"
     assert doc["collection"]["collected_at"].endswith("Z") and doc["collection"]["not_collected"] == []
     requests_before = len(api.requests)
@@ -95,6 +96,29 @@ def test_forbidden_resource_exits_3_and_every_format_says_what_is_missing(api, t
         check = subprocess.run([sys.executable, str(VALIDATOR), str(sarif_path)], capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
     assert live(api, "--allow-partial").exit_code == 1  # the findings decide again
+
+
+def test_version_1_snapshots_are_still_read(api, tmp_path):
+    path = tmp_path / "snap.json"
+    run("snapshot", "--kubeconfig", str(api.kubeconfig_path), "-o", str(path), "-q")
+    head, *objects = [json.loads(line) for line in path.read_text().splitlines()]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({**head, "schema_version": 1, "objects": objects}))
+    assert findings(run("scan", "--snapshot", str(old), "-o", "json").stdout) == findings(
+        run("scan", "--snapshot", str(path), "-o", "json").stdout)
+
+
+def test_snapshot_objects_are_complete_but_scans_project_pods(api, tmp_path):
+    """The snapshot keeps pods as the API returned them; a scan keeps what it reads."""
+    from auditor.collect.files import load_paths
+
+    path = tmp_path / "snap.json"
+    run("snapshot", "--kubeconfig", str(api.kubeconfig_path), "-o", str(path), "-q")
+    pods = [json.loads(line) for line in path.read_text().splitlines()[1:] if '"kind":"Pod"' in line]
+    assert pods and all("resourceVersion" in p["metadata"] for p in pods)
+    loaded = [o for o in load_paths([str(path)]).objects if o.kind == "Pod"]
+    assert loaded and all(set(o.raw["metadata"]) <= {"name", "generateName", "namespace", "uid", "labels", "annotations",
+                                                     "ownerReferences"} for o in loaded)
 
 
 def test_partial_snapshot_keeps_its_gaps(api, tmp_path):

@@ -424,10 +424,15 @@ class Progress:
 # -- collecting ---------------------------------------------------------------------------
 
 def _slim(item: dict, rtype: ResourceType) -> dict:
-    """Restore kind/apiVersion (list items of built-in kinds lack them) and drop what the
-    audit never reads and that can dwarf the object: managedFields, last-applied."""
+    """Restore kind/apiVersion (list items of built-in kinds lack them), then slim_object."""
     item["apiVersion"] = rtype.api_version
     item["kind"] = rtype.kind
+    return slim_object(item)
+
+
+def slim_object(item: dict) -> dict:
+    """Drop what the audit never reads and that can dwarf the object: managedFields and
+    the last-applied-configuration annotation."""
     meta = item.get("metadata")
     if isinstance(meta, dict):
         meta.pop("managedFields", None)

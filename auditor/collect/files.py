@@ -21,9 +21,9 @@ import orjson
 import yaml
 
 from auditor.collect import gc_paused
-from auditor.collect.snapshot_file import GZIP_MAGIC, from_document, is_snapshot
+from auditor.collect.snapshot_file import GZIP_MAGIC, from_document, is_snapshot, open_snapshot
 from auditor.errors import UsageError
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.snapshot import K8sObject, Snapshot, is_observed, project
 
 try:
     _BaseLoader = yaml.CSafeLoader
@@ -127,6 +127,8 @@ def load_paths(paths: list[str], stdin=None) -> LoadResult:
                 if path == STDIN:
                     data = (stdin or sys.stdin.buffer).read()
                     _load_bytes(data, STDIN_NAME, result, as_json=_looks_like_json(data))
+                elif _load_snapshot_stream(path, result):
+                    pass
                 else:
                     data = Path(path).read_bytes()
                     if data[:2] == GZIP_MAGIC:
@@ -139,6 +141,29 @@ def load_paths(paths: list[str], stdin=None) -> LoadResult:
             except OSError as err:
                 result.errors.append(UsageError(err.strerror or str(err), path))
     return result
+
+
+def _load_snapshot_stream(path: str, result: LoadResult) -> bool:
+    """Read a snapshot written one object per line, projecting objects as they arrive so a
+    large cluster never sits in memory whole. False when `path` is not such a snapshot."""
+    try:
+        stream = open_snapshot(path)
+    except UsageError:
+        raise
+    if stream is None:
+        return False
+    collection, lines = stream
+    result.snapshots.append((path, collection))
+    with lines:
+        for number, line in enumerate(lines, start=2):
+            if not line.strip():
+                continue
+            try:
+                item = orjson.loads(line)
+            except orjson.JSONDecodeError as err:
+                raise UsageError(f"invalid JSON: {err.msg}", path, number) from None
+            _add_object(item, path, None, None, result, from_cluster=True)
+    return True
 
 
 def _gunzip(data: bytes, path: str) -> bytes:
@@ -293,6 +318,8 @@ def _add_object(doc, name: str, line: int | None, index: int | None, result: Loa
         if metadata is not None and not isinstance(metadata, dict):
             result.warnings.append(UsageError("skipped: metadata is not a mapping", name, line))
             return
+        if doc["kind"] in ("Pod", "ReplicaSet") and is_observed(doc):
+            doc = project(doc)
         result.objects.append(K8sObject(doc, None if from_cluster else name, line, index))
     else:
         result.warnings.append(UsageError("skipped: not a Kubernetes object (needs apiVersion and kind)", name, line))

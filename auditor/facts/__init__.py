@@ -80,8 +80,9 @@ class Facts:
         self.workloads: list[Workload] = collect_workloads(snapshot)
         self.index = LabelIndex()
         self._workload_of: dict[tuple, Workload] = {}
+        modes: dict = {}
         for w in self.workloads:
-            w.resolve_mode(self.ns_labels(w.namespace), self.settings)
+            w.resolve_mode(self.ns_labels(w.namespace), self.settings, modes)
             self.index.add(w.id, w.namespace, w.labels)
             self._workload_of[w.obj.key] = w
         self.services = ServiceIndex(snapshot, self.index)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
+
 from auditor.facts import mode as m
 from auditor.facts.mesh import MeshSettings
 from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list, str_map
@@ -87,7 +89,7 @@ class Workload:
     __slots__ = (
         "id", "obj", "namespace", "labels", "annotations", "pod_spec", "owner", "is_template",
         "role", "host_network", "injection", "intent", "sidecar", "native_sidecar", "redirection",
-        "predicted_mode", "observed_mode", "blocked_by",
+        "predicted_mode", "observed_mode", "blocked_by", "signature",
     )
 
     def __init__(self, wid: int, obj: K8sObject, owner: Owner | None):
@@ -109,6 +111,7 @@ class Workload:
         self.pod_spec = spec if isinstance(spec, dict) else {}
         self.host_network = self.pod_spec.get("hostNetwork") is True
         self.role = _role(self.labels, self.annotations)
+        self.signature = _signature(self) if owner is not None else None
 
     @property
     def observed(self) -> bool:
@@ -119,7 +122,19 @@ class Workload:
         """The mode in force: what runs for observed pods, what would run otherwise."""
         return self.observed_mode if self.observed_mode is not None else self.predicted_mode
 
-    def resolve_mode(self, ns_labels: dict, settings: MeshSettings) -> None:
+    def resolve_mode(self, ns_labels: dict, settings: MeshSettings, cache: dict | None = None) -> None:
+        """Decide the mode; pods with the same signature (replicas of one ReplicaSet, as a
+        rule) share the answer instead of recomputing it."""
+        if cache is not None and self.signature is not None:
+            twin = cache.get(self.signature)
+            if twin is not None:
+                for slot in _MODE_SLOTS:
+                    setattr(self, slot, getattr(twin, slot))
+                return
+            cache[self.signature] = self
+        self._resolve_mode(ns_labels, settings)
+
+    def _resolve_mode(self, ns_labels: dict, settings: MeshSettings) -> None:
         self.injection = m.predict_injection(
             self.namespace, ns_labels, self.labels, self.annotations, self.host_network, settings.injector
         )
@@ -150,6 +165,26 @@ class Workload:
             self.observed_mode = "ambient"
         else:
             self.observed_mode = "none"
+
+
+_MODE_SLOTS = ("injection", "intent", "sidecar", "native_sidecar", "redirection", "predicted_mode", "observed_mode", "blocked_by")
+
+
+def _signature(w: Workload) -> bytes | None:
+    """What rules can see of a pod besides its name and identity: pods of one owner with
+    equal signatures get equal facts and findings, so they are evaluated once."""
+    containers = [(c.get("name"), c.get("image"), c.get("restartPolicy"))
+                  for key in ("initContainers", "containers") for c in as_list(w.pod_spec.get(key)) if isinstance(c, dict)]
+    status = w.obj.raw.get("status")
+    phase = status.get("phase") if isinstance(status, dict) else None
+    try:
+        return orjson.dumps(
+            [w.namespace, w.owner.kind, w.owner.name, w.labels, w.annotations, w.host_network, containers, phase,
+             w.obj.observed, w.obj.kind],
+            option=orjson.OPT_SORT_KEYS,
+        )
+    except (TypeError, orjson.JSONEncodeError):
+        return None
 
 
 def _role(labels: dict, annotations: dict) -> str:

@@ -99,9 +99,10 @@ def load_rule_file(path: Path, category: str | None = None, backend=None) -> Rul
     from auditor.collect.files import check_aliases
 
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        node = yaml.compose(text, Loader=loader)
         check_aliases(node, name)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=loader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         raise UsageError(f"invalid YAML: {err.problem or err.context}", name, mark.line + 1 if mark else None) from None
