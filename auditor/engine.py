@@ -41,6 +41,7 @@ def audit(
         subjects.append(cluster_object(facts.options.cluster_name))
     # Replicas of one owner with equal signatures get equal findings: evaluate one of them.
     replays: dict[bytes, list[tuple]] = {}
+    combined: dict[str, object] = {}
     for obj in subjects:
         rules_here = by_kind.get(obj.gk)
         if not rules_here:
@@ -62,9 +63,10 @@ def audit(
         except Exception as err:  # an object shape the facts layer did not foresee must not end the scan
             errors.append({"kind": "object", "rule": None, "object": obj.ref(), "message": f"facts could not be computed: {err!r}"})
             continue
-        for rule in rules_here:
+        verdicts = _all_conditions(backend, combined, obj.gk, rules_here, activation)
+        for i, rule in enumerate(rules_here):
             try:
-                hit = backend.evaluate(rule.programs["when"], activation)
+                hit = verdicts[i] if verdicts is not None else backend.evaluate(rule.programs["when"], activation)
                 if not isinstance(hit, bool):
                     raise CelError(f"'when' gave {type(hit).__name__}, not a boolean")
                 if not hit:
@@ -94,6 +96,31 @@ def audit(
         version_source=facts.settings.version_source,
         skipped_rules=sorted(r.id for r in rules if r not in active),
     )
+
+
+def _all_conditions(backend, combined: dict, gk: str, rules: list[Rule], activation) -> list | None:
+    """Every rule's `when` for one object in a single CEL evaluation: one program per kind,
+    `[when_1, when_2, ...]`, compiled on first use. None when that fails (a condition
+    errors on this object, or the list does not compile); the caller then evaluates rule
+    by rule, which names the failing rule."""
+    if len(rules) < 2:
+        return None
+    program = combined.get(gk)
+    if program is None:
+        try:
+            program = backend.compile("[" + ", ".join(f"({r.when.strip()})" for r in rules) + "]")
+        except CelError:
+            program = False
+        combined[gk] = program
+    if program is False:
+        return None
+    try:
+        verdicts = backend.evaluate(program, activation)
+    except CelError:
+        return None
+    if not isinstance(verdicts, list) or len(verdicts) != len(rules) or not all(isinstance(v, bool) for v in verdicts):
+        return None
+    return verdicts
 
 
 def _record(found: dict, rule: Rule, severity: str, message: str, obj: K8sObject, snapshot: Snapshot, facts: Facts) -> None:

@@ -59,3 +59,15 @@ def test_broken_rule_file(path, backend_name):
 def test_corpus_covers_each_kind_of_mistake():
     kinds = {expectation(p)[0] for p in CORPUS.glob("*.yaml")}
     assert kinds == {"error", "error-prefix", "runtime-error"}
+
+
+def test_a_failing_condition_among_several_rules_is_named_and_the_others_still_run():
+    """Conditions of a kind are evaluated together; when one fails, each rule is evaluated
+    alone, so the error names its rule and the other rules still fire."""
+    broken = load_rule_file(CORPUS / "when-not-bool.yaml")
+    builtin = [r for r in load_rules() if r.id == "mode-namespace-conflict"]
+    ns = {"apiVersion": "v1", "kind": "Namespace",
+          "metadata": {"name": "both", "labels": {"istio.io/dataplane-mode": "ambient", "istio-injection": "enabled"}}}
+    report = audit(snapshot_of(ns), builtin + [broken])
+    assert [e["rule"] for e in report.errors] == ["when-not-bool"]
+    assert [f.rule for f in report.findings] == ["mode-namespace-conflict"]

@@ -6,6 +6,7 @@ CronJob), so a Deployment with fifty replicas is reported once.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import orjson
@@ -178,13 +179,14 @@ def _signature(w: Workload) -> bytes | None:
     status = w.obj.raw.get("status")
     phase = status.get("phase") if isinstance(status, dict) else None
     try:
-        return orjson.dumps(
+        text = orjson.dumps(
             [w.namespace, w.owner.kind, w.owner.name, w.labels, w.annotations, w.host_network, containers, phase,
              w.obj.observed, w.obj.kind],
             option=orjson.OPT_SORT_KEYS,
         )
     except (TypeError, orjson.JSONEncodeError):
         return None
+    return hashlib.blake2b(text, digest_size=16).digest()  # 16 bytes per pod, not kilobytes
 
 
 def _role(labels: dict, annotations: dict) -> str:
@@ -208,6 +210,7 @@ def collect_workloads(snapshot: Snapshot) -> list[Workload]:
     """Every live workload. ReplicaSets and Jobs run by a Deployment or CronJob are left to
     their owner (an old ReplicaSet keeps a stale template), and finished pods run nothing."""
     workloads: list[Workload] = []
+    owners: dict[tuple, Owner | None] = {}  # replicas share their controller's owner
     for obj in snapshot.of(*WORKLOAD_GKS):
         if obj.kind in ("ReplicaSet", "Job"):
             ref = _controller_ref(obj)
@@ -216,7 +219,14 @@ def collect_workloads(snapshot: Snapshot) -> list[Workload]:
         if obj.kind == "Pod":
             if is_finished(obj):
                 continue
-            owner = top_owner(obj, snapshot)
+            ref = _controller_ref(obj)
+            owner_key = (obj.namespace, ref.get("kind"), ref.get("name"), obj.labels.get("pod-template-hash")) if ref else None
+            if owner_key is not None and owner_key in owners:
+                owner = owners[owner_key]
+            else:
+                owner = top_owner(obj, snapshot)
+                if owner_key is not None:
+                    owners[owner_key] = owner
         else:
             owner = None
         workloads.append(Workload(len(workloads), obj, owner))
