@@ -99,14 +99,14 @@ def _cluster_options(func):
     return func
 
 
-def _collect_live(kubeconfig, context, namespaces, timeout, quiet):
+def _collect_live(kubeconfig, context, namespaces, timeout, quiet, projected=True):
     """Connect and collect; exit 3 with one line when the cluster cannot be read at all."""
     from auditor.collect.cluster import ClusterError, Progress, collect, connect
 
     try:
         connection = connect(kubeconfig, context)
         return collect(connection, namespaces=list(namespaces) or None, timeout=timeout,
-                       progress=Progress(enabled=False) if quiet else Progress())
+                       progress=Progress(enabled=False) if quiet else Progress(), projected=projected)
     except ClusterError as err:
         _fail(str(err), EXIT_CLUSTER)
     except UsageError as err:
@@ -355,7 +355,7 @@ def snapshot_cmd(output, quiet, kubeconfig, context, namespaces, timeout, allow_
 
     if not output.endswith((".json", ".json.gz")):
         _fail(f"{output}: a snapshot file name must end in .json or .json.gz")
-    live = _collect_live(kubeconfig, context, namespaces, timeout, quiet)
+    live = _collect_live(kubeconfig, context, namespaces, timeout, quiet, projected=False)
     try:
         write_snapshot(live, output)
     except OSError as err:

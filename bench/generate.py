@@ -5,6 +5,8 @@
 writes, for a cluster of about that many pods:
 - manifests/<namespace>.yaml: the declared configuration a GitOps repository holds
   (Namespaces, Deployments, Services, waypoints, Istio and Gateway API resources);
+- yaml/<namespace>.yaml: everything the cluster holds, pods included, as YAML (what
+  `kubectl get -o yaml` per namespace gives; the YAML throughput benchmark reads these);
 - dump.json: what `kubectl get <everything> -A -o json` returns, pods and ReplicaSets
   with owner references and status included;
 - snapshot.json: the same objects as a `mesh-audit snapshot`.
@@ -231,10 +233,14 @@ def _control_plane() -> list[dict]:
 
 
 def _yaml_dump(docs: list[dict]) -> str:
+    """YAML as kubectl writes it: block style, no anchors (objects here share sub-dicts)."""
     import yaml
 
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return yaml.dump_all(docs, Dumper=dumper, sort_keys=False, default_flow_style=False)
+    class Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
+        def ignore_aliases(self, data):
+            return True
+
+    return yaml.dump_all(docs, Dumper=Dumper, sort_keys=False, default_flow_style=False)
 
 
 def write(pods: int, out: Path, seed: int = 7) -> dict:
@@ -249,6 +255,13 @@ def write(pods: int, out: Path, seed: int = 7) -> dict:
     for ns, docs in sorted(by_ns.items()):
         (manifests / f"{ns}.yaml").write_text(_yaml_dump(docs))
     everything = cluster["declared"] + cluster["observed"]
+    full = out / "yaml"
+    full.mkdir(exist_ok=True)
+    by_ns = {}
+    for obj in everything:
+        by_ns.setdefault(obj["metadata"].get("namespace") or "_cluster", []).append(obj)
+    for ns, docs in sorted(by_ns.items()):
+        (full / f"{ns}.yaml").write_text(_yaml_dump(docs))
     (out / "dump.json").write_bytes(orjson.dumps({"apiVersion": "v1", "kind": "List", "items": everything}))
     # The snapshot holds what `mesh-audit snapshot` keeps of the same cluster.
     from auditor.collect.cluster import Collection, slim_object

@@ -35,6 +35,7 @@ from auditor.collect import gc_paused
 from auditor.errors import UsageError
 from auditor.facts.mesh import is_injector_webhook
 from auditor.report import describe_gap
+from auditor.snapshot import project
 
 PAGE_SIZE = 500
 PROBE_ATTEMPTS = 3
@@ -423,10 +424,13 @@ class Progress:
 
 # -- collecting ---------------------------------------------------------------------------
 
-def _slim(item: dict, rtype: ResourceType) -> dict:
-    """Restore kind/apiVersion (list items of built-in kinds lack them), then slim_object."""
+def _slim(item: dict, rtype: ResourceType, projected: bool = False) -> dict:
+    """Restore kind/apiVersion (list items of built-in kinds lack them), then slim_object;
+    running Pods and ReplicaSets are projected when the objects feed a scan directly."""
     item["apiVersion"] = rtype.api_version
     item["kind"] = rtype.kind
+    if projected and rtype.kind in ("Pod", "ReplicaSet"):
+        return project(item)
     return slim_object(item)
 
 
@@ -443,7 +447,8 @@ def slim_object(item: dict) -> dict:
 
 
 class _Collector:
-    def __init__(self, http: _Http, progress: Progress | None):
+    def __init__(self, http: _Http, progress: Progress | None, projected: bool = False):
+        self.projected = projected
         self.http = http
         self.progress = progress
         self.result = Collection()
@@ -499,7 +504,7 @@ class _Collector:
                 token = (doc.get("metadata") or {}).get("continue")
             except (orjson.JSONDecodeError, AttributeError):
                 raise _Unavailable("the API server sent a list that is not JSON") from None
-            items.extend(_slim(i, rtype) for i in page if isinstance(i, dict))
+            items.extend(_slim(i, rtype, self.projected) for i in page if isinstance(i, dict))
             if self.progress is not None:
                 self.progress.add(rtype.key, len(page))
             if not token:
@@ -628,11 +633,13 @@ def collect(
     progress: Progress | None = None,
     workers: int = WORKERS,
     compress: bool | None = None,
+    projected: bool = False,
 ) -> Collection:
     """Read what the audit needs. Raises ClusterError when the cluster cannot be read at
-    all; anything less ends up in `not_collected` and the scan goes on."""
+    all; anything less ends up in `not_collected` and the scan goes on. `projected` keeps
+    only what a scan reads of running Pods and ReplicaSets (a snapshot keeps them whole)."""
     http = _Http(connection, time.monotonic() + timeout, retry or RetryPolicy(), compress, workers)
-    collector = _Collector(http, progress)
+    collector = _Collector(http, progress, projected)
     result = collector.result
     result.context, result.server = connection.context, connection.server
     result.namespaces = sorted(set(namespaces)) if namespaces else None

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import gzip
 import os
-import zlib
 import re
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -246,7 +246,7 @@ def _load_bytes(data: bytes, name: str, result: LoadResult, as_json: bool) -> No
             raise UsageError(f"invalid JSON: {err.msg}", name, err.lineno) from None
         if name == STDIN_NAME:
             result._texts[name] = data  # stdin cannot be read again for item lines
-        _add_document(doc, name, 1, None, result, json_items=True)
+        _add_document(doc, name, 1, [], result, json_items=True)
         return
     if len(data) > _max_yaml_bytes():
         raise UsageError(
@@ -259,6 +259,16 @@ def _load_bytes(data: bytes, name: str, result: LoadResult, as_json: bool) -> No
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise UsageError(f"not valid UTF-8 (byte {err.start})", name, line) from None
+    if _yaml_rs is None or not _fast_path_possible(text):
+        _load_yaml_slow(text, name, result)
+        return
+    for chunk, first_line in _documents(text):
+        _load_yaml_chunk(chunk, first_line, name, result)
+
+
+def _load_yaml_slow(text: str, name: str, result: LoadResult, offset: int = 0) -> None:
+    """PyYAML's C parser through its node API: YAML 1.1 scalars, exact error positions,
+    and the line of every node. `offset` is the line the text starts on, minus one."""
     loader = _ManifestLoader(text)
     try:
         while True:
@@ -268,18 +278,135 @@ def _load_bytes(data: bytes, name: str, result: LoadResult, as_json: bool) -> No
                 node = loader.get_node()
                 check_aliases(node, name)
                 doc = loader.construct_document(node)
+            except UsageError as err:
+                raise UsageError(err.message, err.file, err.line + offset if err.line else None) from None
             except yaml.MarkedYAMLError as err:
                 mark = err.problem_mark or err.context_mark
-                line = mark.line + 1 if mark else None
+                line = mark.line + 1 + offset if mark else None
                 problem = err.problem or err.context or "malformed YAML"
                 raise UsageError(f"invalid YAML: {problem}", name, line) from None
             except yaml.YAMLError as err:
                 raise UsageError(f"invalid YAML: {err}", name) from None
             except RecursionError:
                 raise UsageError("invalid YAML: document nested too deeply", name) from None
-            _add_document(doc, name, node.start_mark.line + 1, node, result, json_items=False)
+            item_lines = [n + offset for n in _yaml_item_lines(node)]
+            _add_document(doc, name, node.start_mark.line + 1 + offset, item_lines, result, json_items=False)
     finally:
         loader.dispose()
+
+
+# -- the fast path ------------------------------------------------------------------------
+#
+# yaml-rs (Rust) parses manifests about ten times faster than PyYAML's C parser, but reads
+# YAML 1.2, where `yes`, `on` and `0755` are a string, a string and 755. Kubernetes reads
+# YAML 1.1-style (`true`, `true`, 493), as PyYAML does. So a document goes the fast way
+# only when it holds none of the plain scalars on which the two disagree (or merge keys,
+# tags, directives); anything else, and any document yaml-rs rejects, takes the PyYAML
+# path, which also gives the exact line of an error. Documents are split on `---` here,
+# so every object keeps its line; list items' lines come from their `- ` markers.
+
+try:
+    import yaml_rs as _yaml_rs
+    _ALIAS_LIMITS = _yaml_rs.AliasLimits(max_total_replayed_events=MAX_YAML_NODES)
+except ImportError:  # the fallback is complete on its own
+    _yaml_rs = None
+
+# Plain YAML 1.1 booleans (yes, on, ...) that YAML 1.2 reads as strings, and plain octal
+# numbers (0755: 493 in YAML 1.1, 755 in YAML 1.2), as values, items or flow entries.
+_BOOL_1_1 = re.compile(r"[ \[{,](?:[yY]es|YES|[nN]o|NO|[oO]n|ON|[oO]ff|OFF|[yYnN])[ \t]*(?:\n|$|[,\]}#]|: )")
+_OCTAL = re.compile(r"(?<![^\s\[{,])0o?[0-7]+(?![^\s,\]}#])")
+_ANCHOR = re.compile(r"(?:^|[\s\[{,])[&*][^\s,\]}]", re.MULTILINE)
+
+
+def _needs_complete_path(chunk: str) -> bool:
+    """Text that yaml-rs and Kubernetes may read differently: merge keys, tags, anchors or
+    aliases (whose bombs and cycles the PyYAML path checks), plain YAML 1.1 booleans and
+    octal numbers. Quoted forms match too; they only cost the slower path."""
+    if "<<" in chunk or "!!" in chunk:
+        return True
+    if ("&" in chunk or "*" in chunk) and _ANCHOR.search(chunk):
+        return True
+    return _OCTAL.search(chunk) is not None or _BOOL_1_1.search(chunk) is not None
+
+
+_SEPARATOR = re.compile(r"^---(?=[ \t]|$)", re.MULTILINE)
+
+
+def _fast_path_possible(text: str) -> bool:
+    return not text.startswith("%") and "\n..." not in text
+
+
+def _documents(text: str):
+    """(document text, line it starts on) for each `---`-separated document."""
+    starts = [0] + [m.start() for m in _SEPARATOR.finditer(text) if m.start() > 0]
+    line = 1
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else len(text)
+        chunk = text[start:end]
+        yield chunk, line
+        line += chunk.count("\n")
+
+
+def _first_content_line(chunk: str, first_line: int) -> int:
+    for i, line in enumerate(chunk.split("\n")):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#") and stripped != "---":
+            return first_line + i
+    return first_line
+
+
+def _list_item_lines(chunk: str, first_line: int) -> list[int]:
+    """Lines of the entries of a top-level `items:` block sequence, as kubectl writes them."""
+    lines = chunk.split("\n")
+    out: list[int] = []
+    indent = None
+    in_items = False
+    for i, line in enumerate(lines):
+        if not in_items:
+            in_items = line.rstrip() == "items:"
+            continue
+        stripped = line.lstrip(" ")
+        if not stripped or stripped.startswith("#"):
+            continue
+        depth = len(line) - len(stripped)
+        is_entry = stripped.startswith("- ") or stripped == "-"
+        if indent is None:
+            if not is_entry:
+                return []
+            indent = depth
+        if depth < indent or (depth == indent and not is_entry):
+            break
+        if depth == indent:
+            out.append(first_line + i)
+    return out
+
+
+def _load_yaml_chunk(chunk: str, first_line: int, name: str, result: LoadResult) -> None:
+    if _needs_complete_path(chunk):
+        _load_yaml_slow(chunk, name, result, first_line - 1)
+        return
+    try:
+        doc = _yaml_rs.loads(chunk, parse_datetime=False, alias_limits=_ALIAS_LIMITS,
+                             duplicate_key_policy=_yaml_rs.DuplicateKeyPolicy.LastWins)
+    except Exception:  # yaml-rs rejects it: PyYAML says exactly where and why
+        _load_yaml_slow(chunk, name, result, first_line - 1)
+        return
+    line = _first_content_line(chunk, first_line)
+    item_lines: list[int] = []
+    if isinstance(doc, dict) and _is_list(doc):
+        item_lines = _list_item_lines(chunk, first_line)
+        if len(item_lines) != len(doc["items"]):
+            _load_yaml_slow(chunk, name, result, first_line - 1)  # unusual layout: let PyYAML place the items
+            return
+    _add_document(doc, name, line, item_lines, result, json_items=False)
+
+
+def parse_yaml_documents(text: str) -> list:
+    """Every document of a YAML text with the parser mesh-audit uses (the benchmark's floor)."""
+    if _yaml_rs is not None:
+        docs = _yaml_rs.loads(text, parse_datetime=False)
+        return docs if isinstance(docs, list) else [docs]
+    return list(yaml.load_all(text, Loader=_ManifestLoader))
 
 
 def _is_list(doc: dict) -> bool:
@@ -287,7 +414,7 @@ def _is_list(doc: dict) -> bool:
     return isinstance(kind, str) and kind.endswith("List") and isinstance(doc.get("items"), list)
 
 
-def _add_document(doc, name: str, line: int, node, result: LoadResult, json_items: bool) -> None:
+def _add_document(doc, name: str, line: int, item_lines: list[int], result: LoadResult, json_items: bool) -> None:
     if doc is None:
         return  # empty document, e.g. a trailing `---`
     if isinstance(doc, list):  # a bare JSON array of objects
@@ -302,7 +429,6 @@ def _add_document(doc, name: str, line: int, node, result: LoadResult, json_item
             _add_object(item, name, None, None, result, from_cluster=True)
         return
     if isinstance(doc, dict) and _is_list(doc):
-        item_lines = _yaml_item_lines(node) if node is not None else []
         for i, item in enumerate(doc["items"]):
             if json_items:
                 _add_object(item, name, None, i, result)

@@ -286,7 +286,8 @@ class ApiServer:
                 code, hdrs, body = _json(fault.status, _status(fault.status, reason, f'{rest[0]} is {reason.lower()} (injected)'))
                 return code, {**hdrs, **extra}, body
         api_version = f"{group}/{version}" if group else version
-        items = [o for o in self.store[resource.key] if namespace is None or o.get("metadata", {}).get("namespace") == namespace]
+        stored = self.store[resource.key]
+        items = stored if namespace is None else [o for o in stored if o.get("metadata", {}).get("namespace") == namespace]
         if len(rest) == 2:
             obj = next((o for o in items if o.get("metadata", {}).get("name") == rest[1]), None)
             if obj is None:

@@ -1,0 +1,228 @@
+"""The benchmark: mesh-audit against the floor of its own inputs, on generated clusters.
+
+    python bench/run.py                       # 10k and 50k pods (generated on first use)
+    python bench/run.py --sizes 1k,10k,50k --update-docs
+
+Each measurement is a separate process, timed wall-clock, with its peak RSS from
+wait4(). Floors are what no implementation can avoid: parsing the snapshot with orjson
+(the garbage collector off), paginated raw GETs of the same resource types plus parsing,
+and parsing the manifests with the YAML parser mesh-audit ships. Targets are checked and
+printed; --update-docs rewrites the results section of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "bench" / "data"
+sys.path.insert(0, str(ROOT / "tests"))  # the API test server
+sys.path.insert(0, str(ROOT / "bench"))
+PY = sys.executable
+TARGETS = {
+    "snapshot_ratio": 1.5,  # scan --snapshot vs parse floor, at the largest size
+    "live_ratio": 1.5,  # live collection vs raw GET floor, at the largest size
+    "rss_mb": 600,  # peak RSS of scan --snapshot, at the largest size
+    "growth": 5.5,  # scan --snapshot time, largest size / 10k
+    "yaml_ratio": 1.5,  # manifest scan vs YAML parse floor, at 10k
+}
+
+SNAPSHOT_FLOOR = """
+import gc, sys, orjson
+gc.disable()
+objects = [orjson.loads(line) for line in open(sys.argv[1], 'rb')]
+"""
+
+YAML_FLOOR = """
+import gc, sys
+from pathlib import Path
+gc.disable()
+from auditor.collect.files import parse_yaml_documents
+docs = [d for p in sorted(Path(sys.argv[1]).glob('*.yaml')) for d in parse_yaml_documents(p.read_text())]
+"""
+
+GET_FLOOR = """
+import gc, sys, json, ssl, orjson, urllib3
+gc.disable()
+url, token, ca = sys.argv[1], sys.argv[2], sys.argv[3]
+pool = urllib3.PoolManager(ca_certs=ca, cert_reqs='CERT_REQUIRED')
+headers = {'Authorization': 'Bearer ' + token, 'Accept': 'application/json'}
+for path in json.loads(sys.argv[4]):
+    token_ = None
+    while True:
+        q = '?limit=500' + ('&continue=' + token_ if token_ else '')
+        doc = orjson.loads(pool.request('GET', url + path + q, headers=headers).data)
+        token_ = doc['metadata'].get('continue')
+        if not token_:
+            break
+"""
+
+LISTED = [
+    "/api/v1/namespaces", "/api/v1/pods", "/api/v1/services", "/apis/apps/v1/deployments", "/apis/apps/v1/statefulsets",
+    "/apis/apps/v1/daemonsets", "/apis/apps/v1/replicasets", "/apis/batch/v1/jobs", "/apis/batch/v1/cronjobs",
+    "/apis/networking.k8s.io/v1/networkpolicies", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+    "/apis/security.istio.io/v1/authorizationpolicies", "/apis/networking.istio.io/v1/virtualservices",
+    "/apis/networking.istio.io/v1/destinationrules", "/apis/gateway.networking.k8s.io/v1/gateways",
+]
+
+
+def measure(args: list[str], env: dict | None = None) -> dict:
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1, 3):
+        raise SystemExit(f"{' '.join(args)} failed ({code}):\n{err}")
+    return {"seconds": round(elapsed, 2), "rss_mb": round(usage.ru_maxrss / 1024)}
+
+
+def ensure_data(size: str) -> Path:
+    out = DATA / size
+    if not (out / "snapshot.json").exists() or not (out / "yaml").is_dir():
+        from generate import write
+
+        pods = int(size.rstrip("k")) * 1000
+        print(f"generating {size} ...", file=sys.stderr)
+        write(pods, out)
+    return out
+
+
+def scan_args(*extra: str) -> list[str]:
+    return [PY, "-m", "auditor", "scan", *extra, "-o", "sarif", "--output-file", os.devnull, "--fail-on", "never", "-q"]
+
+
+def bench_size(size: str) -> dict:
+    data = ensure_data(size)
+    result = {"size": size, "snapshot_mb": round((data / "snapshot.json").stat().st_size / 1048576),
+              "manifests_mb": round(sum(p.stat().st_size for p in (data / "yaml").glob("*.yaml")) / 1048576, 1)}
+    result["snapshot_floor"] = measure([PY, "-c", SNAPSHOT_FLOOR, str(data / "snapshot.json")])
+    result["snapshot_scan"] = measure(scan_args("--snapshot", str(data / "snapshot.json")))
+    result["yaml_floor"] = measure([PY, "-c", YAML_FLOOR, str(data / "yaml")])
+    result["yaml_scan"] = measure(scan_args(str(data / "yaml")))
+    result.update(bench_live(data))
+    return result
+
+
+def bench_live(data: Path) -> dict:
+    import orjson
+    from kube_api.server import CA_FILE, ApiServer
+
+    crds = [d for d in _yaml_docs(ROOT / "fixtures" / "cluster" / "crds.yaml")]
+    objects = orjson.loads((data / "dump.json").read_bytes())["items"] + crds
+    with ApiServer(objects) as api, tempfile.TemporaryDirectory() as tmp:
+        kubeconfig = api.kubeconfig(Path(tmp) / "kubeconfig")
+        floor = measure([PY, "-c", GET_FLOOR, api.url, api.token, str(CA_FILE), json.dumps(LISTED)])
+        collect = measure([PY, "-m", "auditor", "snapshot", "--kubeconfig", str(kubeconfig), "-o", str(Path(tmp) / "s.json"), "-q"])
+        scan = measure(scan_args("--kubeconfig", str(kubeconfig)))
+    return {"live_floor": floor, "live_collect": collect, "live_scan": scan}
+
+
+def _yaml_docs(path: Path) -> list[dict]:
+    import yaml
+
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def bench_checkov(size: str) -> dict | None:
+    if shutil.which("checkov") is None:
+        return None
+    data = ensure_data(size)
+    return measure(["checkov", "-d", str(data / "yaml"), "--framework", "kubernetes", "-o", "json", "--quiet"])
+
+
+def check(results: list[dict], checkov: dict | None) -> list[tuple[str, str, bool]]:
+    by_size = {r["size"]: r for r in results}
+    largest = results[-1]
+    out = []
+    ratio = largest["snapshot_scan"]["seconds"] / largest["snapshot_floor"]["seconds"]
+    out.append((f"scan --snapshot within {TARGETS['snapshot_ratio']}x the parse floor at {largest['size']}", f"{ratio:.2f}x",
+                ratio <= TARGETS["snapshot_ratio"]))
+    live = largest["live_collect"]["seconds"] / largest["live_floor"]["seconds"]
+    out.append((f"live collection within {TARGETS['live_ratio']}x its floor at {largest['size']}", f"{live:.2f}x",
+                live <= TARGETS["live_ratio"]))
+    rss = largest["snapshot_scan"]["rss_mb"]
+    out.append((f"scan --snapshot peak RSS under {TARGETS['rss_mb']} MB at {largest['size']}", f"{rss} MB", rss < TARGETS["rss_mb"]))
+    if "10k" in by_size and largest["size"] != "10k":
+        growth = largest["snapshot_scan"]["seconds"] / by_size["10k"]["snapshot_scan"]["seconds"]
+        out.append((f"10k -> {largest['size']} growth at most {TARGETS['growth']}x", f"{growth:.2f}x", growth <= TARGETS["growth"]))
+    if "10k" in by_size:
+        r = by_size["10k"]
+        yaml_ratio = r["yaml_scan"]["seconds"] / r["yaml_floor"]["seconds"]
+        out.append((f"YAML manifest scan within {TARGETS['yaml_ratio']}x its parser's floor at 10k", f"{yaml_ratio:.2f}x",
+                    yaml_ratio <= TARGETS["yaml_ratio"]))
+    if checkov is not None and "10k" in by_size:
+        speedup = checkov["seconds"] / by_size["10k"]["yaml_scan"]["seconds"]
+        out.append(("YAML scan at least 50x faster than Checkov at 10k", f"{speedup:.0f}x", speedup >= 50))
+    return out
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")) // 1048576
+    except (OSError, StopIteration):
+        mem = 0
+    return f"{cpu}, {os.cpu_count()} cores, {mem} GiB, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def render(results: list[dict], checks, checkov) -> str:
+    lines = [f"Machine: {machine()}.", "",
+             "| pods | snapshot | parse floor | scan --snapshot (SARIF) | YAML | YAML parse floor | YAML scan | "
+             "raw GET floor | live collection | live scan |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        def cell(key):
+            return f"{r[key]['seconds']} s, {r[key]['rss_mb']} MB"
+        lines.append(f"| {r['size']} | {r['snapshot_mb']} MB | {cell('snapshot_floor')} | {cell('snapshot_scan')} | "
+                     f"{r['manifests_mb']} MB | {cell('yaml_floor')} | {cell('yaml_scan')} | {cell('live_floor')} | "
+                     f"{cell('live_collect')} | {cell('live_scan')} |")
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {'yes' if ok else '**no**'} |" for name, value, ok in checks]
+    lines += ["", f"Checkov: {'%.1f s, %d MB' % (checkov['seconds'], checkov['rss_mb']) if checkov else 'not installed on this machine; not measured'}."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10k,50k", help="comma-separated: 1k, 10k, 50k, ...")
+    parser.add_argument("--update-docs", action="store_true", help="rewrite the results section of docs/performance.md")
+    args = parser.parse_args()
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    results = [bench_size(size) for size in sizes]
+    checkov = bench_checkov("10k") if "10k" in sizes else None
+    checks = check(results, checkov)
+    text = render(results, checks, checkov)
+    print(text)
+    (ROOT / "bench" / "results.json").write_text(json.dumps({"machine": machine(), "results": results, "checkov": checkov,
+                                                             "checks": checks}, indent=2) + "\n")
+    if args.update_docs:
+        doc = ROOT / "docs" / "performance.md"
+        current = doc.read_text()
+        start, end = "<!-- results:start -->", "<!-- results:end -->"
+        head, _, rest = current.partition(start)
+        _, _, tail = rest.partition(end)
+        doc.write_text(f"{head}{start}\n{text}{end}{tail}")
+    sys.exit(0 if all(ok for _, _, ok in checks) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The fast YAML path (yaml-rs) and the complete one (PyYAML) must load every manifest to
+the same objects at the same lines, with Kubernetes' reading of YAML 1.1 scalars."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from auditor.collect import files
+from auditor.collect.files import LoadResult, _load_bytes
+from conftest import FIXTURES
+
+pytestmark = pytest.mark.skipif(files._yaml_rs is None, reason="yaml-rs is not installed here")
+
+TRICKY = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: tricky   # a comment
+  namespace: shop
+  annotations: {enabled: yes, mode: on, perms: 0755, plain: "yes", octal-string: "0755"}
+data:
+  when: 2024-01-02
+  ratio: 1.5
+  list: [a, b]
+---
+# a comment before the document
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}}
+---
+apiVersion: v1
+items:
+- apiVersion: v1
+  kind: Service
+  metadata:
+    name: a
+    namespace: shop
+  spec:
+    ports:
+    - port: 80
+- apiVersion: v1
+  kind: Service
+  metadata: {name: b, namespace: shop}
+kind: List
+metadata:
+  resourceVersion: ""
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: block, namespace: shop}
+data:
+  script: |
+    ---
+    - not a document separator: it is indented
+"""
+
+
+def load(data: bytes, fast: bool, monkeypatch) -> list[tuple]:
+    if not fast:
+        monkeypatch.setattr(files, "_yaml_rs", None)
+    result = LoadResult()
+    _load_bytes(data, "x.yaml", result, as_json=False)
+    monkeypatch.undo()
+    return [(o.raw, o.line) for o in result.objects]
+
+
+def yaml_files():
+    return sorted(FIXTURES.rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", yaml_files(), ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_fast_and_complete_paths_agree_on_every_fixture(path, monkeypatch):
+    if path.parent.name == "broken-rules":
+        pytest.skip("rule files, not manifests")
+    data = path.read_bytes()
+    try:
+        complete = load(data, False, monkeypatch)
+    except Exception as err:  # noqa: BLE001 - the same error must come from both paths
+        with pytest.raises(type(err)):
+            load(data, True, monkeypatch)
+        return
+    assert load(data, True, monkeypatch) == complete
+
+
+def test_yaml_1_1_scalars_are_read_as_kubernetes_reads_them(monkeypatch):
+    fast = load(TRICKY.encode(), True, monkeypatch)
+    assert fast == load(TRICKY.encode(), False, monkeypatch)
+    tricky = fast[0][0]["metadata"]["annotations"]
+    assert tricky == {"enabled": True, "mode": True, "perms": 493, "plain": "yes", "octal-string": "0755"}
+    assert fast[0][0]["data"]["when"] == "2024-01-02"  # timestamps stay strings
+    assert [line for _, line in fast] == [1, 13, 19, 27, 34]
+    assert fast[-1][0]["data"]["script"].startswith("---\n- not a document separator")
+
+
+def test_errors_come_with_the_right_line_through_the_fast_path(monkeypatch):
+    text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: [}\n"
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(files, "_yaml_rs", None)
+        result = LoadResult()
+        with pytest.raises(files.UsageError) as info:
+            _load_bytes(text.encode(), "x.yaml", result, as_json=False)
+        monkeypatch.undo()
+        assert info.value.line == 7 and str(info.value).startswith("x.yaml:7: invalid YAML")
+
+
+def test_parse_floor_helper_reads_all_documents():
+    docs = files.parse_yaml_documents("a: 1\n---\nb: 2\n")
+    assert docs == [{"a": 1}, {"b": 2}]
+    assert yaml.safe_load("a: 1") == {"a": 1}
