@@ -48,12 +48,13 @@ class K8sObject:
     """
 
     __slots__ = ("raw", "api_version", "kind", "gk", "namespace", "name", "file", "line", "index", "observed", "key",
-                 "_labels", "_annotations")
+                 "metadata", "_labels", "_annotations")
 
     def __init__(self, raw: dict, file: str | None = None, line: int | None = None, index: int | None = None):
         meta = raw.get("metadata")
         if not isinstance(meta, dict):
             meta = {}
+        self.metadata = meta
         self.raw = raw
         self.api_version = str(raw.get("apiVersion") or "")
         self.kind = str(raw.get("kind") or "")
@@ -71,11 +72,6 @@ class K8sObject:
         self.key: tuple[str, str | None, str] = (self.gk, self.namespace, self.name)
         self._labels: dict | None = None
         self._annotations: dict | None = None
-
-    @property
-    def metadata(self) -> dict:
-        meta = self.raw.get("metadata")
-        return meta if isinstance(meta, dict) else {}
 
     @property
     def labels(self) -> dict:
@@ -103,8 +99,9 @@ class K8sObject:
 
 
 _META_KEPT = ("name", "generateName", "namespace", "uid", "labels", "annotations", "ownerReferences")
-_SPEC_KEPT = ("hostNetwork", "serviceAccountName", "nodeName")
+_SPEC_KEPT = ("hostNetwork", "serviceAccountName")
 _CONTAINER_KEPT = ("name", "image", "ports", "restartPolicy")
+# nodeName is left out on purpose: replicas on different nodes must look alike.
 
 
 def _project_pod_spec(spec) -> dict:

@@ -27,6 +27,7 @@ from auditor.facts.routes import (
 )
 from auditor.facts.services import SERVICE_ENTRY, ServiceIndex, qualify_host, service_fqdn
 from auditor.facts.waypoint import (
+    USE_WAYPOINT,
     GATEWAY,
     HBONE_PORT,
     NAMESPACE,
@@ -208,6 +209,8 @@ class Facts:
                 if b.requested:
                     users.setdefault(b.requested, []).append(obj.ref())
             for w in self.workloads:
+                if USE_WAYPOINT not in w.labels:  # only a workload's own label binds it directly
+                    continue
                 b = self.binding(w.obj)
                 if b.requested and b.source == "object":
                     users.setdefault(b.requested, []).append(_subject_ref(w))

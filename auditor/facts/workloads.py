@@ -93,12 +93,20 @@ class Workload:
         "predicted_mode", "observed_mode", "blocked_by", "signature",
     )
 
-    def __init__(self, wid: int, obj: K8sObject, owner: Owner | None):
+    def __init__(self, wid: int, obj: K8sObject, owner: Owner | None, twins: dict | None = None):
         self.id = wid
         self.obj = obj
         self.namespace = obj.namespace or ""
         self.owner = owner
         self.is_template = obj.kind != "Pod"
+        self.signature = _signature(obj, owner) if owner is not None and not self.is_template else None
+        twin = twins.get(self.signature) if twins is not None and self.signature is not None else None
+        if twin is not None:  # a replica: everything but identity is its twin's
+            for slot in _SHARED_SLOTS:
+                setattr(self, slot, getattr(twin, slot))
+            return
+        if twins is not None and self.signature is not None:
+            twins[self.signature] = self
         if self.is_template:
             template = pod_template(obj)
             meta = as_dict(template.get("metadata"))
@@ -112,7 +120,6 @@ class Workload:
         self.pod_spec = spec if isinstance(spec, dict) else {}
         self.host_network = self.pod_spec.get("hostNetwork") is True
         self.role = _role(self.labels, self.annotations)
-        self.signature = _signature(self) if owner is not None else None
 
     @property
     def observed(self) -> bool:
@@ -171,17 +178,19 @@ class Workload:
 _MODE_SLOTS = ("injection", "intent", "sidecar", "native_sidecar", "redirection", "predicted_mode", "observed_mode", "blocked_by")
 
 
-def _signature(w: Workload) -> bytes | None:
-    """What rules can see of a pod besides its name and identity: pods of one owner with
-    equal signatures get equal facts and findings, so they are evaluated once."""
-    containers = [(c.get("name"), c.get("image"), c.get("restartPolicy"))
-                  for key in ("initContainers", "containers") for c in as_list(w.pod_spec.get(key)) if isinstance(c, dict)]
-    status = w.obj.raw.get("status")
-    phase = status.get("phase") if isinstance(status, dict) else None
+_SHARED_SLOTS = ("labels", "annotations", "pod_spec", "host_network", "role")
+
+
+def _signature(obj: K8sObject, owner: Owner) -> bytes | None:
+    """What rules can see of a running pod besides its name and identity: pods of one owner
+    with equal signatures get equal facts and findings, so they are built and evaluated
+    once. Taken from the (projected) object as written: labels, annotations, spec, phase."""
+    meta = obj.metadata
+    status = obj.raw.get("status")
     try:
         text = orjson.dumps(
-            [w.namespace, w.owner.kind, w.owner.name, w.labels, w.annotations, w.host_network, containers, phase,
-             w.obj.observed, w.obj.kind],
+            [obj.namespace, owner.kind, owner.name, meta.get("labels"), meta.get("annotations"), obj.raw.get("spec"),
+             status.get("phase") if isinstance(status, dict) else None, obj.observed],
             option=orjson.OPT_SORT_KEYS,
         )
     except (TypeError, orjson.JSONEncodeError):
@@ -211,6 +220,7 @@ def collect_workloads(snapshot: Snapshot) -> list[Workload]:
     their owner (an old ReplicaSet keeps a stale template), and finished pods run nothing."""
     workloads: list[Workload] = []
     owners: dict[tuple, Owner | None] = {}  # replicas share their controller's owner
+    twins: dict[bytes, Workload] = {}
     for obj in snapshot.of(*WORKLOAD_GKS):
         if obj.kind in ("ReplicaSet", "Job"):
             ref = _controller_ref(obj)
@@ -220,7 +230,9 @@ def collect_workloads(snapshot: Snapshot) -> list[Workload]:
             if is_finished(obj):
                 continue
             ref = _controller_ref(obj)
-            owner_key = (obj.namespace, ref.get("kind"), ref.get("name"), obj.labels.get("pod-template-hash")) if ref else None
+            labels = obj.metadata.get("labels")
+            template_hash = labels.get("pod-template-hash") if isinstance(labels, dict) else None
+            owner_key = (obj.namespace, ref.get("kind"), ref.get("name"), template_hash) if ref else None
             if owner_key is not None and owner_key in owners:
                 owner = owners[owner_key]
             else:
@@ -229,5 +241,5 @@ def collect_workloads(snapshot: Snapshot) -> list[Workload]:
                     owners[owner_key] = owner
         else:
             owner = None
-        workloads.append(Workload(len(workloads), obj, owner))
+        workloads.append(Workload(len(workloads), obj, owner, twins))
     return workloads
