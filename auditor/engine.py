@@ -39,22 +39,17 @@ def audit(
     subjects = list(snapshot)
     if CLUSTER in by_kind:
         subjects.append(cluster_object(facts.options.cluster_name))
-    # Replicas of one owner with equal signatures get equal findings: evaluate one of them.
-    replays: dict[bytes, list[tuple]] = {}
+    # Replicas of one owner with equal signatures are one workload (facts.workloads):
+    # evaluated once, on the first of them, and counted `count` times.
     combined: dict[str, object] = {}
     for obj in subjects:
         rules_here = by_kind.get(obj.gk)
         if not rules_here:
             continue
-        workload = facts.workload(obj) if obj.gk == "Pod" else None
-        signature = workload.signature if workload is not None else None
-        if signature is not None and signature in replays:
-            for rule, severity, message in replays[signature]:
-                _record(found, rule, severity, message, obj, snapshot, facts)
-            continue
-        hits: list[tuple] = []
-        if signature is not None:
-            replays[signature] = hits
+        if obj.gk == "Pod":
+            workload = facts.workload(obj)
+            if workload is not None and workload.obj is not obj:
+                continue
         try:
             object_facts = facts.for_object(obj)
             if object_facts is None:
@@ -82,7 +77,6 @@ def audit(
             except CelError as err:
                 errors.append({"kind": "rule", "rule": rule.id, "object": obj.ref(), "message": str(err)})
                 continue
-            hits.append((rule, severity, message))
             _record(found, rule, severity, message, obj, snapshot, facts)
 
     findings = sorted(found.values(), key=Finding.sort_key)
@@ -138,12 +132,13 @@ def _record(found: dict, rule: Rule, severity: str, message: str, obj: K8sObject
         )
     key = (rule.id, ref.kind, ref.namespace, ref.name)
     from_pod = owner is not None
+    pods = workload.count if from_pod else 0  # the pod and the replicas it stands for
     existing = found.get(key)
     if existing is None:
         location = snapshot.location(subject) if subject is not None else None
         observed = subject.observed if subject is not None else obj.observed
-        found[key] = Finding(rule.id, severity, message, ref, location, observed, rule.confidence, int(from_pod))
+        found[key] = Finding(rule.id, severity, message, ref, location, observed, rule.confidence, pods)
         return
-    existing.pods += int(from_pod)
+    existing.pods += pods
     if not from_pod:  # the owner's own evaluation words the finding
         existing.message, existing.severity = message, severity

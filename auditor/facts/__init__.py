@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 from auditor.facts import mode as m
@@ -78,12 +77,11 @@ class Facts:
         self.options = options or AuditOptions()
         self.settings: MeshSettings = read_mesh_settings(snapshot, istio_version)
         self.namespace_labels = {ns.name: ns.labels for ns in snapshot.of("Namespace")}
-        self.workloads: list[Workload] = collect_workloads(snapshot)
+        self.workloads, replicas = collect_workloads(snapshot)
         self.index = LabelIndex()
-        self._workload_of: dict[tuple, Workload] = {}
-        modes: dict = {}
+        self._workload_of: dict[tuple, Workload] = dict(replicas)
         for w in self.workloads:
-            w.resolve_mode(self.ns_labels(w.namespace), self.settings, modes)
+            w.resolve_mode(self.ns_labels(w.namespace), self.settings)
             self.index.add(w.id, w.namespace, w.labels)
             self._workload_of[w.obj.key] = w
         self.services = ServiceIndex(snapshot, self.index)
@@ -122,8 +120,13 @@ class Facts:
         return self.waypoints.resolve(WORKLOAD_TRAFFIC, obj.namespace or "", labels, exempt=w is not None and w.role == "waypoint")
 
     def mode_counts(self, ids) -> dict:
-        counts = Counter(self.workloads[i].mode for i in ids if self.workloads[i].role == "app")
-        return {mode: counts.get(mode, 0) for mode in MODES}
+        """Running pods and pod templates by mode (a workload counts its replicas)."""
+        counts = dict.fromkeys(MODES, 0)
+        for i in ids:
+            w = self.workloads[i]
+            if w.role == "app":
+                counts[w.mode] += w.count
+        return counts
 
     def for_object(self, obj: K8sObject) -> dict | None:
         """Facts for one object; None when rules have nothing to say about it."""

@@ -77,8 +77,9 @@ def istiod_image_version(snapshot: Snapshot) -> tuple[Version, str] | None:
     """Version from the istiod image tag: the default revision's Deployment first, then any istiod."""
     candidates = []
     for obj in snapshot.of("apps/Deployment", "Pod"):
-        labels = obj.labels
-        if not (obj.name == "istiod" or obj.name.startswith("istiod-") or labels.get("app") == "istiod"):
+        raw_labels = obj.metadata.get("labels")  # raw: this runs over every pod, most of them not istiod
+        app = raw_labels.get("app") if isinstance(raw_labels, dict) else None
+        if not (obj.name == "istiod" or obj.name.startswith("istiod-") or app == "istiod"):
             continue
         spec = obj.spec
         pod_spec = as_dict(as_dict(spec.get("template")).get("spec")) if obj.kind == "Deployment" else spec

@@ -90,23 +90,17 @@ class Workload:
     __slots__ = (
         "id", "obj", "namespace", "labels", "annotations", "pod_spec", "owner", "is_template",
         "role", "host_network", "injection", "intent", "sidecar", "native_sidecar", "redirection",
-        "predicted_mode", "observed_mode", "blocked_by", "signature",
+        "predicted_mode", "observed_mode", "blocked_by", "signature", "count",
     )
 
-    def __init__(self, wid: int, obj: K8sObject, owner: Owner | None, twins: dict | None = None):
+    def __init__(self, wid: int, obj: K8sObject, owner: Owner | None, signature: bytes | None = None):
         self.id = wid
         self.obj = obj
         self.namespace = obj.namespace or ""
         self.owner = owner
         self.is_template = obj.kind != "Pod"
-        self.signature = _signature(obj, owner) if owner is not None and not self.is_template else None
-        twin = twins.get(self.signature) if twins is not None and self.signature is not None else None
-        if twin is not None:  # a replica: everything but identity is its twin's
-            for slot in _SHARED_SLOTS:
-                setattr(self, slot, getattr(twin, slot))
-            return
-        if twins is not None and self.signature is not None:
-            twins[self.signature] = self
+        self.signature = signature
+        self.count = 1  # running pods this workload stands for (replicas with its signature)
         if self.is_template:
             template = pod_template(obj)
             meta = as_dict(template.get("metadata"))
@@ -130,19 +124,7 @@ class Workload:
         """The mode in force: what runs for observed pods, what would run otherwise."""
         return self.observed_mode if self.observed_mode is not None else self.predicted_mode
 
-    def resolve_mode(self, ns_labels: dict, settings: MeshSettings, cache: dict | None = None) -> None:
-        """Decide the mode; pods with the same signature (replicas of one ReplicaSet, as a
-        rule) share the answer instead of recomputing it."""
-        if cache is not None and self.signature is not None:
-            twin = cache.get(self.signature)
-            if twin is not None:
-                for slot in _MODE_SLOTS:
-                    setattr(self, slot, getattr(twin, slot))
-                return
-            cache[self.signature] = self
-        self._resolve_mode(ns_labels, settings)
-
-    def _resolve_mode(self, ns_labels: dict, settings: MeshSettings) -> None:
+    def resolve_mode(self, ns_labels: dict, settings: MeshSettings) -> None:
         self.injection = m.predict_injection(
             self.namespace, ns_labels, self.labels, self.annotations, self.host_network, settings.injector
         )
@@ -173,12 +155,6 @@ class Workload:
             self.observed_mode = "ambient"
         else:
             self.observed_mode = "none"
-
-
-_MODE_SLOTS = ("injection", "intent", "sidecar", "native_sidecar", "redirection", "predicted_mode", "observed_mode", "blocked_by")
-
-
-_SHARED_SLOTS = ("labels", "annotations", "pod_spec", "host_network", "role")
 
 
 def _signature(obj: K8sObject, owner: Owner) -> bytes | None:
@@ -215,10 +191,15 @@ def is_finished(obj: K8sObject) -> bool:
     return isinstance(status, dict) and status.get("phase") in ("Succeeded", "Failed")
 
 
-def collect_workloads(snapshot: Snapshot) -> list[Workload]:
-    """Every live workload. ReplicaSets and Jobs run by a Deployment or CronJob are left to
-    their owner (an old ReplicaSet keeps a stale template), and finished pods run nothing."""
+def collect_workloads(snapshot: Snapshot) -> tuple[list[Workload], dict[tuple, Workload]]:
+    """Every live workload, and the replicas each one stands for.
+
+    ReplicaSets and Jobs run by a Deployment or CronJob are left to their owner (an old
+    ReplicaSet keeps a stale template), and finished pods run nothing. Running pods of one
+    owner with equal signatures are one workload with a `count`: a 50-replica Deployment
+    costs the facts, the label index and the rules one pod, not fifty."""
     workloads: list[Workload] = []
+    replicas: dict[tuple, Workload] = {}
     owners: dict[tuple, Owner | None] = {}  # replicas share their controller's owner
     twins: dict[bytes, Workload] = {}
     for obj in snapshot.of(*WORKLOAD_GKS):
@@ -239,7 +220,16 @@ def collect_workloads(snapshot: Snapshot) -> list[Workload]:
                 owner = top_owner(obj, snapshot)
                 if owner_key is not None:
                     owners[owner_key] = owner
-        else:
-            owner = None
-        workloads.append(Workload(len(workloads), obj, owner, twins))
-    return workloads
+            signature = _signature(obj, owner) if owner is not None else None
+            twin = twins.get(signature) if signature is not None else None
+            if twin is not None:
+                twin.count += 1
+                replicas[obj.key] = twin
+                continue
+            w = Workload(len(workloads), obj, owner, signature)
+            if signature is not None:
+                twins[signature] = w
+            workloads.append(w)
+            continue
+        workloads.append(Workload(len(workloads), obj, None))
+    return workloads, replicas
