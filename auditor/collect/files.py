@@ -154,15 +154,21 @@ def _load_snapshot_stream(path: str, result: LoadResult) -> bool:
         return False
     collection, lines = stream
     result.snapshots.append((path, collection))
+    loads = orjson.loads
+    objects = result.objects
     with lines:
         for number, line in enumerate(lines, start=2):
-            if not line.strip():
-                continue
             try:
-                item = orjson.loads(line)
+                item = loads(line)
             except orjson.JSONDecodeError as err:
+                if not line.strip():  # a blank line (a trailing newline, say)
+                    continue
                 raise UsageError(f"invalid JSON: {err.msg}", path, number) from None
-            _add_object(item, path, None, None, result, from_cluster=True)
+            kind = item.get("kind") if isinstance(item, dict) else None
+            if kind in ("Pod", "ReplicaSet") and isinstance(item.get("metadata"), dict):
+                objects.append(K8sObject(project(item) if is_observed(item) else item))
+            else:
+                _add_object(item, path, None, None, result, from_cluster=True)
     return True
 
 
