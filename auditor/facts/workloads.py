@@ -44,11 +44,17 @@ class Owner:
 
 
 def _controller_ref(obj: K8sObject) -> dict | None:
-    refs = [r for r in as_list(obj.metadata.get("ownerReferences")) if isinstance(r, dict)]
+    refs = obj.metadata.get("ownerReferences")
+    if not isinstance(refs, list):
+        return None
+    first = None
     for r in refs:
-        if r.get("controller"):
-            return r
-    return refs[0] if refs else None
+        if isinstance(r, dict):
+            if r.get("controller"):
+                return r
+            if first is None:
+                first = r
+    return first
 
 
 def top_owner(obj: K8sObject, snapshot: Snapshot) -> Owner | None:
@@ -167,8 +173,7 @@ def _signature(obj: K8sObject, owner: Owner) -> bytes | None:
         text = orjson.dumps(
             [obj.namespace, owner.kind, owner.name, meta.get("labels"), meta.get("annotations"), obj.raw.get("spec"),
              status.get("phase") if isinstance(status, dict) else None, obj.observed],
-            option=orjson.OPT_SORT_KEYS,
-        )
+        )  # key order as read: replicas of one template share it, and a difference only costs sharing
     except (TypeError, orjson.JSONEncodeError):
         return None
     return hashlib.blake2b(text, digest_size=16).digest()  # 16 bytes per pod, not kilobytes
