@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,16 +32,10 @@ def write_output(text: str, path: str | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent if str(target.parent) else ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from auditor.fileio import atomic_file
+
+    with atomic_file(path) as fh:
+        fh.write(text.encode("utf-8"))
 
 
 def _parse_version(value: str | None, option: str = "--istio-version"):

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
-import yaml
 
 from auditor.errors import UsageError
 from auditor.schemas import check_schema, load_schema, node_line
@@ -111,15 +110,10 @@ def load_config(path: str | None, rules: list) -> Config:
         text = Path(path).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read the config file: {getattr(err, 'strerror', None) or err}", path) from None
-    from auditor.collect.files import _ManifestLoader, check_aliases  # keeps dates as strings, as the schema expects
+    from auditor.collect.files import _ManifestLoader  # keeps dates as strings, as the schema expects
+    from auditor.fileio import load_yaml
 
-    try:
-        node = yaml.compose(text, Loader=_ManifestLoader)
-        check_aliases(node, path)
-        data = yaml.load(text, Loader=_ManifestLoader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        raise UsageError(f"invalid YAML: {err.problem or err.context}", path, mark.line + 1 if mark else None) from None
+    node, data = load_yaml(text, path, _ManifestLoader)
     if data is None:
         return Config(path=path)
     if not isinstance(data, dict):

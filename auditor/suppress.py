@@ -81,9 +81,10 @@ def baseline_document(report: Report) -> dict:
 
 
 def write_baseline(report: Report, path: str) -> None:
-    from auditor.collect.snapshot_file import write_atomic
+    from auditor.fileio import atomic_file
 
-    write_atomic(path, orjson.dumps(baseline_document(report), option=orjson.OPT_INDENT_2) + b"\n")
+    with atomic_file(path) as fh:
+        fh.write(orjson.dumps(baseline_document(report), option=orjson.OPT_INDENT_2) + b"\n")
 
 
 def read_baseline(path: str) -> set[tuple]:

@@ -20,16 +20,14 @@ no partial snapshot.
 from __future__ import annotations
 
 import gzip
-import os
-import tempfile
 import zlib
-from pathlib import Path
 
 import orjson
 
 from auditor import __version__
 from auditor.collect.cluster import Collection, Gap
 from auditor.errors import UsageError
+from auditor.fileio import atomic_file
 
 KIND = "MeshAuditSnapshot"
 SCHEMA_VERSION = 2
@@ -47,21 +45,13 @@ def header(collection: Collection) -> dict:
 
 def write_snapshot(collection: Collection, path: str) -> None:
     """Header line, then one object per line; through a temporary file renamed into place."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent) if str(target.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if path.endswith(".gz") else raw
-            out.write(orjson.dumps(header(collection)) + b"\n")
-            for obj in collection.objects:
-                out.write(orjson.dumps(obj) + b"\n")
-            if out is not raw:
-                out.close()
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as raw:
+        out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if path.endswith(".gz") else raw
+        out.write(orjson.dumps(header(collection)) + b"\n")
+        for obj in collection.objects:
+            out.write(orjson.dumps(obj) + b"\n")
+        if out is not raw:
+            out.close()
 
 
 def open_snapshot(path: str):
@@ -91,20 +81,6 @@ def open_snapshot(path: str):
         lines.close()
         raise
     return collection, lines
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Write via a temporary file in the same directory and rename it into place."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent) if str(target.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def is_snapshot(doc) -> bool:

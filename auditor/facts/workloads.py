@@ -13,7 +13,7 @@ import orjson
 
 from auditor.facts import mode as m
 from auditor.facts.mesh import MeshSettings
-from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list, str_map
+from auditor.snapshot import K8sObject, Snapshot, as_dict, str_map
 
 CONTROLLER_KINDS = {
     "apps/Deployment": "Deployment",

@@ -96,16 +96,9 @@ def load_rule_file(path: Path, category: str | None = None, backend=None) -> Rul
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read rule file: {err}", name) from None
-    from auditor.collect.files import check_aliases
+    from auditor.fileio import load_yaml
 
-    try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        node = yaml.compose(text, Loader=loader)
-        check_aliases(node, name)
-        data = yaml.load(text, Loader=loader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        raise UsageError(f"invalid YAML: {err.problem or err.context}", name, mark.line + 1 if mark else None) from None
+    node, data = load_yaml(text, name, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     if not isinstance(data, dict) or node is None:
         raise UsageError("a rule file must be a YAML mapping", name, 1)
     check_schema(data, node, rule_schema(), name)
