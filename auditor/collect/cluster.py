@@ -40,6 +40,7 @@ from auditor.snapshot import project
 PAGE_SIZE = 500
 PROBE_ATTEMPTS = 3
 WORKERS = 4
+LOOPBACK_WORKERS = 2
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 JSON = "application/json"
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
@@ -631,13 +632,17 @@ def collect(
     timeout: float = 300.0,
     retry: RetryPolicy | None = None,
     progress: Progress | None = None,
-    workers: int = WORKERS,
+    workers: int | None = None,
     compress: bool | None = None,
     projected: bool = False,
 ) -> Collection:
     """Read what the audit needs. Raises ClusterError when the cluster cannot be read at
     all; anything less ends up in `not_collected` and the scan goes on. `projected` keeps
     only what a scan reads of running Pods and ReplicaSets (a snapshot keeps them whole)."""
+    if workers is None:
+        # Over a network, requests mostly wait: four at a time hide the latency. On this
+        # machine's own loopback the server competes for the same cores; two is faster.
+        workers = LOOPBACK_WORKERS if _is_loopback(connection.server or "") else WORKERS
     http = _Http(connection, time.monotonic() + timeout, retry or RetryPolicy(), compress, workers)
     collector = _Collector(http, progress, projected)
     result = collector.result
