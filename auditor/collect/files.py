@@ -268,14 +268,14 @@ def _load_bytes(data: bytes, name: str, result: LoadResult, as_json: bool) -> No
     if _yaml_rs is None or not _fast_path_possible(text):
         _load_yaml_slow(text, name, result)
         return
-    chunks = list(_documents(text))
-    if not _needs_complete_path(text) and _load_yaml_whole(text, chunks, name, result):
+    spans = _document_spans(text)
+    if not _needs_complete_path(text) and _load_yaml_whole(text, spans, name, result):
         return
-    for chunk, first_line in chunks:
-        _load_yaml_chunk(chunk, first_line, name, result)
+    for begin, finish, first_line in spans:
+        _load_yaml_chunk(text[begin:finish], first_line, name, result)
 
 
-def _load_yaml_whole(text: str, chunks: list, name: str, result: LoadResult) -> bool:
+def _load_yaml_whole(text: str, spans: list, name: str, result: LoadResult) -> bool:
     """The common case, a file of plain manifests: yaml-rs reads it in one call. False
     (nothing added) when the documents do not line up with the `---` chunks one to one."""
     try:
@@ -283,18 +283,18 @@ def _load_yaml_whole(text: str, chunks: list, name: str, result: LoadResult) -> 
                               duplicate_key_policy=_yaml_rs.DuplicateKeyPolicy.LastWins)
     except Exception:
         return False
-    if len(chunks) == 1:
+    if len(spans) == 1:
         docs = [docs]
-    if not isinstance(docs, list) or len(docs) != len(chunks):
+    if not isinstance(docs, list) or len(docs) != len(spans):
         return False
     staged = LoadResult()
-    for doc, (chunk, first_line) in zip(docs, chunks):
+    for doc, (begin, finish, first_line) in zip(docs, spans):
         item_lines: list[int] = []
         if isinstance(doc, dict) and _is_list(doc):
-            item_lines = _list_item_lines(chunk, first_line)
+            item_lines = _list_item_lines(text[begin:finish], first_line)
             if len(item_lines) != len(doc["items"]):
                 return False
-        _add_document(doc, name, _first_content_line(chunk, first_line), item_lines, staged, json_items=False)
+        _add_document(doc, name, _first_content_line(text, first_line, begin, finish), item_lines, staged, json_items=False)
     result.objects.extend(staged.objects)
     result.warnings.extend(staged.warnings)
     result.snapshots.extend(staged.snapshots)
@@ -378,30 +378,36 @@ def _fast_path_possible(text: str) -> bool:
     return not text.startswith("%") and "\n..." not in text
 
 
-def _documents(text: str):
-    """(document text, line it starts on) for each `---`-separated document."""
+def _document_spans(text: str) -> list[tuple[int, int, int]]:
+    """(start, end, first line) of each `---`-separated document, without copying text."""
     starts = [0]
     pos = text.find("\n---")
     while pos != -1:
-        after = text[pos + 4:pos + 5]
-        if after in ("", "\n", " ", "\t", "\r"):
+        if text[pos + 4:pos + 5] in ("", "\n", " ", "\t", "\r"):
             starts.append(pos + 1)
         pos = text.find("\n---", pos + 4)
-    line = 1
-    for i, start in enumerate(starts):
-        end = starts[i + 1] if i + 1 < len(starts) else len(text)
-        chunk = text[start:end]
-        yield chunk, line
-        line += chunk.count("\n")
+    spans, line = [], 1
+    for i, begin in enumerate(starts):
+        finish = starts[i + 1] if i + 1 < len(starts) else len(text)
+        spans.append((begin, finish, line))
+        line += text.count("\n", begin, finish)
+    return spans
 
 
-def _first_content_line(chunk: str, first_line: int) -> int:
+def _documents(text: str):
+    """(document text, line it starts on) for each `---`-separated document."""
+    for begin, finish, line in _document_spans(text):
+        yield text[begin:finish], line
+
+
+def _first_content_line(text: str, first_line: int, begin: int = 0, finish: int | None = None) -> int:
     """The line of a document's first content: past `---`, blank lines and comments."""
-    pos, line = 0, first_line
-    while pos < len(chunk):
-        end = chunk.find("\n", pos)
-        end = len(chunk) if end == -1 else end
-        stripped = chunk[pos:end].strip()
+    finish = len(text) if finish is None else finish
+    pos, line = begin, first_line
+    while pos < finish:
+        end = text.find("\n", pos, finish)
+        end = finish if end == -1 else end
+        stripped = text[pos:end].strip()
         if stripped and not stripped.startswith("#") and stripped != "---":
             return line
         pos, line = end + 1, line + 1
