@@ -480,9 +480,22 @@ class _Collector:
             else:
                 self.gap(rtype.key, _status_reason(err.response), namespace, status=err.response.status)
             return []
-        with self._lock:
-            self.result.counts[rtype.key] = self.result.counts.get(rtype.key, 0) + len(items)
+        self._count(rtype.key, len(items))
         return items
+
+    def _count(self, key: str, n: int) -> None:
+        with self._lock:
+            self.result.counts[key] = self.result.counts.get(key, 0) + n
+
+    def _fetch(self, what: str, path: str, namespace=None, name=None, prefix: str = "") -> _Response | None:
+        """One GET; a timeout or exhausted retries become a gap and None."""
+        try:
+            return self.http.get(path)
+        except _Deadline:
+            self.gap(what, "timed out (--timeout)", namespace, name)
+        except _Unavailable as err:
+            self.gap(what, prefix + str(err), namespace, name, err.status)
+        return None
 
     def _pages(self, rtype: ResourceType, namespace: str | None, accept: str) -> list[dict]:
         items: list[dict] = []
@@ -513,15 +526,8 @@ class _Collector:
 
     def get(self, rtype: ResourceType, namespace: str | None, name: str) -> dict | None:
         """One object by name; None when it does not exist (or could not be read: a gap)."""
-        try:
-            resp = self.http.get(rtype.path(namespace, name))
-        except _Deadline:
-            self.gap(rtype.key, "timed out (--timeout)", namespace, name)
-            return None
-        except _Unavailable as err:
-            self.gap(rtype.key, str(err), namespace, name, err.status)
-            return None
-        if resp.status == 404:
+        resp = self._fetch(rtype.key, rtype.path(namespace, name), namespace, name)
+        if resp is None or resp.status == 404:
             return None
         if resp.status != 200:
             self.gap(rtype.key, _status_reason(resp), namespace, name, resp.status)
@@ -531,8 +537,7 @@ class _Collector:
         except orjson.JSONDecodeError:
             self.gap(rtype.key, "the API server sent an object that is not JSON", namespace, name)
             return None
-        with self._lock:
-            self.result.counts[rtype.key] = self.result.counts.get(rtype.key, 0) + 1
+        self._count(rtype.key, 1)
         return _slim(obj, rtype) if isinstance(obj, dict) else None
 
     def discover(self, pool: ThreadPoolExecutor) -> list[ResourceType]:
@@ -570,13 +575,8 @@ class _Collector:
         return list(found.values())
 
     def _discovery_get(self, path: str) -> dict | None:
-        try:
-            resp = self.http.get(path)
-        except _Deadline:
-            self.gap(path, "timed out (--timeout)")
-            return None
-        except _Unavailable as err:
-            self.gap(path, f"discovery failed: {err}", status=err.status)
+        resp = self._fetch(path, path, prefix="discovery failed: ")
+        if resp is None:
             return None
         if resp.status == 404:
             self.missing(path.removeprefix("/apis/"))

@@ -279,8 +279,7 @@ def _load_yaml_whole(text: str, spans: list, name: str, result: LoadResult) -> b
     """The common case, a file of plain manifests: yaml-rs reads it in one call. False
     (nothing added) when the documents do not line up with the `---` chunks one to one."""
     try:
-        docs = _yaml_rs.loads(text, parse_datetime=False, alias_limits=_ALIAS_LIMITS,
-                              duplicate_key_policy=_yaml_rs.DuplicateKeyPolicy.LastWins)
+        docs = _fast_loads(text)
     except Exception:
         return False
     if len(spans) == 1:
@@ -289,11 +288,9 @@ def _load_yaml_whole(text: str, spans: list, name: str, result: LoadResult) -> b
         return False
     staged = LoadResult()
     for doc, (begin, finish, first_line) in zip(docs, spans):
-        item_lines: list[int] = []
-        if isinstance(doc, dict) and _is_list(doc):
-            item_lines = _list_item_lines(text[begin:finish], first_line)
-            if len(item_lines) != len(doc["items"]):
-                return False
+        item_lines = _placed_items(doc, text[begin:finish], first_line)
+        if item_lines is None:
+            return False
         _add_document(doc, name, _first_content_line(text, first_line, begin, finish), item_lines, staged, json_items=False)
     result.objects.extend(staged.objects)
     result.warnings.extend(staged.warnings)
@@ -394,12 +391,6 @@ def _document_spans(text: str) -> list[tuple[int, int, int]]:
     return spans
 
 
-def _documents(text: str):
-    """(document text, line it starts on) for each `---`-separated document."""
-    for begin, finish, line in _document_spans(text):
-        yield text[begin:finish], line
-
-
 def _first_content_line(text: str, first_line: int, begin: int = 0, finish: int | None = None) -> int:
     """The line of a document's first content: past `---`, blank lines and comments."""
     finish = len(text) if finish is None else finish
@@ -445,19 +436,29 @@ def _load_yaml_chunk(chunk: str, first_line: int, name: str, result: LoadResult)
         _load_yaml_slow(chunk, name, result, first_line - 1)
         return
     try:
-        doc = _yaml_rs.loads(chunk, parse_datetime=False, alias_limits=_ALIAS_LIMITS,
-                             duplicate_key_policy=_yaml_rs.DuplicateKeyPolicy.LastWins)
+        doc = _fast_loads(chunk)
     except Exception:  # yaml-rs rejects it: PyYAML says exactly where and why
         _load_yaml_slow(chunk, name, result, first_line - 1)
         return
-    line = _first_content_line(chunk, first_line)
-    item_lines: list[int] = []
-    if isinstance(doc, dict) and _is_list(doc):
-        item_lines = _list_item_lines(chunk, first_line)
-        if len(item_lines) != len(doc["items"]):
-            _load_yaml_slow(chunk, name, result, first_line - 1)  # unusual layout: let PyYAML place the items
-            return
-    _add_document(doc, name, line, item_lines, result, json_items=False)
+    item_lines = _placed_items(doc, chunk, first_line)
+    if item_lines is None:  # unusual layout: let PyYAML place the items
+        _load_yaml_slow(chunk, name, result, first_line - 1)
+        return
+    _add_document(doc, name, _first_content_line(chunk, first_line), item_lines, result, json_items=False)
+
+
+def _fast_loads(text: str):
+    return _yaml_rs.loads(text, parse_datetime=False, alias_limits=_ALIAS_LIMITS,
+                          duplicate_key_policy=_yaml_rs.DuplicateKeyPolicy.LastWins)
+
+
+def _placed_items(doc, chunk: str, first_line: int) -> list[int] | None:
+    """The lines of a List document's items ([] for any other document); None when the
+    `- ` markers do not match the items one to one."""
+    if not (isinstance(doc, dict) and _is_list(doc)):
+        return []
+    lines = _list_item_lines(chunk, first_line)
+    return lines if len(lines) == len(doc["items"]) else None
 
 
 def parse_yaml_documents(text: str) -> list:
