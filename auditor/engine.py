@@ -84,7 +84,7 @@ def audit(
         findings=findings,
         rules=active,
         errors=sorted(errors, key=lambda e: (e["rule"] or "", e["object"], e["message"])),
-        warnings=[{"file": w.file, "line": w.line, "message": w.message} for w in facts.settings.warnings],
+        warnings=[w.to_dict() for w in facts.settings.warnings],
         objects=len(snapshot),
         istio_version=str(version) if version else None,
         version_source=facts.settings.version_source,
