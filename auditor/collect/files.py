@@ -23,7 +23,7 @@ import yaml
 from auditor.collect import gc_paused
 from auditor.collect.snapshot_file import GZIP_MAGIC, from_document, is_snapshot, open_snapshot
 from auditor.errors import UsageError
-from auditor.snapshot import K8sObject, Snapshot, is_observed, project
+from auditor.snapshot import K8sObject, Projector, Snapshot
 
 try:
     _BaseLoader = yaml.CSafeLoader
@@ -60,6 +60,7 @@ class LoadResult:
     snapshots: list = field(default_factory=list)
     _texts: dict[str, bytes] = field(default_factory=dict)
     _json_lines: dict[str, list[int]] = field(default_factory=dict)
+    _project: Projector = field(default_factory=Projector, repr=False)
 
     def snapshot(self) -> Snapshot:
         snap = Snapshot(self.objects, line_resolver=self.resolve_line)
@@ -156,6 +157,7 @@ def _load_snapshot_stream(path: str, result: LoadResult) -> bool:
     result.snapshots.append((path, collection))
     loads = orjson.loads
     objects = result.objects
+    projector = result._project
     with lines:
         for number, line in enumerate(lines, start=2):
             try:
@@ -166,7 +168,8 @@ def _load_snapshot_stream(path: str, result: LoadResult) -> bool:
                 raise UsageError(f"invalid JSON: {err.msg}", path, number) from None
             kind = item.get("kind") if isinstance(item, dict) else None
             if kind in ("Pod", "ReplicaSet") and isinstance(item.get("metadata"), dict):
-                objects.append(K8sObject(project(item) if is_observed(item) else item))
+                item, signature = projector(item)
+                objects.append(K8sObject(item, signature=signature))
             else:
                 _add_object(item, path, None, None, result, from_cluster=True)
     return True
@@ -286,7 +289,7 @@ def _load_yaml_whole(text: str, spans: list, name: str, result: LoadResult) -> b
         docs = [docs]
     if not isinstance(docs, list) or len(docs) != len(spans):
         return False
-    staged = LoadResult()
+    staged = LoadResult(_project=result._project)
     for doc, (begin, finish, first_line) in zip(docs, spans):
         item_lines = _placed_items(doc, text[begin:finish], first_line)
         if item_lines is None:
@@ -504,9 +507,10 @@ def _add_object(doc, name: str, line: int | None, index: int | None, result: Loa
         if metadata is not None and not isinstance(metadata, dict):
             result.warnings.append(UsageError("skipped: metadata is not a mapping", name, line))
             return
-        if doc["kind"] in ("Pod", "ReplicaSet") and is_observed(doc):
-            doc = project(doc)
-        result.objects.append(K8sObject(doc, None if from_cluster else name, line, index))
+        signature = None
+        if doc["kind"] in ("Pod", "ReplicaSet"):
+            doc, signature = result._project(doc)
+        result.objects.append(K8sObject(doc, None if from_cluster else name, line, index, signature))
     else:
         result.warnings.append(UsageError("skipped: not a Kubernetes object (needs apiVersion and kind)", name, line))
 

@@ -225,7 +225,9 @@ def collect_workloads(snapshot: Snapshot) -> tuple[list[Workload], dict[tuple, W
                 owner = top_owner(obj, snapshot)
                 if owner_key is not None:
                     owners[owner_key] = owner
-            signature = _signature(obj, owner) if owner is not None else None
+            signature = None
+            if owner is not None:
+                signature = obj.signature if obj.signature is not None else _signature(obj, owner)
             twin = twins.get(signature) if signature is not None else None
             if twin is not None:
                 twin.count += 1
