@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 
 from auditor.facts import CLUSTER, AuditOptions, Facts
+from auditor.facts.workloads import WORKLOAD_GKS
 from auditor.report import Finding, ObjectRef, Report
 from auditor.rulebook import SEVERITIES, Rule
 from auditor.rulebook.cel import CelError, get_backend
 from auditor.snapshot import K8sObject, Snapshot
 from auditor.versions import Version
+from auditor.workers import auto_jobs, map_shares, split
 
 
 def cluster_object(name: str) -> K8sObject:
@@ -24,7 +26,10 @@ def audit(
     backend=None,
     facts: Facts | None = None,
     options: AuditOptions | None = None,
+    jobs: int | None = None,
 ) -> Report:
+    """Findings of `rules` on `snapshot`. `jobs` caps the processes that evaluate rules
+    (default: auto_jobs()); a large audit forks, with the same report as one process."""
     backend = backend or get_backend()
     facts = facts or Facts(snapshot, istio_version, options)
     version = facts.settings.istio_version
@@ -34,50 +39,28 @@ def audit(
         for kind in rule.kinds:
             by_kind[kind].append(rule)
 
-    found: dict[tuple, Finding] = {}
-    errors: list[dict] = []
     subjects = list(snapshot)
     if CLUSTER in by_kind:
         subjects.append(cluster_object(facts.options.cluster_name))
     # Replicas of one owner with equal signatures are one workload (facts.workloads):
     # evaluated once, on the first of them, and counted `count` times.
-    combined: dict[str, object] = {}
-    for obj in subjects:
-        rules_here = by_kind.get(obj.gk)
-        if not rules_here:
-            continue
-        if obj.gk == "Pod":
-            workload = facts.workload(obj)
-            if workload is not None and workload.obj is not obj:
-                continue
-        try:
-            object_facts = facts.for_object(obj)
-            if object_facts is None:
-                continue
-            activation = backend.activation({"object": obj.raw, "facts": object_facts, "mesh": facts.mesh})
-        except Exception as err:  # an object shape the facts layer did not foresee must not end the scan
-            errors.append({"kind": "object", "rule": None, "object": obj.ref(), "message": f"facts could not be computed: {err!r}"})
-            continue
-        verdicts = _all_conditions(backend, combined, obj.gk, rules_here, activation)
-        for i, rule in enumerate(rules_here):
-            try:
-                hit = verdicts[i] if verdicts is not None else backend.evaluate(rule.programs["when"], activation)
-                if not isinstance(hit, bool):
-                    raise CelError(f"'when' gave {type(hit).__name__}, not a boolean")
-                if not hit:
-                    continue
-                message = backend.evaluate(rule.programs["message"], activation)
-                if not isinstance(message, str):
-                    raise CelError(f"'message' gave {type(message).__name__}, not a string")
-                severity = rule.severity
-                if "severity_expression" in rule.programs:
-                    severity = backend.evaluate(rule.programs["severity_expression"], activation)
-                    if severity not in SEVERITIES:
-                        raise CelError(f"'severity_expression' gave {severity!r}, not one of {', '.join(SEVERITIES)}")
-            except CelError as err:
-                errors.append({"kind": "rule", "rule": rule.id, "object": obj.ref(), "message": str(err)})
-                continue
-            _record(found, rule, severity, message, obj, snapshot, facts)
+    subjects = [obj for obj in subjects if obj.gk in by_kind and not _is_replica(obj, facts)]
+    combined = {gk: _combined_program(backend, by_kind[gk]) for gk in {obj.gk for obj in subjects}}
+    evaluate = _Evaluator(backend, facts, subjects, by_kind, combined)
+    jobs = jobs or auto_jobs()
+    if len(subjects) < PARALLEL_MIN_SUBJECTS:
+        jobs = 1
+    shares = map_shares(evaluate, split([_cost(obj, facts, by_kind) for obj in subjects], jobs) if jobs > 1 else [range(len(subjects))])
+
+    found: dict[tuple, Finding] = {}
+    errors: list[dict] = []
+    hits: list[tuple] = []
+    for share_hits, share_errors in shares:
+        hits.extend(share_hits)
+        errors.extend(share_errors)
+    hits.sort(key=lambda hit: hit[:2])  # subject order, then rule order: as one process would record them
+    for i, r, severity, message in hits:
+        _record(found, by_kind[subjects[i].gk][r], severity, message, subjects[i], snapshot, facts)
 
     findings = sorted(found.values(), key=Finding.sort_key)
     return Report(
@@ -92,21 +75,88 @@ def audit(
     )
 
 
-def _all_conditions(backend, combined: dict, gk: str, rules: list[Rule], activation) -> list | None:
-    """Every rule's `when` for one object in a single CEL evaluation: one program per kind,
-    `[when_1, when_2, ...]`, compiled on first use. None when that fails (a condition
-    errors on this object, or the list does not compile); the caller then evaluates rule
-    by rule, which names the failing rule."""
+# Below this many objects to evaluate, forking costs more than it saves.
+PARALLEL_MIN_SUBJECTS = 4000
+
+
+def _cost(obj: K8sObject, facts: Facts, by_kind: dict) -> int:
+    """A rough cost of evaluating one object, to balance shares: a controller the facts
+    leave to its owner (a Deployment's ReplicaSet) costs next to nothing; otherwise the
+    facts, plus the conditions to evaluate."""
+    if obj.gk in WORKLOAD_GKS and facts.workload(obj) is None:
+        return 1
+    return 8 + len(by_kind[obj.gk])
+
+
+def _is_replica(obj: K8sObject, facts: Facts) -> bool:
+    if obj.gk != "Pod":
+        return False
+    workload = facts.workload(obj)
+    return workload is not None and workload.obj is not obj
+
+
+class _Evaluator:
+    """Rules on a share of the subjects (given by index): ([(subject, rule, severity,
+    message)], [error]). Pure, so shares can run in separate processes."""
+
+    def __init__(self, backend, facts: Facts, subjects: list[K8sObject], by_kind: dict, combined: dict):
+        self.backend, self.facts, self.subjects, self.by_kind, self.combined = backend, facts, subjects, by_kind, combined
+
+    def __call__(self, share) -> tuple[list[tuple], list[dict]]:
+        backend, facts = self.backend, self.facts
+        hits: list[tuple] = []
+        errors: list[dict] = []
+        for i in share:
+            obj = self.subjects[i]
+            rules_here = self.by_kind[obj.gk]
+            try:
+                object_facts = facts.for_object(obj)
+                if object_facts is None:
+                    continue
+                activation = backend.activation({"object": obj.raw, "facts": object_facts, "mesh": facts.mesh})
+            except Exception as err:  # an object shape the facts layer did not foresee must not end the scan
+                errors.append({"kind": "object", "rule": None, "object": obj.ref(),
+                               "message": f"facts could not be computed: {err!r}"})
+                continue
+            verdicts = _all_conditions(backend, self.combined[obj.gk], rules_here, activation)
+            for r, rule in enumerate(rules_here):
+                try:
+                    hit = verdicts[r] if verdicts is not None else backend.evaluate(rule.programs["when"], activation)
+                    if not isinstance(hit, bool):
+                        raise CelError(f"'when' gave {type(hit).__name__}, not a boolean")
+                    if not hit:
+                        continue
+                    message = backend.evaluate(rule.programs["message"], activation)
+                    if not isinstance(message, str):
+                        raise CelError(f"'message' gave {type(message).__name__}, not a string")
+                    severity = rule.severity
+                    if "severity_expression" in rule.programs:
+                        severity = backend.evaluate(rule.programs["severity_expression"], activation)
+                        if severity not in SEVERITIES:
+                            raise CelError(f"'severity_expression' gave {severity!r}, not one of {', '.join(SEVERITIES)}")
+                except CelError as err:
+                    errors.append({"kind": "rule", "rule": rule.id, "object": obj.ref(), "message": str(err)})
+                    continue
+                hits.append((i, r, severity, message))
+        return hits, errors
+
+
+def _combined_program(backend, rules: list[Rule]):
+    """Every rule's `when` as one CEL list, `[when_1, when_2, ...]`, so an object costs one
+    evaluation; None for a single rule, or when the list does not compile."""
     if len(rules) < 2:
         return None
-    program = combined.get(gk)
+    try:
+        return backend.compile("[" + ", ".join(f"({r.when.strip()})" for r in rules) + "]")
+    except CelError:
+        return None
+
+
+def _all_conditions(backend, program, rules: list[Rule], activation) -> list | None:
+    """The verdicts of the combined program. None when there is none or it fails on this
+    object (a condition errors); the caller then evaluates rule by rule, which names the
+    failing rule."""
     if program is None:
-        try:
-            program = backend.compile("[" + ", ".join(f"({r.when.strip()})" for r in rules) + "]")
-        except CelError:
-            program = False
-        combined[gk] = program
-    if program is False:
         return None
     try:
         verdicts = backend.evaluate(program, activation)

@@ -228,3 +228,32 @@ def test_readme_demo_excerpt_matches_the_demo():
     assert len(quoted) == 3
     for q in quoted:
         assert q in actual, q
+
+
+def test_the_console_script_flushes_its_report_and_exits_with_the_gate_code():
+    """main() leaves through os._exit (no teardown of the objects): the report must be
+    complete on a pipe, and the code the one the gate decided."""
+    proc = subprocess.run([sys.executable, "-m", "auditor", "scan", str(FIXTURES / "demo"), "-o", "json"],
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert report["findings"] and report["summary"]["error"] > 0
+    proc = subprocess.run([sys.executable, "-m", "auditor", "scan", str(FIXTURES / "demo"), "--fail-on", "never", "-q"],
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0 and b"authz-l7-at-ztunnel" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "auditor", "scan", "no/such/path"], capture_output=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith(b"mesh-audit: error:") and b"Traceback" not in proc.stderr
+
+
+def test_exit_codes_follow_sys_exit(monkeypatch, capsys):
+    import os
+
+    from auditor import cli as cli_module
+
+    left = []
+    monkeypatch.setattr(os, "_exit", left.append)
+    cli_module._exit(None)
+    cli_module._exit(3)
+    cli_module._exit("mesh-audit: gone")
+    assert left == [0, 3, 1]
+    assert capsys.readouterr().err == "mesh-audit: gone\n"

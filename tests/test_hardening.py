@@ -80,9 +80,13 @@ def test_a_bad_file_does_not_lose_the_others(tmp_path):
 
 
 def _peak_rss_mb_of(*args) -> tuple[subprocess.CompletedProcess, float]:
-    code = ("import resource, sys\nfrom auditor.cli import main\nsys.argv = ['mesh-audit', *sys.argv[1:]]\n"
-            "try:\n    main()\nfinally:\n"
-            "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+    # main() leaves through os._exit; the peak is printed on the way out.
+    code = ("import os, resource, sys\nfrom auditor.cli import main\nsys.argv = ['mesh-audit', *sys.argv[1:]]\n"
+            "leave = os._exit\n"
+            "def report_peak(code):\n"
+            "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr, flush=True)\n"
+            "    leave(code)\n"
+            "os._exit = report_peak\nmain()\n")
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
     return result, int(result.stderr.strip().splitlines()[-1]) / 1024
 

@@ -1,0 +1,156 @@
+"""Forked shares of the rule evaluation: same report as one process, and no child left
+behind when one fails or the run is interrupted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from auditor import engine, workers
+from auditor.cli import cli
+from auditor.collect.files import load_paths
+from auditor.engine import audit
+from conftest import FIXTURES, ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+from generate import write  # noqa: E402
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="children are forked on Linux only")
+
+
+@pytest.fixture
+def forking(monkeypatch):
+    """Fork even if a thread of another test is still winding down, and for tiny inputs."""
+    monkeypatch.setattr(workers, "fork_safe", lambda: True)
+    monkeypatch.setattr(engine, "PARALLEL_MIN_SUBJECTS", 0)
+
+
+def test_split_gives_contiguous_shares_of_equal_weight():
+    assert workers.split([1] * 10, 2) == [range(0, 5), range(5, 10)]
+    assert workers.split([8, 1, 1, 1, 1, 1, 1, 1, 1], 2) == [range(0, 1), range(1, 9)]
+    assert workers.split([1, 1, 1], 3) == [range(0, 1), range(1, 2), range(2, 3)]
+    assert workers.split([5], 3) == [range(0, 1), range(1, 1), range(1, 1)]
+    assert workers.split([], 2) == [range(0, 0), range(0, 0)]
+    shares = workers.split([3, 1, 4, 1, 5, 9, 2, 6, 5, 3], 3)
+    assert [i for share in shares for i in share] == list(range(10))
+
+
+def test_auto_jobs_is_capped():
+    assert 1 <= workers.auto_jobs() <= workers.MAX_AUTO_JOBS
+
+
+@linux_only
+def test_children_do_their_shares_in_order(forking):
+    results = workers.map_shares(lambda share: (os.getpid(), [x * 2 for x in share]), [range(0, 2), range(2, 4), range(4, 5)])
+    assert [r[1] for r in results] == [[0, 2], [4, 6], [8]]
+    assert results[0][0] == os.getpid()
+    assert len({r[0] for r in results}) == 3  # two children besides this process
+
+
+@linux_only
+@pytest.mark.parametrize("how", ["raise", "exit", "kill"])
+def test_a_failed_child_share_is_done_here(forking, how):
+    parent = os.getpid()
+
+    def work(share):
+        if os.getpid() != parent:
+            if how == "raise":
+                raise RuntimeError("child failed")
+            if how == "exit":
+                os._exit(0)  # leaves without writing a result
+            os.kill(os.getpid(), signal.SIGKILL)
+        return os.getpid(), sum(share)
+
+    assert workers.map_shares(work, [range(0, 3), range(3, 6)]) == [(parent, 3), (parent, 12)]
+
+
+def test_no_fork_while_another_thread_runs():
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not workers.fork_safe()
+        parent = os.getpid()
+        assert workers.map_shares(lambda share: os.getpid(), [range(1), range(1)]) == [parent, parent]
+    finally:
+        stop.set()
+        thread.join()
+
+
+@linux_only
+def test_interrupt_kills_and_reaps_children(forking, monkeypatch):
+    started = []
+    fork = workers._fork
+
+    def recording_fork(work, share):
+        child = fork(work, share)
+        started.append(child[0])
+        return child
+
+    monkeypatch.setattr(workers, "_fork", recording_fork)
+    parent = os.getpid()
+
+    def work(share):
+        if os.getpid() != parent:
+            time.sleep(60)
+        raise KeyboardInterrupt
+
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        workers.map_shares(work, [range(1), range(1)])
+    assert time.monotonic() - began < 10
+    assert len(started) == 1
+    with pytest.raises(ChildProcessError):
+        os.waitpid(started[0], os.WNOHANG)  # already reaped: no zombie, no orphan
+
+
+def _same_report(snapshot, rules, **kwargs):
+    one = audit(snapshot, rules, jobs=1, **kwargs)
+    for jobs in (2, 3):
+        many = audit(snapshot, rules, jobs=jobs, **kwargs)
+        assert [(f.rule, f.severity, f.message, str(f.object), f.location, f.pods) for f in many.findings] == \
+               [(f.rule, f.severity, f.message, str(f.object), f.location, f.pods) for f in one.findings]
+        assert many.errors == one.errors and many.objects == one.objects
+    return one
+
+
+@linux_only
+def test_forked_audit_of_a_generated_cluster_equals_one_process(forking, rules, tmp_path):
+    write(600, tmp_path)
+    report = _same_report(load_paths([str(tmp_path / "snapshot.json")]).snapshot(), rules)
+    assert len(report.findings) > 20
+
+
+@linux_only
+def test_forked_audit_of_every_rule_fixture_equals_one_process(forking, rules):
+    """All fixtures as one input: most rules fire somewhere."""
+    loaded = load_paths([str(FIXTURES / "rules")])
+    report = _same_report(loaded.snapshot(), rules)
+    assert len({f.rule for f in report.findings}) >= 30
+
+
+@linux_only
+def test_forked_audit_reports_rule_errors_like_one_process(forking, rules):
+    """Rules that fail at run time (fixtures/broken-rules, '# runtime-error:') on every Namespace."""
+    from auditor.rulebook import load_rule_file
+
+    corpus = FIXTURES / "broken-rules"
+    broken = [load_rule_file(p) for p in sorted(corpus.glob("*.yaml")) if p.read_text().startswith("# runtime-error:")]
+    assert len(broken) >= 3
+    report = _same_report(load_paths([str(FIXTURES / "rules")]).snapshot(), rules + broken)
+    assert {e["rule"] for e in report.errors} >= {r.id for r in broken}
+
+
+def test_jobs_option_is_validated():
+    result = CliRunner().invoke(cli, ["scan", str(FIXTURES / "demo"), "--jobs", "0"])
+    assert result.exit_code == 2 and "--jobs" in result.output
+    result = CliRunner(env={"MESH_AUDIT_JOBS": "many"}).invoke(cli, ["scan", str(FIXTURES / "demo")])
+    assert result.exit_code == 2 and "many" in result.output
