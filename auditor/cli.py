@@ -149,7 +149,7 @@ def _warn_gaps(gaps: list[dict], quiet: bool) -> None:
               help="Point findings on live objects at their manifests in this GitOps checkout.")
 @rules_dir_option
 @click.option("-j", "--jobs", type=click.IntRange(min=1), envvar="MESH_AUDIT_JOBS", metavar="N",
-              help="Processes that evaluate rules on a large input [default: the CPUs available, at most 4; "
+              help="Processes that read and evaluate a large input [default: the CPUs available, at most 4; "
                    "env MESH_AUDIT_JOBS].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no warnings on stderr.")
 @_cluster_options
@@ -178,7 +178,8 @@ def scan(extra_paths, paths, snapshot_path, fmt, output_file, fail_on, istio_ver
         _fail(str(err))
     rules = _select(config.apply(rules), select, names)
     fail_on = config.effective_fail_on(fail_on)
-    loaded = _load_input(tuple(paths) + tuple(extra_paths), snapshot_path, kubeconfig, context, namespaces, timeout, quiet)
+    loaded = _load_input(tuple(paths) + tuple(extra_paths), snapshot_path, kubeconfig, context, namespaces, timeout, quiet,
+                         jobs)
     snapshot, collection = loaded.snapshot, loaded.collection
     input_errors, input_warnings = loaded.errors, loaded.warnings
     options = _audit_options(collection, strict_maturity or config.strict, sidecar_scope_threshold, cluster_name)
@@ -249,7 +250,7 @@ class _Input:
     warnings: list = field(default_factory=list)
 
 
-def _load_input(paths, snapshot_path, kubeconfig, context, namespaces, timeout, quiet) -> _Input:
+def _load_input(paths, snapshot_path, kubeconfig, context, namespaces, timeout, quiet, jobs=None) -> _Input:
     """Objects from files (-f), a snapshot (--snapshot) or, with neither, the live cluster."""
     from auditor.collect.files import load_paths
     from auditor.snapshot import K8sObject, Snapshot
@@ -258,7 +259,7 @@ def _load_input(paths, snapshot_path, kubeconfig, context, namespaces, timeout, 
         _fail("use -f or --snapshot, not both")
     if paths or snapshot_path:
         try:
-            loaded = load_paths(list(paths) or [snapshot_path])
+            loaded = load_paths(list(paths) or [snapshot_path], jobs=jobs)
         except UsageError as err:
             _fail(str(err))
         if snapshot_path and not loaded.snapshots and not loaded.errors:

@@ -154,3 +154,51 @@ def test_jobs_option_is_validated():
     assert result.exit_code == 2 and "--jobs" in result.output
     result = CliRunner(env={"MESH_AUDIT_JOBS": "many"}).invoke(cli, ["scan", str(FIXTURES / "demo")])
     assert result.exit_code == 2 and "many" in result.output
+
+
+def _loaded(paths, jobs):
+    from auditor.collect import files
+
+    result = files.load_paths(paths, jobs=jobs)
+    snap = result.snapshot()
+    return ([(o.key, o.raw, snap.location(o), o.signature) for o in result.objects],
+            [str(w) for w in result.warnings], [str(e) for e in result.errors],
+            [(path, c.describe()) for path, c in result.snapshots])
+
+
+@linux_only
+def test_forked_loading_equals_one_process(forking, monkeypatch, tmp_path):
+    """Files of every sort, good and bad, split between processes: same objects, lines,
+    replica signatures, warnings, errors and snapshot records, in the same order."""
+    from auditor.collect import files
+
+    monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 0)
+    write(300, tmp_path / "gen")
+    (tmp_path / "bad.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: [unclosed\n")
+    (tmp_path / "bad.json").write_text('{"apiVersion": "v1", ')
+    (tmp_path / "notk8s.yaml").write_text("hello: world\n")
+    inputs = [str(tmp_path / "gen" / "yaml"), str(tmp_path / "bad.yaml"), str(tmp_path / "gen" / "dump.json"),
+              str(tmp_path / "notk8s.yaml"), str(tmp_path / "gen" / "snapshot.json"), str(tmp_path / "bad.json"),
+              str(FIXTURES / "rules")]
+    one = _loaded(inputs, 1)
+    assert len(one[0]) > 1000 and one[1] and len(one[2]) == 2 and one[3]
+    for jobs in (2, 3):
+        assert _loaded(inputs, jobs) == one
+
+
+@linux_only
+def test_forked_loading_is_used_for_many_large_files(forking, monkeypatch, tmp_path):
+    from auditor.collect import files
+
+    calls = []
+    monkeypatch.setattr(workers, "_fork", lambda work, share: calls.append(share) or None)  # "fork failed"
+    for i in range(3):
+        (tmp_path / f"f{i}.json").write_bytes(b"[" + b",".join([b'{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"n%d"}}' % j for j in range(i * 10, i * 10 + 10)]) + b"]")
+    monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 10)
+    result = files.load_paths([str(tmp_path)], jobs=2)
+    assert calls == [range(2, 3)] or calls == [range(1, 3)]  # the parent took the first share
+    assert [o.name for o in result.objects] == [f"n{j}" for j in range(30)]  # the failed fork's share done here
+    calls.clear()
+    monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 10**9)
+    files.load_paths([str(tmp_path)], jobs=2)
+    assert calls == []  # small inputs are read in one process
