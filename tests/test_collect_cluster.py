@@ -269,3 +269,77 @@ def test_progress_on_a_terminal_only():
     quiet = io.StringIO()
     Progress(stream=quiet, enabled=False).add("pods", 1)
     assert quiet.getvalue() == ""
+
+
+def test_the_next_page_is_requested_while_this_one_is_read(tmp_path, monkeypatch):
+    """Read-ahead: page 2 reaches the server before page 1's items are processed (bounded
+    wait; without read-ahead the wait runs out and the test fails)."""
+    from auditor.collect import cluster
+
+    pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i:04d}", "namespace": "bulk"}} for i in range(1100)]
+    seen_early = []
+    slim = cluster._slim
+
+    def watching_slim(item, rtype, projected=False):
+        if item["metadata"]["name"] == "p0000":
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not _continued(api):
+                time.sleep(0.01)
+            seen_early.append(_continued(api))
+        return slim(item, rtype, projected)
+
+    monkeypatch.setattr(cluster, "_slim", watching_slim)
+    with ApiServer(pods) as api:
+        api.kubeconfig_path = api.kubeconfig(tmp_path / "kc")
+        c = run_collect(api)
+    assert seen_early == [True]
+    pod_lists = [r for r in api.requests if r.path == "/api/v1/pods"]
+    assert [bool(r.query.get("continue")) for r in pod_lists] == [False, True, True]  # each page once
+    names = [o["metadata"]["name"] for o in c.objects if o["kind"] == "Pod"]
+    assert names == [f"p{i:04d}" for i in range(1100)]
+
+
+def _continued(api) -> bool:
+    return any(r.path == "/api/v1/pods" and r.query.get("continue") for r in list(api.requests))
+
+
+def test_a_page_read_ahead_under_the_wrong_token_is_not_used():
+    """The token seen early is checked against the parsed page; on a mismatch the page is
+    requested again with the right one (here a page names `continue` twice: JSON takes the last)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from auditor.collect import cluster
+
+    pages = {
+        None: b'{"metadata":{"continue":"early","continue":"real"},"items":[{"metadata":{"name":"a"}}]}',
+        "early": b'{"metadata":{},"items":[{"metadata":{"name":"wrong"}}]}',
+        "real": b'{"metadata":{},"items":[{"metadata":{"name":"b"}}]}',
+    }
+
+    class Http:
+        asked: list = []
+
+        def get(self, path, query=None, accept=None, attempts=None):
+            token = (query or {}).get("continue")
+            self.asked.append(token)
+            return cluster._Response(200, pages[token], "OK")
+
+    with ThreadPoolExecutor(1) as ahead:
+        collector = cluster._Collector(Http(), None, False, ahead)
+        items = collector.list(cluster.ResourceType("", "v1", "pods", "Pod", True))
+    assert [i["metadata"]["name"] for i in items] == ["a", "b"]
+    assert sorted(Http.asked, key=str) == sorted([None, "early", "real"], key=str)
+
+
+@pytest.mark.parametrize("body, token", [
+    (b'{"kind":"PodList","metadata":{"resourceVersion":"9","continue":"eyJ2IjoxfQ=="},"items":[]}', "eyJ2IjoxfQ=="),
+    (b'{"metadata": {"continue" : "a\\u002fb\\"c"}, "items": []}', 'a/b"c'),
+    (b'{"metadata":{"resourceVersion":"9"},"items":[{"metadata":{"annotations":{"continue":"x"}}}]}', None),
+    (b'{"items":[],"metadata":{"continue":"late"}}', None),  # ListMeta after the items: not read early
+    (b'{"metadata":{"continue":""},"items":[]}', None),
+    (b'not json', None),
+])
+def test_continue_token_is_read_from_the_list_head(body, token):
+    from auditor.collect.cluster import _continue_token
+
+    assert _continue_token(body) == token
