@@ -92,14 +92,14 @@ def _cluster_options(func):
     return func
 
 
-def _collect_live(kubeconfig, context, namespaces, timeout, quiet, projected=True):
+def _collect_live(kubeconfig, context, namespaces, timeout, quiet, projected=True, spool=None):
     """Connect and collect; exit 3 with one line when the cluster cannot be read at all."""
     from auditor.collect.cluster import ClusterError, Progress, collect, connect
 
     try:
         connection = connect(kubeconfig, context)
         return collect(connection, namespaces=list(namespaces) or None, timeout=timeout,
-                       progress=Progress(enabled=False) if quiet else Progress(), projected=projected)
+                       progress=Progress(enabled=False) if quiet else Progress(), projected=projected, spool=spool)
     except ClusterError as err:
         _fail(str(err), EXIT_CLUSTER)
     except UsageError as err:
@@ -349,11 +349,14 @@ def explain_cmd(ref, paths, snapshot_path, fmt, istio_version, rules_dirs, quiet
 @_cluster_options
 def snapshot_cmd(output, quiet, kubeconfig, context, namespaces, timeout, allow_partial) -> None:
     """Save what a scan of the cluster would read, to audit later with 'scan --snapshot'."""
+    from auditor.collect.cluster import Spool
     from auditor.collect.snapshot_file import write_snapshot
 
     if not output.endswith((".json", ".json.gz")):
         _fail(f"{output}: a snapshot file name must end in .json or .json.gz")
-    live = _collect_live(kubeconfig, context, namespaces, timeout, quiet, projected=False)
+    # Large lists are serialized page by page as they arrive: memory stays a fraction of the cluster's.
+    live = _collect_live(kubeconfig, context, namespaces, timeout, quiet, projected=False,
+                         spool=Spool(compress=output.endswith(".gz")))
     try:
         write_snapshot(live, output)
     except OSError as err:
@@ -361,7 +364,7 @@ def snapshot_cmd(output, quiet, kubeconfig, context, namespaces, timeout, allow_
     _warn_gaps([g.to_dict() for g in live.not_collected], quiet)
     if not quiet:
         where = f"context {live.context}" if live.context else live.server
-        click.echo(f"mesh-audit: wrote {output}: {len(live.objects)} objects from {where}"
+        click.echo(f"mesh-audit: wrote {output}: {live.object_count} objects from {where}"
                    f" (Kubernetes {live.server_version or 'version unknown'})"
                    + (f"; {len(live.not_collected)} not collected" if live.not_collected else ""), err=True)
     sys.exit(EXIT_CLUSTER if live.not_collected and not allow_partial else EXIT_OK)

@@ -15,6 +15,7 @@ import time that scans of files and snapshots must not pay).
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import re
 import sys
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable, Iterator, TextIO
 from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
@@ -140,10 +141,16 @@ class Collection:
     counts: dict[str, int] = field(default_factory=dict)  # resource -> objects collected
     not_collected: list[Gap] = field(default_factory=list)
     not_installed: list[str] = field(default_factory=list)  # API groups or resources the server lacks
+    # For a snapshot: the large lists, already serialized page by page (see Spool).
+    spool: "Spool | None" = None
 
     @property
     def complete(self) -> bool:
         return not self.not_collected
+
+    @property
+    def object_count(self) -> int:
+        return len(self.objects) + (self.spool.count if self.spool is not None else 0)
 
     def describe(self) -> dict:
         """Everything but the objects: what the report and the snapshot header carry."""
@@ -447,10 +454,45 @@ def slim_object(item: dict) -> dict:
     return item
 
 
+class Spool:
+    """The pages of a collection's large lists, serialized as they arrive, for a snapshot:
+    JSON lines, each page a gzip member when the snapshot is compressed (compressing in
+    the list's own thread, where zlib runs without the GIL). Kept as bytes, a 50,000-pod
+    cluster takes about 200 MB (15 MB compressed) instead of over 1 GB of objects. Lists
+    come out in a fixed order (by resource, then namespace), whatever order they finished in."""
+
+    def __init__(self, compress: bool = False):
+        self.compress = compress
+        self.count = 0
+        self._pages: dict[tuple[str, str], list[tuple[bytes, int]]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: tuple[str, str], items: list[dict]) -> None:
+        data = b"".join(orjson.dumps(i, option=orjson.OPT_APPEND_NEWLINE) for i in items)
+        if self.compress:
+            data = gzip.compress(data, compresslevel=6, mtime=0)
+        with self._lock:
+            self._pages.setdefault(key, []).append((data, len(items)))
+            self.count += len(items)
+
+    def restart(self, key: tuple[str, str]) -> None:
+        """Forget a list's pages: it is being read again from the start."""
+        with self._lock:
+            self.count -= sum(n for _, n in self._pages.pop(key, ()))
+
+    def chunks(self) -> Iterator[bytes]:
+        for key in sorted(self._pages):
+            for data, _ in self._pages[key]:
+                yield data
+
+
 class _Collector:
     def __init__(self, http: _Http, progress: Progress | None, projected: bool = False,
-                 ahead: ThreadPoolExecutor | None = None):
+                 ahead: ThreadPoolExecutor | None = None, spool: Spool | None = None):
         self.projected = projected
+        self.spool = spool
+        # With a spool, what _config_map_names needs of the spooled Deployments and DaemonSets.
+        self.stubs: list[dict] = []
         self.http = http
         self.ahead = ahead  # requests the next page of a list while this one is parsed
         self.progress = progress
@@ -466,10 +508,12 @@ class _Collector:
             if what not in self.result.not_installed:
                 self.result.not_installed.append(what)
 
-    def list(self, rtype: ResourceType, namespace: str | None = None, accept: str = JSON) -> list[dict]:
-        """All pages of one LIST; [] with a gap or a not-installed note when it fails."""
+    def list(self, rtype: ResourceType, namespace: str | None = None, accept: str = JSON, spooled: bool = False) -> list[dict]:
+        """All pages of one LIST; [] with a gap or a not-installed note when it fails.
+        `spooled` (with a spool) sends the pages to the spool and returns []."""
+        spool = self.spool if spooled else None
         try:
-            items = self._pages(rtype, namespace, accept)
+            items, count = self._pages(rtype, namespace, accept, spool)
         except _Deadline:
             self.gap(rtype.key, "timed out (--timeout)", namespace)
             return []
@@ -482,7 +526,7 @@ class _Collector:
             else:
                 self.gap(rtype.key, _status_reason(err.response), namespace, status=err.response.status)
             return []
-        self._count(rtype.key, len(items))
+        self._count(rtype.key, count)
         return items
 
     def _count(self, key: str, n: int) -> None:
@@ -499,11 +543,14 @@ class _Collector:
             self.gap(what, prefix + str(err), namespace, name, err.status)
         return None
 
-    def _pages(self, rtype: ResourceType, namespace: str | None, accept: str) -> list[dict]:
+    def _pages(self, rtype: ResourceType, namespace: str | None, accept: str,
+               spool: Spool | None = None) -> tuple[list[dict], int]:
         """Every page of a LIST. The next page is requested as soon as this one's continue
         token is seen (ListMeta comes before the items), so the server works on it while
         this page is parsed and slimmed: a 50,000-pod list is a hundred pages in a row."""
         items: list[dict] = []
+        count = 0
+        key = (rtype.key, namespace or "")
         token = None
         restarts = 0
         path = rtype.path(namespace)
@@ -516,7 +563,9 @@ class _Collector:
             ahead = None
             if resp.status == 410 and token and restarts < 3:
                 # The continue token expired (etcd compacted): start this list again.
-                items, token, restarts = [], None, restarts + 1
+                items, count, token, restarts = [], 0, None, restarts + 1
+                if spool is not None:
+                    spool.restart(key)
                 continue
             if resp.status != 200:
                 raise _StatusError(resp)
@@ -529,11 +578,25 @@ class _Collector:
                 token = (doc.get("metadata") or {}).get("continue")
             except (orjson.JSONDecodeError, AttributeError):
                 raise _Unavailable("the API server sent a list that is not JSON") from None
-            items.extend(_slim(i, rtype, self.projected) for i in page if isinstance(i, dict))
+            slimmed = [_slim(i, rtype, self.projected) for i in page if isinstance(i, dict)]
+            count += len(slimmed)
+            if spool is None:
+                items.extend(slimmed)
+            else:
+                spool.add(key, slimmed)
+                if rtype.kind in ("Deployment", "DaemonSet"):
+                    self._keep_stubs(slimmed)
             if self.progress is not None:
                 self.progress.add(rtype.key, len(page))
             if not token:
-                return items
+                return items, count
+
+    def _keep_stubs(self, objects: list[dict]) -> None:
+        stubs = [{"kind": o.get("kind"), "metadata": {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}}
+                 for o in objects if isinstance(meta := o.get("metadata"), dict)]
+        with self._lock:
+            self.stubs.extend(stubs)
+
 
     def get(self, rtype: ResourceType, namespace: str | None, name: str) -> dict | None:
         """One object by name; None when it does not exist (or could not be read: a gap)."""
@@ -667,18 +730,22 @@ def collect(
     workers: int | None = None,
     compress: bool | None = None,
     projected: bool = False,
+    spool: Spool | None = None,
 ) -> Collection:
     """Read what the audit needs. Raises ClusterError when the cluster cannot be read at
     all; anything less ends up in `not_collected` and the scan goes on. `projected` keeps
-    only what a scan reads of running Pods and ReplicaSets (a snapshot keeps them whole)."""
+    only what a scan reads of running Pods and ReplicaSets (a snapshot keeps them whole).
+    With a `spool`, the workload and Istio lists go there as they arrive, not into
+    `objects` (see Spool)."""
     if workers is None:
         # Over a network, requests mostly wait: four at a time hide the latency. On this
         # machine's own loopback the server competes for the same cores; two is faster.
         workers = LOOPBACK_WORKERS if _is_loopback(connection.server or "") else WORKERS
     http = _Http(connection, time.monotonic() + timeout, retry or RetryPolicy(), compress, workers)
     ahead = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect-ahead")
-    collector = _Collector(http, progress, projected, ahead)
+    collector = _Collector(http, progress, projected, ahead, spool)
     result = collector.result
+    result.spool = spool
     result.context, result.server = connection.context, connection.server
     result.namespaces = sorted(set(namespaces)) if namespaces else None
     result.collected_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -717,12 +784,12 @@ def _collect_all(collector: _Collector, pool: ThreadPoolExecutor, namespaces: li
     tasks.append(lambda: [_crd_stub(i) for i in collector.list(CRDS, accept=METADATA_ONLY)])
     for rtype in (*WORKLOAD_TYPES, *istio_types):
         if rtype.namespaced and scope is not None:
-            tasks.extend(lambda rtype=rtype, ns=ns: collector.list(rtype, ns) for ns in scope)
+            tasks.extend(lambda rtype=rtype, ns=ns: collector.list(rtype, ns, spooled=True) for ns in scope)
         else:
-            tasks.append(lambda rtype=rtype: collector.list(rtype))
+            tasks.append(lambda rtype=rtype: collector.list(rtype, spooled=True))
     objects = [obj for batch in pool.map(lambda task: task(), tasks) for obj in batch]
 
-    config_maps = _config_map_names(webhooks, objects)
+    config_maps = _config_map_names(webhooks, objects + collector.stubs)
     fetched = pool.map(lambda nn: collector.get(CONFIGMAPS, nn[0], nn[1]), config_maps)
     objects.extend(o for o in fetched if o is not None)
     return webhooks, objects

@@ -44,14 +44,23 @@ def header(collection: Collection) -> dict:
 
 
 def write_snapshot(collection: Collection, path: str) -> None:
-    """Header line, then one object per line; through a temporary file renamed into place."""
+    """Header line, then one object per line; through a temporary file renamed into place.
+    The collection's spooled pages follow its in-memory objects, as they are (already
+    JSON lines; gzip members when compressed, which a gzip reader reads as one stream)."""
+    compress = path.endswith(".gz")
+    spool = collection.spool
+    if spool is not None and spool.compress != compress:
+        raise ValueError(f"a {'compressed' if spool.compress else 'plain'} spool cannot be written to {path}")
     with atomic_file(path) as raw:
-        out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if path.endswith(".gz") else raw
+        out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if compress else raw
         out.write(orjson.dumps(header(collection)) + b"\n")
         for obj in collection.objects:
             out.write(orjson.dumps(obj) + b"\n")
         if out is not raw:
             out.close()
+        if spool is not None:
+            for chunk in spool.chunks():
+                raw.write(chunk)
 
 
 def open_snapshot(path: str):
