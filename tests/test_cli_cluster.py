@@ -336,3 +336,20 @@ def test_snapshot_spools_pages_and_restarts_cleanly(tmp_path, name):
     assert other.splitlines()[1:] == lines[1:]  # only the header's collected_at may differ
     assert not any(o["kind"] == "Pod" for o in spooled.objects) and spooled.spool.count >= 1203
     assert spooled.object_count == len(spooled.objects) + spooled.spool.count
+
+
+def test_a_list_that_fails_part_way_leaves_nothing_in_the_snapshot(tmp_path):
+    """Pages already spooled are dropped when their list fails later: the snapshot names the
+    list as not collected and holds none of it, as a scan of the live cluster would."""
+    from kube_api.server import ApiServer
+
+    pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i:04d}", "namespace": "bulk", "uid": f"u{i}"}}
+            for i in range(1203)]
+    with ApiServer(pods) as api:
+        api.fault("pods", gone_on_continue=True)  # every continue token has expired: the list never completes
+        path = tmp_path / "partial.json"
+        result = run("snapshot", "--kubeconfig", str(api.kubeconfig(tmp_path / "kc")), "-o", str(path), "-q")
+    assert result.exit_code == 3
+    head, *objects = [json.loads(line) for line in path.read_bytes().splitlines()]
+    assert [g["resource"] for g in head["collection"]["not_collected"]] == ["pods"]
+    assert not [o for o in objects if o["kind"] == "Pod"] and "pods" not in head["collection"]["counts"]

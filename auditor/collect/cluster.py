@@ -514,14 +514,14 @@ class _Collector:
         spool = self.spool if spooled else None
         try:
             items, count = self._pages(rtype, namespace, accept, spool)
-        except _Deadline:
-            self.gap(rtype.key, "timed out (--timeout)", namespace)
-            return []
-        except _Unavailable as err:
-            self.gap(rtype.key, str(err), namespace, status=err.status)
-            return []
-        except _StatusError as err:
-            if err.response.status == 404:
+        except (_Deadline, _Unavailable, _StatusError) as err:
+            if spool is not None:  # a list that failed part way is not collected: none of it is kept
+                spool.restart(_list_key(rtype, namespace))
+            if isinstance(err, _Deadline):
+                self.gap(rtype.key, "timed out (--timeout)", namespace)
+            elif isinstance(err, _Unavailable):
+                self.gap(rtype.key, str(err), namespace, status=err.status)
+            elif err.response.status == 404:
                 self.missing(rtype.key)
             else:
                 self.gap(rtype.key, _status_reason(err.response), namespace, status=err.response.status)
@@ -550,7 +550,7 @@ class _Collector:
         this page is parsed and slimmed: a 50,000-pod list is a hundred pages in a row."""
         items: list[dict] = []
         count = 0
-        key = (rtype.key, namespace or "")
+        key = _list_key(rtype, namespace)
         token = None
         restarts = 0
         path = rtype.path(namespace)
@@ -666,6 +666,10 @@ class _Collector:
             self.gap(path, "discovery failed: the API server sent a document that is not a JSON object")
             return None
         return doc
+
+
+def _list_key(rtype: ResourceType, namespace: str | None) -> tuple[str, str]:
+    return rtype.key, namespace or ""
 
 
 def _page_query(token: str | None) -> dict:
