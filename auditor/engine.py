@@ -47,10 +47,11 @@ def audit(
     subjects = [obj for obj in subjects if obj.gk in by_kind and not _is_replica(obj, facts)]
     combined = {gk: _combined_program(backend, by_kind[gk]) for gk in {obj.gk for obj in subjects}}
     evaluate = _Evaluator(backend, facts, subjects, by_kind, combined)
-    jobs = jobs or auto_jobs()
-    if len(subjects) < PARALLEL_MIN_SUBJECTS:
-        jobs = 1
-    shares = map_shares(evaluate, split([_cost(obj, facts, by_kind) for obj in subjects], jobs) if jobs > 1 else [range(len(subjects))])
+    jobs = (jobs or auto_jobs()) if len(subjects) >= PARALLEL_MIN_SUBJECTS else 1
+    if jobs > 1:
+        shares = map_shares(evaluate, split([_cost(obj, facts, by_kind) for obj in subjects], jobs))
+    else:
+        shares = [evaluate(range(len(subjects)))]
 
     found: dict[tuple, Finding] = {}
     errors: list[dict] = []

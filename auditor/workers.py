@@ -1,9 +1,10 @@
 """Running a loop's shares in forked processes, for the heaviest loops of a large scan.
 
-A scan's facts are built once; after that, evaluating rules on one object depends on
-nothing another object's evaluation does. So the object list can be split: the process
-forks, each child evaluates its share on its copy-on-write view of the facts and sends
-back only its results (a few findings, pickled), while the parent does its own share.
+Two loops qualify. Reading many large files: each file parses on its own, and a child
+pickles back what it read. Evaluating rules: once facts are built, one object's
+evaluation depends on no other's, so each child evaluates its share on its copy-on-write
+view of the facts and sends back only its hits. Either way the parent does the first
+share itself and merges in order, so the result is the one a single process gets.
 
 Forking is used only where it is safe and pays off: on Linux, in a process with a single
 OS thread (no collector thread or native runtime thread can hold a lock the child would
@@ -89,7 +90,7 @@ def map_shares(work: Callable[[T], R], shares: Sequence[T]) -> list[R]:
 _FAILED = object()
 
 
-def _fork(work: Callable, share: list) -> tuple[int, int] | None:
+def _fork(work: Callable, share) -> tuple[int, int] | None:
     read_end, write_end = os.pipe()
     try:
         pid = os.fork()

@@ -1,9 +1,11 @@
 """Load Kubernetes objects from manifest files, directories, stdin and `kubectl get` dumps.
 
-YAML is read with PyYAML's C parser when present; each document's node tree gives the
-line every object (and every item of a `kind: List`) starts on. JSON is parsed with
-orjson; the lines of list items are found only when a finding needs one (a scan of a
-1 GB dump should not pay for positions it never prints).
+YAML goes through yaml-rs where it reads a document as Kubernetes does, and PyYAML's C
+parser otherwise (see "the fast path" below); every object (and every item of a
+`kind: List`) keeps the line it starts on. JSON is parsed with orjson; the lines of list
+items are found only when a finding needs one (a scan of a 1 GB dump should not pay for
+positions it never prints). Running pods are projected and their replicas recognized as
+they are read (snapshot.Projector). Many large files are read by forked processes.
 """
 
 from __future__ import annotations
