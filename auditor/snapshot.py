@@ -184,11 +184,11 @@ class Projector:
         first = self._first.setdefault(signature, out)
         if first is out:
             return out, signature
-        shared = first["metadata"]
-        out["metadata"] = {k: (shared[k] if k in _SHARED_META else v) for k, v in meta.items()}
+        shared = first["metadata"]  # equal to this pod's but for identity (a missing key and null sign alike)
+        out["metadata"] = {k: (shared.get(k, v) if k in _SHARED_META else v) for k, v in meta.items()}
         for key in ("spec", "status"):
             if key in out:
-                out[key] = first[key]
+                out[key] = first.get(key, out[key])
         return out, signature
 
 

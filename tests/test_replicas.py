@@ -65,6 +65,16 @@ def test_any_difference_a_rule_could_see_keeps_pods_apart():
         assert signature not in (None, base), change
 
 
+def test_a_null_field_and_a_missing_one_sign_alike_without_breaking_the_share():
+    project = Projector()
+    bare = pod("a")
+    del bare["metadata"]["annotations"]
+    nulled = pod("b", **{"metadata.annotations": None})
+    (a, sig_a), (b, sig_b) = project(bare), project(nulled)
+    assert sig_a == sig_b and "annotations" not in a["metadata"] and b["metadata"]["annotations"] is None
+    assert b["spec"] is a["spec"]
+
+
 def test_only_running_pods_get_a_signature():
     project = Projector()
     rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r", "uid": "u"}, "spec": {}, "status": {}}
