@@ -236,3 +236,46 @@ def test_every_resource_type_is_either_collected_or_accounted_for(api, case):
 def test_main_turns_usage_errors_into_exit_2_without_traceback():
     result = subprocess.run([sys.executable, "-m", "auditor", "scan", "--no-such-flag"], capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "No such option" in result.stderr
+
+
+_SLOW_CHILD = """
+import os, sys, time
+from auditor.collect import files
+files.PARALLEL_MIN_BYTES = 0
+parent, load, pid_file = os.getpid(), files._load_file, sys.argv[1]
+def slow_in_child(path, result, stdin=None):
+    if os.getpid() != parent:
+        with open(pid_file, "w") as fh:
+            fh.write(str(os.getpid()))
+        time.sleep(60)
+    return load(path, result, stdin)
+files._load_file = slow_in_child
+from auditor.cli import main
+sys.argv = ["mesh-audit", "scan", "-j", "2", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="children are forked on Linux only")
+@pytest.mark.parametrize("whole_group", [True, False], ids=["terminal-ctrl-c", "signal-to-the-parent"])
+def test_ctrl_c_while_a_forked_loader_works_exits_130_and_leaves_no_process(tmp_path, whole_group):
+    out = tmp_path / "out"
+    out.mkdir()
+    pid_file = tmp_path / "child.pid"
+    inputs = [str(FIXTURES / "demo"), str(FIXTURES / "cluster")]
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_CHILD, str(pid_file), *inputs, "-o", "sarif",
+                             "--output-file", str(out / "report.sarif")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    if whole_group:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "mesh-audit: interrupted"
+    assert "Traceback" not in err
+    assert not os.path.exists(f"/proc/{child}")  # killed and reaped, not left sleeping
+    assert list(out.iterdir()) == []
