@@ -65,6 +65,13 @@ class LoadResult:
     _json_lines: dict[str, list[int]] = field(default_factory=dict)
     _project: Projector = field(default_factory=Projector, repr=False)
 
+    def absorb(self, part: "LoadResult") -> None:
+        """Append what another load found (a staged document, a forked share's file)."""
+        self.objects.extend(part.objects)
+        self.warnings.extend(part.warnings)
+        self.errors.extend(part.errors)
+        self.snapshots.extend(part.snapshots)
+
     def snapshot(self) -> Snapshot:
         snap = Snapshot(self.objects, line_resolver=self.resolve_line)
         for previous, later in snap.duplicates:
@@ -140,10 +147,7 @@ def load_paths(paths: list[str], stdin=None, jobs: int | None = None) -> LoadRes
                 _load_file(path, result, stdin)
             return result
         for part in (p for share in map_shares(_FileShare(files), shares) for p in share):
-            result.objects.extend(part.objects)
-            result.warnings.extend(part.warnings)
-            result.errors.extend(part.errors)
-            result.snapshots.extend(part.snapshots)
+            result.absorb(part)
     return result
 
 
@@ -351,9 +355,7 @@ def _load_yaml_whole(text: str, spans: list, name: str, result: LoadResult) -> b
         if item_lines is None:
             return False
         _add_document(doc, name, _first_content_line(text, first_line, begin, finish), item_lines, staged, json_items=False)
-    result.objects.extend(staged.objects)
-    result.warnings.extend(staged.warnings)
-    result.snapshots.extend(staged.snapshots)
+    result.absorb(staged)
     return True
 
 
