@@ -22,9 +22,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
-
 from auditor.errors import UsageError
 from auditor.schemas import check_schema, load_schema, node_line
+from auditor.yamlread import load_yaml
 
 DEFAULT_NAME = ".mesh-audit.yaml"
 
@@ -110,10 +110,7 @@ def load_config(path: str | None, rules: list) -> Config:
         text = Path(path).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read the config file: {getattr(err, 'strerror', None) or err}", path) from None
-    from auditor.collect.files import _ManifestLoader  # keeps dates as strings, as the schema expects
-    from auditor.fileio import load_yaml
-
-    node, data = load_yaml(text, path, _ManifestLoader)
+    node, data = load_yaml(text, path)  # dates stay strings, as the schema expects
     if data is None:
         return Config(path=path)
     if not isinstance(data, dict):

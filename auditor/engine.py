@@ -1,16 +1,16 @@
-"""Evaluate rules over facts. Pure: a snapshot and rules in, a Report out."""
+"""Evaluate rules over facts. Pure: a context (the indexed snapshot) and rules in, a Report out."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from auditor.facts import CLUSTER, AuditOptions, Facts
-from auditor.facts.workloads import WORKLOAD_GKS
+from auditor import kinds as k
+from auditor.facts.context import Context
+from auditor.facts.subjects import facts_for
 from auditor.report import Finding, ObjectRef, Report
 from auditor.rulebook import SEVERITIES, Rule
 from auditor.rulebook.cel import CelError, get_backend
 from auditor.snapshot import K8sObject, Snapshot
-from auditor.versions import Version
 from auditor.workers import auto_jobs, map_shares, split
 
 
@@ -19,20 +19,13 @@ def cluster_object(name: str) -> K8sObject:
     return K8sObject({"apiVersion": "mesh-audit.io/v1", "kind": "Cluster", "metadata": {"name": name}})
 
 
-def audit(
-    snapshot: Snapshot,
-    rules: list[Rule],
-    istio_version: Version | None = None,
-    backend=None,
-    facts: Facts | None = None,
-    options: AuditOptions | None = None,
-    jobs: int | None = None,
-) -> Report:
-    """Findings of `rules` on `snapshot`. `jobs` caps the processes that evaluate rules
-    (default: auto_jobs()); a large audit forks, with the same report as one process."""
-    backend = backend or get_backend()
-    facts = facts or Facts(snapshot, istio_version, options)
-    version = facts.settings.istio_version
+def evaluate(ctx: Context, rules: list[Rule], backend=None, jobs: int | None = None) -> Report:
+    """Findings of `rules` on the context's snapshot, evaluated with the CEL runtime the
+    rules were compiled for. `jobs` caps the processes that evaluate rules (default:
+    auto_jobs()); a large audit forks, with the same report as one process."""
+    backend = backend or next((r.backend for r in rules if r.backend is not None), None) or get_backend()
+    snapshot = ctx.snapshot
+    version = ctx.settings.istio_version
     active = [r for r in rules if r.istio.admits(version)]
     by_kind: dict[str, list[Rule]] = defaultdict(list)
     for rule in active:
@@ -40,18 +33,18 @@ def audit(
             by_kind[kind].append(rule)
 
     subjects = list(snapshot)
-    if CLUSTER in by_kind:
-        subjects.append(cluster_object(facts.options.cluster_name))
-    # Replicas of one owner with equal signatures are one workload (facts.workloads):
+    if k.CLUSTER in by_kind:
+        subjects.append(cluster_object(ctx.options.cluster_name))
+    # Replicas of one owner with equal signatures are one workload (ctx.workloads):
     # evaluated once, on the first of them, and counted `count` times.
-    subjects = [obj for obj in subjects if obj.gk in by_kind and not _is_replica(obj, facts)]
+    subjects = [obj for obj in subjects if obj.gk in by_kind and not _is_replica(obj, ctx)]
     combined = {gk: _combined_program(backend, by_kind[gk]) for gk in {obj.gk for obj in subjects}}
-    evaluate = _Evaluator(backend, facts, subjects, by_kind, combined)
+    evaluator = _Evaluator(backend, ctx, subjects, by_kind, combined)
     jobs = (jobs or auto_jobs()) if len(subjects) >= PARALLEL_MIN_SUBJECTS else 1
     if jobs > 1:
-        shares = map_shares(evaluate, split([_cost(obj, facts, by_kind) for obj in subjects], jobs))
+        shares = map_shares(evaluator, split([_cost(obj, ctx, by_kind) for obj in subjects], jobs))
     else:
-        shares = [evaluate(range(len(subjects)))]
+        shares = [evaluator(range(len(subjects)))]
 
     found: dict[tuple, Finding] = {}
     errors: list[dict] = []
@@ -61,17 +54,17 @@ def audit(
         errors.extend(share_errors)
     hits.sort(key=lambda hit: hit[:2])  # subject order, then rule order: as one process would record them
     for i, r, severity, message in hits:
-        _record(found, by_kind[subjects[i].gk][r], severity, message, subjects[i], snapshot, facts)
+        _record(found, by_kind[subjects[i].gk][r], severity, message, subjects[i], snapshot, ctx)
 
     findings = sorted(found.values(), key=Finding.sort_key)
     return Report(
         findings=findings,
         rules=active,
         errors=sorted(errors, key=lambda e: (e["rule"] or "", e["object"], e["message"])),
-        warnings=[w.to_dict() for w in facts.settings.warnings],
+        warnings=[w.to_dict() for w in ctx.settings.warnings],
         objects=len(snapshot),
         istio_version=str(version) if version else None,
-        version_source=facts.settings.version_source,
+        version_source=ctx.settings.version_source,
         skipped_rules=sorted(r.id for r in rules if r not in active),
     )
 
@@ -80,19 +73,19 @@ def audit(
 PARALLEL_MIN_SUBJECTS = 4000
 
 
-def _cost(obj: K8sObject, facts: Facts, by_kind: dict) -> int:
+def _cost(obj: K8sObject, ctx: Context, by_kind: dict) -> int:
     """A rough cost of evaluating one object, to balance shares: a controller the facts
     leave to its owner (a Deployment's ReplicaSet) costs next to nothing; otherwise the
     facts, plus the conditions to evaluate."""
-    if obj.gk in WORKLOAD_GKS and facts.workload(obj) is None:
+    if obj.gk in k.WORKLOAD_GKS and ctx.workload(obj) is None:
         return 1
     return 8 + len(by_kind[obj.gk])
 
 
-def _is_replica(obj: K8sObject, facts: Facts) -> bool:
-    if obj.gk != "Pod":
+def _is_replica(obj: K8sObject, ctx: Context) -> bool:
+    if obj.gk != k.POD:
         return False
-    workload = facts.workload(obj)
+    workload = ctx.workload(obj)
     return workload is not None and workload.obj is not obj
 
 
@@ -100,21 +93,21 @@ class _Evaluator:
     """Rules on a share of the subjects (given by index): ([(subject, rule, severity,
     message)], [error]). Pure, so shares can run in separate processes."""
 
-    def __init__(self, backend, facts: Facts, subjects: list[K8sObject], by_kind: dict, combined: dict):
-        self.backend, self.facts, self.subjects, self.by_kind, self.combined = backend, facts, subjects, by_kind, combined
+    def __init__(self, backend, ctx: Context, subjects: list[K8sObject], by_kind: dict, combined: dict):
+        self.backend, self.ctx, self.subjects, self.by_kind, self.combined = backend, ctx, subjects, by_kind, combined
 
     def __call__(self, share) -> tuple[list[tuple], list[dict]]:
-        backend, facts = self.backend, self.facts
+        backend, ctx = self.backend, self.ctx
         hits: list[tuple] = []
         errors: list[dict] = []
         for i in share:
             obj = self.subjects[i]
             rules_here = self.by_kind[obj.gk]
             try:
-                object_facts = facts.for_object(obj)
+                object_facts = facts_for(ctx, obj)
                 if object_facts is None:
                     continue
-                activation = backend.activation({"object": obj.raw, "facts": object_facts, "mesh": facts.mesh})
+                activation = backend.activation({"object": obj.raw, "facts": object_facts, "mesh": ctx.mesh})
             except Exception as err:  # an object shape the facts layer did not foresee must not end the scan
                 errors.append({"kind": "object", "rule": None, "object": obj.ref(),
                                "message": f"facts could not be computed: {err!r}"})
@@ -168,9 +161,9 @@ def _all_conditions(backend, program, rules: list[Rule], activation) -> list | N
     return verdicts
 
 
-def _record(found: dict, rule: Rule, severity: str, message: str, obj: K8sObject, snapshot: Snapshot, facts: Facts) -> None:
+def _record(found: dict, rule: Rule, severity: str, message: str, obj: K8sObject, snapshot: Snapshot, ctx: Context) -> None:
     """Add a finding; a pod's finding goes to its top owner, once per rule and owner."""
-    workload = facts.workload(obj)
+    workload = ctx.workload(obj)
     owner = workload.owner if workload is not None else None
     if owner is None:
         subject, ref = obj, ObjectRef(obj.api_version, obj.kind, obj.namespace, obj.name)

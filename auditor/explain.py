@@ -11,11 +11,9 @@ from __future__ import annotations
 import yaml
 
 from auditor.errors import UsageError
-from auditor.facts import Facts
-from auditor.facts import policy as pol
-from auditor.facts.labels import selector_matches
-from auditor.facts.services import SERVICE_ENTRY
-from auditor.facts.workloads import Workload
+from auditor.facts.attachment import policies_reaching
+from auditor.facts.context import Context
+from auditor.facts.subjects import facts_for
 from auditor.report import Report
 from auditor.snapshot import K8sObject, Snapshot
 
@@ -41,59 +39,18 @@ def find_object(snapshot: Snapshot, ref: str) -> K8sObject:
     return found[0]
 
 
-def policies_reaching(facts: Facts, w: Workload) -> list[dict]:
-    """Every policy that applies to a workload, how it attaches, and who enforces it."""
-    out = []
-    root = facts.settings.root_namespace
-    services = {s.key for s in facts.services_of(w.id)}
-    for policy in facts.snapshot.of(*pol.POLICY_GKS):
-        spec, ns = policy.spec, policy.namespace or ""
-        scope = pol.scope_of(policy.gk, spec, ns, root)
-        how = None
-        if scope == "targetRefs":
-            for ref in pol.target_refs_of(spec):
-                kind = str(ref.get("kind", ""))
-                gk = "Service" if kind == "Service" else SERVICE_ENTRY if kind == "ServiceEntry" else None
-                if gk and (gk, ns, str(ref.get("name", ""))) in services:
-                    svc = facts.snapshot.get(gk, ns, str(ref.get("name", "")))
-                    binding = facts.binding(svc)
-                    enforcer = f"waypoint {binding.waypoint[0]}/{binding.waypoint[1]}" if binding.waypoint else "nobody (no waypoint)"
-                    how = f"targetRefs {kind} {ns}/{ref.get('name')}"
-                    break
-        else:
-            in_reach = ns == w.namespace or scope == "mesh" or (ns == root and pol.mesh_wide_selector(policy.gk))
-            if not in_reach:
-                continue
-            if scope == "selector":
-                selector = pol.selector_of(policy.gk, spec) or {}
-                if not selector_matches({"matchLabels": selector}, w.labels):
-                    continue
-            how = scope
-            enforcer = pol.enforcer(policy.gk, w.role, w.mode)
-            if enforcer == "nobody":
-                enforcer = "nobody (" + ("waypoints never take selector policies" if w.role == "waypoint"
-                                        else f"{w.mode} workloads do not apply {policy.kind}") + ")"
-        if how is None:
-            continue
-        entry = {"policy": policy.ref(), "attached_by": how, "enforced_by": enforcer}
-        if policy.gk == pol.AUTHORIZATION_POLICY:
-            entry["action"] = str(spec.get("action") or "ALLOW")
-        out.append(entry)
-    return sorted(out, key=lambda e: e["policy"])
-
-
-def explain(facts: Facts, report: Report, obj: K8sObject) -> dict:
-    object_facts = facts.for_object(obj)
-    location = facts.snapshot.location(obj)
+def explain(ctx: Context, report: Report, obj: K8sObject) -> dict:
+    object_facts = facts_for(ctx, obj)
+    location = ctx.snapshot.location(obj)
     doc: dict = {
         "object": obj.ref(),
         "apiVersion": obj.api_version,
         "source": f"{location[0]}:{location[1]}" if location else "cluster",
         "state": "observed" if obj.observed else "declared",
         "facts": object_facts,
-        "mesh": facts.mesh,
+        "mesh": ctx.mesh,
     }
-    w = facts.workload(obj)
+    w = ctx.workload(obj)
     if w is not None:
         doc["data_plane"] = {
             "mode": w.mode,
@@ -104,24 +61,24 @@ def explain(facts: Facts, report: Report, obj: K8sObject) -> dict:
             "ambient_blocked_by": w.blocked_by,
         }
         doc["services"] = [
-            {"service": s.ref(), "waypoint": facts.binding(s).to_facts()["name"], "why": facts.binding(s).detail}
-            for s in facts.services_of(w.id)
+            {"service": s.ref(), "waypoint": ctx.binding(s).to_facts()["name"], "why": ctx.binding(s).detail}
+            for s in ctx.services_of(w.id)
         ]
-        doc["policies"] = policies_reaching(facts, w)
+        doc["policies"] = policies_reaching(ctx, w)
     if object_facts is not None and isinstance(object_facts.get("waypoint"), dict):
         wp = object_facts["waypoint"]
         doc["waypoint"] = {"bound_to": wp["name"], "why": wp["detail"], "requested": wp["requested"], "reason": wp["reason"]}
     doc["findings"] = [
         {"rule": f.rule, "severity": f.severity, "message": f.message}
         for f in report.findings
-        if (f.object.kind, f.object.namespace, f.object.name) == _reported_as(facts, obj)
+        if (f.object.kind, f.object.namespace, f.object.name) == _reported_as(ctx, obj)
     ]
     return doc
 
 
-def _reported_as(facts: Facts, obj: K8sObject) -> tuple:
+def _reported_as(ctx: Context, obj: K8sObject) -> tuple:
     """Pods' findings are reported on their top owner."""
-    w = facts.workload(obj)
+    w = ctx.workload(obj)
     if w is not None and w.owner is not None:
         return (w.owner.kind, w.owner.namespace, w.owner.name)
     return (obj.kind, obj.namespace, obj.name)

@@ -1,5 +1,5 @@
-"""Reading and writing mesh-audit's own files: atomic output, and YAML that is checked for
-alias bombs and reports errors with their line."""
+"""Writing mesh-audit's own files: reports, snapshots and baselines replace their target
+only when complete."""
 
 from __future__ import annotations
 
@@ -8,10 +8,6 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
-
-import yaml
-
-from auditor.errors import UsageError
 
 
 @contextmanager
@@ -28,18 +24,3 @@ def atomic_file(path: str) -> Iterator[BinaryIO]:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-def load_yaml(text: str, name: str, loader) -> tuple:
-    """(node tree, data) of a one-document YAML file, refusing alias bombs; a syntax error
-    is a UsageError at its line."""
-    from auditor.collect.files import check_aliases
-
-    try:
-        node = yaml.compose(text, Loader=loader)
-        check_aliases(node, name)
-        data = yaml.load(text, Loader=loader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        raise UsageError(f"invalid YAML: {err.problem or err.context}", name, mark.line + 1 if mark else None) from None
-    return node, data

@@ -5,16 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from auditor import __version__
+from auditor.coverage import describe_gap
+
+__all__ = ["Finding", "ObjectRef", "Report", "describe_gap"]
 
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 FAIL_ON = ("error", "warning", "info", "never")
-
-
-def describe_gap(gap: dict) -> str:
-    """`pods in namespace shop: forbidden (403): ...`, one line for any output."""
-    what = gap["resource"] + (f"/{gap['name']}" if gap.get("name") else "")
-    where = f" in namespace {gap['namespace']}" if gap.get("namespace") else ""
-    return f"{what}{where}: {gap['reason']}"
 
 
 @dataclass(frozen=True)
@@ -107,6 +103,8 @@ class Report:
     comparison: dict | None = None  # with --compare-version: findings the upgrade adds and removes
     unused_exemptions: list = field(default_factory=list)
     show_suppressed: bool = False  # the table lists suppressed findings too (--show-suppressed)
+    fail_on: str = "error"  # the lowest severity that fails the gate (FAIL_ON)
+    config_path: str | None = None  # the configuration file the audit used
 
     @property
     def not_collected(self) -> list[dict]:
@@ -142,8 +140,10 @@ class Report:
             "not_collected": len(self.not_collected),
         }
 
-    def exit_code(self, fail_on: str) -> int:
-        """0 when nothing that counts is at or above `fail_on`, 1 otherwise; input errors are the CLI's (2)."""
+    def exit_code(self, fail_on: str | None = None) -> int:
+        """0 when nothing that counts is at or above `fail_on` (default: the report's own),
+        1 otherwise; input errors (2) and incomplete collections (3) are the CLI's to add."""
+        fail_on = fail_on or self.fail_on
         if fail_on == "never":
             return 0
         threshold = SEVERITY_RANK[fail_on]

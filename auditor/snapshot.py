@@ -8,39 +8,9 @@ from typing import Callable, Iterable, Iterator
 
 import orjson
 
-# Kinds that live outside namespaces. Anything else without metadata.namespace is
-# placed in "default", as kubectl does when applying a manifest.
-CLUSTER_SCOPED = frozenset(
-    {
-        "Namespace",
-        "Node",
-        "PersistentVolume",
-        "StorageClass",
-        "PriorityClass",
-        "RuntimeClass",
-        "IngressClass",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "CustomResourceDefinition",
-        "APIService",
-        "MutatingWebhookConfiguration",
-        "ValidatingWebhookConfiguration",
-        "GatewayClass",
-        "Cluster",  # mesh-audit's stand-in for the cluster as a whole
-    }
-)
+from auditor.kinds import CLUSTER_SCOPED_KINDS, group_kind
 
 DEFAULT_NAMESPACE = "default"
-
-
-def group_of(api_version: str) -> str:
-    return api_version.rpartition("/")[0] if "/" in api_version else ""
-
-
-def group_kind(api_version: str, kind: str) -> str:
-    """`Kind` for the core group, `group/Kind` otherwise: the spelling rules use."""
-    group = group_of(api_version)
-    return f"{group}/{kind}" if group else kind
 
 
 class K8sObject:
@@ -65,7 +35,7 @@ class K8sObject:
         self.gk = group_kind(self.api_version, self.kind)
         self.name = str(meta.get("name") or meta.get("generateName") or "")
         ns = meta.get("namespace")
-        if self.kind in CLUSTER_SCOPED:
+        if self.kind in CLUSTER_SCOPED_KINDS:
             self.namespace = None
         else:
             self.namespace = str(ns) if ns else DEFAULT_NAMESPACE
@@ -222,13 +192,20 @@ def str_map(value) -> dict[str, str]:
 
 
 class Snapshot:
-    """All objects of one audit. Later duplicates of the same key replace earlier ones."""
+    """All objects of one audit. Later duplicates of the same key replace earlier ones.
+
+    `collection` records where the objects came from ({"source": "files" | "cluster" |
+    "snapshot", ...} with, for clusters and snapshots, what was and was not collected);
+    `errors` and `warnings` are the problems met reading the input (UsageError each)."""
 
     def __init__(self, objects: Iterable[K8sObject] = (), line_resolver: Callable[[K8sObject], int | None] | None = None):
         self._by_key: dict[tuple, K8sObject] = {}
         self._by_gk: dict[str, list[K8sObject]] = defaultdict(list)
         self.duplicates: list[tuple[K8sObject, K8sObject]] = []
         self._line_resolver = line_resolver
+        self.collection: dict = {"source": "files"}
+        self.errors: list = []
+        self.warnings: list = []
         for obj in objects:
             self.add(obj)
 

@@ -20,8 +20,9 @@ import orjson
 
 from auditor.config import Exemption
 from auditor.errors import UsageError
+from auditor.kinds import group_kind
 from auditor.report import Report
-from auditor.snapshot import Snapshot, group_kind
+from auditor.snapshot import Snapshot
 
 IGNORE_ANNOTATION = "mesh-audit.io/ignore"
 IGNORE_REASON = "mesh-audit.io/ignore-reason"

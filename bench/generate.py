@@ -264,10 +264,11 @@ def write(pods: int, out: Path, seed: int = 7) -> dict:
         (full / f"{ns}.yaml").write_text(_yaml_dump(docs))
     (out / "dump.json").write_bytes(orjson.dumps({"apiVersion": "v1", "kind": "List", "items": everything}))
     # The snapshot holds what `mesh-audit snapshot` keeps of the same cluster.
-    from auditor.collect.cluster import Collection, slim_object
+    from auditor.collect.cluster.lister import strip_bookkeeping
+    from auditor.collect.collection import Collection
     from auditor.collect.snapshot_file import write_snapshot
 
-    collection = Collection(objects=[slim_object(dict(o)) for o in everything], context="bench",
+    collection = Collection(objects=[strip_bookkeeping(dict(o)) for o in everything], context="bench",
                             server="https://127.0.0.1", server_version="v1.31.4", collected_at="2026-11-25T00:00:00Z")
     write_snapshot(collection, str(out / "snapshot.json"))
     return {"pods": sum(1 for o in cluster["observed"] if o["kind"] == "Pod"), "objects": len(everything)}

@@ -46,7 +46,7 @@ YAML_FLOOR = """
 import gc, sys
 from pathlib import Path
 gc.disable()
-from auditor.collect.files import parse_yaml_documents
+from auditor.collect.yaml_docs import parse_yaml_documents
 docs = [d for p in sorted(Path(sys.argv[1]).glob('*.yaml')) for d in parse_yaml_documents(p.read_text())]
 """
 

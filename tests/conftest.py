@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from auditor.collect.files import load_paths
-from auditor.engine import audit
-from auditor.facts import Facts
+from auditor.engine import evaluate
+from auditor.facts.context import Context
 from auditor.rulebook import load_rules
 from auditor.rulebook.cel import BACKEND_NAMES, get_backend
 from auditor.snapshot import K8sObject, Snapshot
@@ -35,8 +35,13 @@ def snapshot_of(*docs: dict) -> Snapshot:
     return Snapshot(K8sObject(d) for d in docs)
 
 
-def facts_of(*docs: dict, **kwargs) -> Facts:
-    return Facts(snapshot_of(*docs), **kwargs)
+def context_of(*docs: dict, **kwargs) -> Context:
+    return Context(snapshot_of(*docs), **kwargs)
+
+
+def audit(snapshot: Snapshot, rules, istio_version=None, options=None, jobs=None, backend=None):
+    """The engine on its own: rules over a snapshot's context, nothing of the CI gate."""
+    return evaluate(Context(snapshot, istio_version, options), rules, backend=backend, jobs=jobs)
 
 
 def load_snapshot(*paths) -> Snapshot:

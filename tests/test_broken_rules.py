@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from auditor.engine import audit
 from auditor.errors import UsageError
 from auditor.rulebook import load_rule_file, load_rules
 from auditor.rulebook.cel import get_backend
-from conftest import FIXTURES, available_backends, snapshot_of
+from conftest import audit, FIXTURES, available_backends, snapshot_of
 
 CORPUS = FIXTURES / "broken-rules"
 NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}

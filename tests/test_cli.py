@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from auditor.cli import cli
-from conftest import FIXTURES, ROOT
+from conftest import audit, FIXTURES, ROOT
 
 DEMO = str(FIXTURES / "demo")
 VALIDATOR = ROOT.parent / "shared" / "sarif" / "validate_sarif.py"
@@ -175,18 +175,17 @@ def test_wrong_typed_fields_do_not_crash_the_scan():
 
 
 def test_unforeseen_facts_failure_is_reported_per_object(mocker, rules):
-    from auditor.engine import audit
-    from auditor.facts import Facts
+    from auditor import engine
     from conftest import load_snapshot
 
-    original = Facts.for_object
+    original = engine.facts_for
 
-    def flaky(self, obj):
+    def flaky(ctx, obj):
         if obj.name == "payments-retries":
             raise KeyError("boom")
-        return original(self, obj)
+        return original(ctx, obj)
 
-    mocker.patch.object(Facts, "for_object", flaky)
+    mocker.patch.object(engine, "facts_for", flaky)
     report = audit(load_snapshot(FIXTURES / "demo"), rules)
     assert [(e["kind"], e["object"]) for e in report.errors] == [("object", "VirtualService payments/payments-retries")]
     assert "virtualservice-no-waypoint" not in {f.rule for f in report.findings}

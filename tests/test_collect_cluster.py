@@ -245,7 +245,7 @@ def test_kubeconfig_env_is_read_at_call_time(api):
 
 
 def test_in_cluster_service_account(api, tmp_path, monkeypatch):
-    from auditor.collect import cluster
+    from auditor.collect.cluster import kubeconfig as cluster
     from kube_api.server import CA_FILE
 
     (tmp_path / "token").write_text(api.token)
@@ -274,21 +274,21 @@ def test_progress_on_a_terminal_only():
 def test_the_next_page_is_requested_while_this_one_is_read(tmp_path, monkeypatch):
     """Read-ahead: page 2 reaches the server before page 1's items are processed (bounded
     wait; without read-ahead the wait runs out and the test fails)."""
-    from auditor.collect import cluster
+    from auditor.collect.cluster import lister
 
     pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i:04d}", "namespace": "bulk"}} for i in range(1100)]
     seen_early = []
-    slim = cluster._slim
+    prepare = lister._prepare
 
-    def watching_slim(item, rtype, projected=False):
+    def watching_prepare(item, rtype, projected=False):
         if item["metadata"]["name"] == "p0000":
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and not _continued(api):
                 time.sleep(0.01)
             seen_early.append(_continued(api))
-        return slim(item, rtype, projected)
+        return prepare(item, rtype, projected)
 
-    monkeypatch.setattr(cluster, "_slim", watching_slim)
+    monkeypatch.setattr(lister, "_prepare", watching_prepare)
     with ApiServer(pods) as api:
         api.kubeconfig_path = api.kubeconfig(tmp_path / "kc")
         c = run_collect(api)
@@ -308,7 +308,9 @@ def test_a_page_read_ahead_under_the_wrong_token_is_not_used():
     requested again with the right one (here a page names `continue` twice: JSON takes the last)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from auditor.collect import cluster
+    from auditor.collect.cluster.http import Response
+    from auditor.collect.cluster.lister import Lister
+    from auditor.collect.cluster.resources import ResourceType
 
     pages = {
         None: b'{"metadata":{"continue":"early","continue":"real"},"items":[{"metadata":{"name":"a"}}]}',
@@ -322,11 +324,11 @@ def test_a_page_read_ahead_under_the_wrong_token_is_not_used():
         def get(self, path, query=None, accept=None, attempts=None):
             token = (query or {}).get("continue")
             self.asked.append(token)
-            return cluster._Response(200, pages[token], "OK")
+            return Response(200, pages[token], "OK")
 
     with ThreadPoolExecutor(1) as ahead:
-        collector = cluster._Collector(Http(), None, False, ahead)
-        items = collector.list(cluster.ResourceType("", "v1", "pods", "Pod", True))
+        collector = Lister(Http(), None, False, ahead)
+        items = collector.list(ResourceType("", "v1", "pods", "Pod", True))
     assert [i["metadata"]["name"] for i in items] == ["a", "b"]
     assert sorted(Http.asked, key=str) == sorted([None, "early", "real"], key=str)
 
@@ -340,6 +342,6 @@ def test_a_page_read_ahead_under_the_wrong_token_is_not_used():
     (b'not json', None),
 ])
 def test_continue_token_is_read_from_the_list_head(body, token):
-    from auditor.collect.cluster import _continue_token
+    from auditor.collect.cluster.lister import continue_token
 
-    assert _continue_token(body) == token
+    assert continue_token(body) == token

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from auditor.engine import audit
 from auditor.facts.labels import LabelIndex, selector_matches
 from auditor.facts.mesh import read_mesh_settings
 from auditor.facts.services import qualify_host
 from auditor.versions import Version
-from conftest import facts_of, snapshot_of
+from auditor.facts.subjects import facts_for
+from conftest import audit, context_of, snapshot_of
 
 
 def cm(name, namespace, data):
@@ -76,9 +76,9 @@ def test_service_selects_workloads_and_selectorless_selects_none():
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "a", "labels": {"app": "x"}}, "spec": {}}
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "a"}, "spec": {"selector": {"app": "x"}}}
     bare = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bare", "namespace": "a"}, "spec": {}}
-    facts = facts_of(ns, pod, svc, bare)
-    assert facts.for_object(facts.snapshot.get("Service", "a", "s"))["workloads"]["ambient"] == 1
-    assert facts.for_object(facts.snapshot.get("Service", "a", "bare"))["workloads"] == {"ambient": 0, "sidecar": 0, "none": 0}
+    facts = context_of(ns, pod, svc, bare)
+    assert facts_for(facts, facts.snapshot.get("Service", "a", "s"))["workloads"]["ambient"] == 1
+    assert facts_for(facts, facts.snapshot.get("Service", "a", "bare"))["workloads"] == {"ambient": 0, "sidecar": 0, "none": 0}
 
 
 def test_short_host_names_follow_istio():

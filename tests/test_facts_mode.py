@@ -6,7 +6,7 @@ import pytest
 
 from auditor.facts import mode as m
 from auditor.facts.mesh import InjectorSettings, MeshSettings
-from conftest import facts_of
+from conftest import context_of
 
 INJ = InjectorSettings()
 
@@ -135,7 +135,7 @@ AMBIENT = {"istio.io/dataplane-mode": "ambient"}
 
 
 def modes(*docs):
-    facts = facts_of(*docs)
+    facts = context_of(*docs)
     return {w.obj.name: w for w in facts.workloads}
 
 
@@ -179,3 +179,18 @@ def test_namespace_in_ambient():
     assert not m.namespace_in_ambient({**AMBIENT, "istio-injection": "enabled"})
     assert not m.namespace_in_ambient({**AMBIENT, "istio.io/rev": "1-24"})
     assert m.namespace_in_ambient({**AMBIENT, "istio.io/rev": ""})
+
+
+@pytest.mark.parametrize("ns_labels, pod_labels, opt_in, blocked_by", [
+    ({"istio-injection": "disabled"}, {"istio.io/rev": "canary"}, "istio.io/rev=canary", "istio-injection=disabled"),
+    ({"istio-injection": "off"}, {"sidecar.istio.io/inject": "true"}, "sidecar.istio.io/inject=true", "istio-injection=off"),
+    # istio.io/rev names the opt-in even when inject=true is there too
+    ({"istio-injection": "disabled"}, {"istio.io/rev": "r", "sidecar.istio.io/inject": "true"}, "istio.io/rev=r",
+     "istio-injection=disabled"),
+    ({"istio-injection": "enabled"}, {"istio.io/rev": "canary"}, "istio.io/rev=canary", None),  # enabled lets it through
+    ({}, {"istio.io/rev": "canary"}, "istio.io/rev=canary", None),  # no namespace label: the object webhooks see it
+    ({"istio-injection": "disabled"}, {"sidecar.istio.io/inject": "false"}, None, None),  # no opt-in to block
+])
+def test_opt_in_blocked_by_the_namespace_label(ns_labels, pod_labels, opt_in, blocked_by):
+    assert m.injection_opt_in(pod_labels) == opt_in
+    assert m.opt_in_blocked_by(ns_labels, pod_labels) == blocked_by

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.facts import AuditOptions, _parse_bool
+from auditor.facts.context import AuditOptions
+from auditor.facts.subjects import facts_for as object_facts
+from auditor.facts.subjects.service import parse_bool
 from auditor.facts.netpol import PROBE_SOURCE, rule_allows_port, rule_allows_source
 from auditor.versions import Version
-from conftest import facts_of, snapshot_of
+from conftest import context_of, snapshot_of
 
 AMBIENT_NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio.io/dataplane-mode": "ambient"}}}
 SIDECAR_NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio-injection": "enabled"}}}
@@ -36,7 +38,7 @@ def netpol(name, ingress, selector=None, types=None):
 
 def facts_for(facts, kind, name, ns="shop"):
     obj = next(o for o in facts.snapshot if o.kind == kind and o.name == name and o.namespace in (ns, None))
-    return facts.for_object(obj)
+    return object_facts(facts, obj)
 
 
 # -- NetworkPolicy ------------------------------------------------------------------------
@@ -68,15 +70,15 @@ def test_rule_allows_source(rule, allowed):
 def test_network_policies_are_additive_for_hbone():
     app_only = netpol("app-only", [{"ports": [{"port": 8080}]}], {"app": "cart"})
     docs = [AMBIENT_NS, deployment("cart"), app_only]
-    assert facts_for(facts_of(*docs), "NetworkPolicy", "app-only")["hbone_blocked"] == ["Deployment shop/cart"]
+    assert facts_for(context_of(*docs), "NetworkPolicy", "app-only")["hbone_blocked"] == ["Deployment shop/cart"]
     opener = netpol("open-hbone", [{"ports": [{"port": 15008}]}])
-    assert facts_for(facts_of(*docs, opener), "NetworkPolicy", "app-only")["hbone_blocked"] == []
+    assert facts_for(context_of(*docs, opener), "NetworkPolicy", "app-only")["hbone_blocked"] == []
 
 
 def test_deny_all_and_egress_policies_do_not_count_as_blocking_hbone():
     docs = [AMBIENT_NS, deployment("cart"), netpol("deny", None, types=["Ingress"]),
             netpol("egress", None, {"app": "cart"}, types=["Egress"])]
-    facts = facts_of(*docs)
+    facts = context_of(*docs)
     assert facts_for(facts, "NetworkPolicy", "deny")["hbone_blocked"] == []
     assert facts_for(facts, "NetworkPolicy", "egress")["ingress"] is False
 
@@ -84,14 +86,14 @@ def test_deny_all_and_egress_policies_do_not_count_as_blocking_hbone():
 def test_probe_source_allowed_by_any_selecting_policy():
     from_web = netpol("from-web", [{"from": [{"namespaceSelector": {"matchLabels": {"team": "web"}}}]}], {"app": "cart"})
     docs = [AMBIENT_NS, deployment("cart"), from_web]
-    assert facts_for(facts_of(*docs), "NetworkPolicy", "from-web")["probes_blocked"] == ["Deployment shop/cart"]
+    assert facts_for(context_of(*docs), "NetworkPolicy", "from-web")["probes_blocked"] == ["Deployment shop/cart"]
     probes = netpol("probes", [{"from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}]}])
-    assert facts_for(facts_of(*docs, probes), "NetworkPolicy", "from-web")["probes_blocked"] == []
+    assert facts_for(context_of(*docs, probes), "NetworkPolicy", "from-web")["probes_blocked"] == []
 
 
 def test_sidecar_workloads_are_not_judged_by_the_ambient_netpol_facts():
     docs = [SIDECAR_NS, deployment("cart"), netpol("app-only", [{"ports": [{"port": 8080}]}], {"app": "cart"})]
-    f = facts_for(facts_of(*docs), "NetworkPolicy", "app-only")
+    f = facts_for(context_of(*docs), "NetworkPolicy", "app-only")
     assert f["hbone_blocked"] == [] and f["selected"]["sidecar"] == 1
 
 
@@ -101,7 +103,7 @@ def test_route_parents_default_to_gateways_in_the_route_namespace():
     route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r", "namespace": "shop"},
              "spec": {"parentRefs": [{"name": "public"}, {"group": "", "kind": "Service", "name": "cart"}],
                       "rules": [{"backendRefs": [{"name": "cart", "port": 80}]}]}}
-    facts = facts_of(AMBIENT_NS, deployment("cart"), service("cart"), route)
+    facts = context_of(AMBIENT_NS, deployment("cart"), service("cart"), route)
     f = facts_for(facts, "HTTPRoute", "r")
     assert [p["parent"] for p in f["parents"]] == ["Gateway shop/public", "Service shop/cart"]
     assert f["unbound_ambient_parents"] == ["Service shop/cart: neither the object nor namespace shop sets istio.io/use-waypoint"]
@@ -114,7 +116,7 @@ def test_routes_attached_to_a_waypoint_gateway_are_not_ingress():
                 "spec": {"gatewayClassName": "istio-waypoint"}}
     route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r", "namespace": "shop"},
              "spec": {"parentRefs": [{"name": "wp"}], "rules": [{"backendRefs": [{"name": "cart"}]}]}}
-    facts = facts_of(AMBIENT_NS, waypoint, service("cart"), route)
+    facts = context_of(AMBIENT_NS, waypoint, service("cart"), route)
     assert facts_for(facts, "Service", "cart")["ingress_routes"] == []
     assert facts_for(facts, "HTTPRoute", "r")["waypoint_parents"] == ["Gateway shop/wp"]
 
@@ -122,7 +124,7 @@ def test_routes_attached_to_a_waypoint_gateway_are_not_ingress():
 @pytest.mark.parametrize("value, parsed", [("true", True), ("1", True), ("T", True), ("false", False), ("0", False),
                                             ("yes", None), (None, None)])
 def test_parse_bool_is_gos(value, parsed):
-    assert _parse_bool(value) is parsed
+    assert parse_bool(value) is parsed
 
 
 @pytest.mark.parametrize("version, ns_label, expected", [
@@ -134,13 +136,13 @@ def test_parse_bool_is_gos(value, parsed):
 def test_ingress_use_waypoint_namespace_fallback(version, ns_label, expected):
     ns = {"apiVersion": "v1", "kind": "Namespace",
           "metadata": {"name": "shop", "labels": {"istio.io/ingress-use-waypoint": "true"} if ns_label else {}}}
-    facts = facts_of(ns, service("cart"), istio_version=version)
+    facts = context_of(ns, service("cart"), istio_version=version)
     assert facts_for(facts, "Service", "cart")["ingress_use_waypoint"] is expected
 
 
 def test_service_label_overrides_namespace_for_ingress_use_waypoint():
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio.io/ingress-use-waypoint": "true"}}}
-    facts = facts_of(ns, service("cart", labels={"istio.io/ingress-use-waypoint": "false"}))
+    facts = context_of(ns, service("cart", labels={"istio.io/ingress-use-waypoint": "false"}))
     assert facts_for(facts, "Service", "cart")["ingress_use_waypoint"] is False
 
 
@@ -159,7 +161,7 @@ def test_waypoint_policies_include_service_gateway_and_root_class_targets():
             ap("cls", "istio-system", {"kind": "GatewayClass", "group": "gateway.networking.k8s.io", "name": "istio-waypoint"}),
             ap("cls-elsewhere", "shop", {"kind": "GatewayClass", "group": "gateway.networking.k8s.io", "name": "istio-waypoint"}),
             ap("other", "shop", {"kind": "Service", "group": "", "name": "orders"})]
-    policies = facts_for(facts_of(*docs), "Service", "cart")["waypoint_policies"]
+    policies = facts_for(context_of(*docs), "Service", "cart")["waypoint_policies"]
     assert policies == ["AuthorizationPolicy istio-system/cls", "AuthorizationPolicy shop/gw", "AuthorizationPolicy shop/svc"]
 
 
@@ -177,7 +179,7 @@ def test_gateway_readiness(status, readiness):
           "spec": {"gatewayClassName": "istio-waypoint"}}
     if status is not None:
         gw["status"] = status
-    assert facts_for(facts_of(gw), "Gateway", "wp")["readiness"] == readiness
+    assert facts_for(context_of(gw), "Gateway", "wp")["readiness"] == readiness
 
 
 def test_gateway_users_come_from_labels_that_name_it():
@@ -185,7 +187,7 @@ def test_gateway_users_come_from_labels_that_name_it():
     gw = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "wp", "namespace": "shop"},
           "spec": {"gatewayClassName": "istio-waypoint"}}
     opted = service("orders", labels={"istio.io/use-waypoint": "wp"})
-    f = facts_for(facts_of(ns, gw, service("cart"), opted), "Gateway", "wp")
+    f = facts_for(context_of(ns, gw, service("cart"), opted), "Gateway", "wp")
     assert f["users"] == ["Namespace shop", "Service shop/cart", "Service shop/orders"] and f["user_count"] == 3
 
 
@@ -201,7 +203,7 @@ def test_gateway_users_come_from_labels_that_name_it():
 ])
 def test_native_sidecar_prediction(istio, kube, annotation, native):
     job = deployment("migrate", kind="Job", api="batch/v1", annotations={"sidecar.istio.io/nativeSidecar": annotation} if annotation else None)
-    facts = facts_of(SIDECAR_NS, job, istio_version=istio, options=AuditOptions(kubernetes_version=kube))
+    facts = context_of(SIDECAR_NS, job, istio_version=istio, options=AuditOptions(kubernetes_version=kube))
     f = facts_for(facts, "Job", "migrate")
     assert f["runs_to_completion"] and f["mode"] == "sidecar"
     assert f["sidecar_is_native"] is native
@@ -212,7 +214,7 @@ def test_running_pod_reports_its_actual_sidecar_kind():
            "metadata": {"name": "p", "namespace": "shop", "uid": "1", "annotations": {"sidecar.istio.io/status": "{}"},
                         "ownerReferences": [{"kind": "Job", "name": "j", "controller": True}]},
            "spec": {"containers": [{"name": "app"}, {"name": "istio-proxy"}]}, "status": {"phase": "Running"}}
-    f = facts_for(facts_of(SIDECAR_NS, pod, istio_version=Version(1, 28)), "Pod", "p")
+    f = facts_for(context_of(SIDECAR_NS, pod, istio_version=Version(1, 28)), "Pod", "p")
     assert f["runs_to_completion"] and f["sidecar_is_native"] is False
 
 
@@ -226,13 +228,13 @@ def test_running_pod_reports_its_actual_sidecar_kind():
 ])
 def test_server_first_ports(port, image, flagged):
     dep = deployment("db", containers=[{"name": "db", "image": image}])
-    f = facts_for(facts_of(SIDECAR_NS, dep, service("db", ports=[port])), "Service", "db")
+    f = facts_for(context_of(SIDECAR_NS, dep, service("db", ports=[port])), "Service", "db")
     assert bool(f["server_first_ports"]) is flagged
 
 
 def test_server_first_ports_only_for_sidecar_workloads():
     dep = deployment("db", containers=[{"name": "db", "image": "mysql:8"}])
-    f = facts_for(facts_of(AMBIENT_NS, dep, service("db", ports=[{"name": "db", "port": 3307}])), "Service", "db")
+    f = facts_for(context_of(AMBIENT_NS, dep, service("db", ports=[{"name": "db", "port": 3307}])), "Service", "db")
     assert f["server_first_ports"] == []
 
 
@@ -244,12 +246,12 @@ def test_cluster_facts_read_components_and_crds():
     ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "ztunnel", "namespace": "istio-system"}}
     crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
            "metadata": {"name": "gateways.gateway.networking.k8s.io"}}
-    facts = facts_of(AMBIENT_NS, deployment("cart"), ds, crd, options=AuditOptions(collected=frozenset({"daemonsets.apps"})))
-    f = facts.for_object(cluster_object("prod"))
+    facts = context_of(AMBIENT_NS, deployment("cart"), ds, crd, options=AuditOptions(collected=frozenset({"daemonsets.apps"})))
+    f = object_facts(facts, cluster_object("prod"))
     assert f["ztunnel"] and not f["istio_cni"] and f["gateway_api_crds"] and f["ambient_in_use"]
     assert f["daemonsets_collected"] and not f["crds_collected"]
     assert facts.mesh["live"] is True
-    assert facts_of(AMBIENT_NS).mesh["live"] is False
+    assert context_of(AMBIENT_NS).mesh["live"] is False
 
 
 def test_cluster_object_is_cluster_scoped():
@@ -265,7 +267,50 @@ def test_mode_drift_for_running_pods_only():
     captured = {"apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": "new", "namespace": "shop", "uid": "2", "annotations": {"ambient.istio.io/redirection": "enabled"}},
                 "spec": {"containers": [{"name": "app"}]}, "status": {"phase": "Running"}}
-    facts = facts_of(AMBIENT_NS, running, captured, deployment("cart"))
+    facts = context_of(AMBIENT_NS, running, captured, deployment("cart"))
     assert facts_for(facts, "Pod", "old")["mode_drift"] == "runs in none mode, but a pod created now would run in ambient mode"
     assert facts_for(facts, "Pod", "new")["mode_drift"] is None
     assert facts_for(facts, "Deployment", "cart")["mode_drift"] is None  # a template has nothing running to compare
+
+
+# -- egress control ambient workloads bypass before 1.24, and Alpha features -------------------
+
+def test_egress_control_that_reaches_ambient_workloads():
+    mesh_cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
+               "data": {"mesh": "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\n"}}
+    other_cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-config", "namespace": "shop"}}
+    sidecar = {"apiVersion": "networking.istio.io/v1", "kind": "Sidecar", "metadata": {"name": "default", "namespace": "shop"},
+               "spec": {"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}}
+    egress_gw = service("istio-egressgateway", selector={"istio": "egressgateway"}, ns="istio-system")
+    entry = {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry", "metadata": {"name": "ext", "namespace": "shop"},
+             "spec": {"hosts": ["api.example.com"]}}
+    via = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "via", "namespace": "shop"},
+           "spec": {"hosts": ["api.example.com"], "http": [{"route": [{"destination": {
+               "host": "istio-egressgateway.istio-system.svc.cluster.local"}}]}]}}
+    ctx = context_of(AMBIENT_NS, deployment("cart"), mesh_cm, other_cm, sidecar, egress_gw, entry, via)
+    assert facts_for(ctx, "ConfigMap", "istio", "istio-system")["egress_control"] == "outboundTrafficPolicy is REGISTRY_ONLY"
+    assert facts_for(ctx, "ConfigMap", "app-config")["egress_control"] is None
+    assert facts_for(ctx, "Sidecar", "default")["egress_control"] == "outboundTrafficPolicy is REGISTRY_ONLY"
+    assert facts_for(ctx, "ServiceEntry", "ext")["egress_control"] == (
+        "egress to these hosts is forced through an egress gateway by VirtualService shop/via")
+    # A REGISTRY_ONLY Sidecar in a sidecar namespace reaches no ambient workload.
+    assert facts_for(context_of(SIDECAR_NS, deployment("cart"), sidecar), "Sidecar", "default")["egress_control"] is None
+
+
+def test_alpha_features_at_waypoints():
+    waypoint = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "wp", "namespace": "shop"},
+                "spec": {"gatewayClassName": "istio-waypoint"}}
+    ns = {**AMBIENT_NS, "metadata": {**AMBIENT_NS["metadata"], "labels": {"istio.io/dataplane-mode": "ambient",
+                                                                          "istio.io/use-waypoint": "wp"}}}
+    vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "vs", "namespace": "shop"},
+          "spec": {"hosts": ["cart"], "http": [{"route": [{"destination": {"host": "cart"}}]}]}}
+    tcp = {"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TCPRoute", "metadata": {"name": "t", "namespace": "shop"},
+           "spec": {"parentRefs": [{"name": "wp"}]}}
+    http = {**tcp, "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "h", "namespace": "shop"}}
+    wasm = {"apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin", "metadata": {"name": "w", "namespace": "shop"},
+            "spec": {"targetRefs": [{"kind": "Service", "group": "", "name": "cart"}]}}
+    ctx = context_of(ns, waypoint, deployment("cart"), service("cart"), vs, tcp, http, wasm)
+    assert facts_for(ctx, "VirtualService", "vs")["alpha_features"] == ["VirtualService at a waypoint (Service shop/cart)"]
+    assert facts_for(ctx, "TCPRoute", "t")["alpha_features"] == ["TCPRoute at a waypoint (Gateway shop/wp)"]
+    assert facts_for(ctx, "HTTPRoute", "h")["alpha_features"] == []  # HTTPRoute at a waypoint is stable
+    assert facts_for(ctx, "WasmPlugin", "w")["alpha_features"] == ["WasmPlugin at a waypoint (Service shop/cart)"]

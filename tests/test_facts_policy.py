@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from auditor.facts.authz import authorization_facts, rule_attributes
-from conftest import facts_of
+from auditor.facts.subjects import facts_for as object_facts
+from conftest import context_of
 
 
 def ns(name, **labels):
@@ -31,10 +32,10 @@ CLUSTER = [
 
 
 def facts_for(*extra):
-    facts = facts_of(*CLUSTER, *extra)
+    facts = context_of(*CLUSTER, *extra)
     last = extra[-1]
     obj = facts.snapshot.get(f"{last['apiVersion'].split('/')[0]}/{last['kind']}", last["metadata"]["namespace"], last["metadata"]["name"])
-    return facts.for_object(obj)
+    return object_facts(facts, obj)
 
 
 def test_selector_policy_enforced_by_ztunnel_for_ambient():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from auditor.facts.waypoint import NAMESPACE, SERVICE_TRAFFIC, WORKLOAD_TRAFFIC, WaypointResolver
 from auditor.versions import Version
-from conftest import facts_of, snapshot_of
+from auditor.facts.subjects import facts_for
+from conftest import context_of, snapshot_of
 
 
 def gateway(name, namespace, waypoint_for=None, cls="istio-waypoint", allowed=None, status=None):
@@ -119,5 +120,20 @@ def test_waypoint_services_are_never_bound():
     svc = {"apiVersion": "v1", "kind": "Service",
            "metadata": {"name": "wp", "namespace": "apps", "labels": {"gateway.istio.io/managed": "istio.io-mesh-controller"}}}
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps", "labels": WP}}
-    facts = facts_of(ns, svc, gateway("wp", "apps"))
-    assert facts.for_object(facts.snapshot.get("Service", "apps", "wp"))["waypoint"]["reason"] == "waypoint-service"
+    facts = context_of(ns, svc, gateway("wp", "apps"))
+    assert facts_for(facts, facts.snapshot.get("Service", "apps", "wp"))["waypoint"]["reason"] == "waypoint-service"
+
+
+def test_legacy_waypoint_references():
+    from auditor.facts.waypoint import legacy_reference
+
+    def form(labels=None, annotations=None):
+        found = legacy_reference(labels or {}, annotations or {})
+        return found["legacy_waypoint_form"], found["legacy_waypoint_value"]
+
+    assert form(annotations={"istio.io/use-waypoint": "wp"}) == ("annotation", "wp")
+    assert form(labels={"istio.io/use-waypoint": "other/wp"}) == ("value", "other/wp")
+    assert form(labels={"istio.io/use-waypoint": "~"}) == ("value", "~")
+    assert form(labels={"istio.io/use-waypoint": "#none"}) == ("value", "#none")
+    assert form(labels={"istio.io/use-waypoint": "none"}) == (None, None)  # the one opt-out that works
+    assert form(labels={"istio.io/use-waypoint": "wp"}) == (None, None)

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auditor.collect.files import LoadResult, _load_bytes
-from auditor.engine import audit
 from auditor.errors import UsageError
 from auditor.reporters import REPORTERS
 from auditor.rulebook import load_rules
 from auditor.snapshot import K8sObject, Snapshot
+from conftest import audit
 
 RULES = load_rules()
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -7,7 +7,7 @@ import copy
 import orjson
 
 from auditor.collect.files import load_paths
-from auditor.facts import Facts
+from auditor.facts.context import Context
 from auditor.snapshot import Projector
 
 TEMPLATE = {
@@ -94,7 +94,7 @@ def test_a_snapshot_of_replicas_is_one_counted_workload(tmp_path):
     loaded = load_paths([str(path)])
     assert [o.name for o in loaded.objects] == ["a", "b", "c", "d"]
     assert len({o.signature for o in loaded.objects}) == 2
-    facts = Facts(loaded.snapshot())
+    facts = Context(loaded.snapshot())
     counted = sorted((w.obj.name, w.count) for w in facts.workloads)
     assert counted == [("a", 3), ("d", 1)]
     assert all(facts.workload(o).obj.name == ("d" if o.name == "d" else "a") for o in loaded.objects)

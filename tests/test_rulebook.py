@@ -6,12 +6,11 @@ import textwrap
 
 import pytest
 
-from auditor.engine import audit
 from auditor.errors import UsageError
 from auditor.rulebook import load_rules
 from auditor.rulebook.cel import CelError, get_backend
 from auditor.versions import Version, VersionRange, parse_version
-from conftest import available_backends, snapshot_of
+from conftest import audit, available_backends, snapshot_of
 
 VALID = textwrap.dedent("""\
     id: demo-rule

@@ -8,7 +8,6 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -16,8 +15,7 @@ from click.testing import CliRunner
 from auditor import engine, workers
 from auditor.cli import cli
 from auditor.collect.files import load_paths
-from auditor.engine import audit
-from conftest import FIXTURES, ROOT
+from conftest import audit, FIXTURES, ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
 

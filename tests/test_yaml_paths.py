@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from auditor.collect import files
+from auditor.collect import files, yaml_docs
 from auditor.collect.files import LoadResult, _load_bytes
 from conftest import FIXTURES
 
-pytestmark = pytest.mark.skipif(files._yaml_rs is None, reason="yaml-rs is not installed here")
+pytestmark = pytest.mark.skipif(yaml_docs._yaml_rs is None, reason="yaml-rs is not installed here")
 
 TRICKY = """\
 apiVersion: v1
@@ -58,7 +58,7 @@ data:
 
 def load(data: bytes, fast: bool, monkeypatch) -> list[tuple]:
     if not fast:
-        monkeypatch.setattr(files, "_yaml_rs", None)
+        monkeypatch.setattr(yaml_docs, "_yaml_rs", None)
     result = LoadResult()
     _load_bytes(data, "x.yaml", result, as_json=False)
     monkeypatch.undo()
@@ -95,7 +95,7 @@ def test_errors_come_with_the_right_line_through_the_fast_path(monkeypatch):
     text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: [}\n"
     for fast in (True, False):
         if not fast:
-            monkeypatch.setattr(files, "_yaml_rs", None)
+            monkeypatch.setattr(yaml_docs, "_yaml_rs", None)
         result = LoadResult()
         with pytest.raises(files.UsageError) as info:
             _load_bytes(text.encode(), "x.yaml", result, as_json=False)
@@ -104,6 +104,6 @@ def test_errors_come_with_the_right_line_through_the_fast_path(monkeypatch):
 
 
 def test_parse_floor_helper_reads_all_documents():
-    docs = files.parse_yaml_documents("a: 1\n---\nb: 2\n")
+    docs = yaml_docs.parse_yaml_documents("a: 1\n---\nb: 2\n")
     assert docs == [{"a": 1}, {"b": 2}]
     assert yaml.safe_load("a: 1") == {"a": 1}

@@ -25,7 +25,8 @@ import zlib
 import orjson
 
 from auditor import __version__
-from auditor.collect.cluster import Collection, Gap
+from auditor.collect.collection import Collection
+from auditor.coverage import Gap
 from auditor.errors import UsageError
 from auditor.fileio import atomic_file
 

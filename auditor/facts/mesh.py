@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import orjson
 import yaml
 
+from auditor import kinds as k
+from auditor.components import is_injector_webhook, is_istiod
 from auditor.errors import UsageError
 from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list
 from auditor.versions import Version, parse_version
@@ -53,7 +55,7 @@ class MeshSettings:
 
 def _config_maps(snapshot: Snapshot, name: str) -> list[K8sObject]:
     """ConfigMaps called `name` or `name-<revision>`, the plain name in istio-system first."""
-    found = [o for o in snapshot.of("ConfigMap") if o.name == name or o.name.startswith(name + "-")]
+    found = [o for o in snapshot.of(k.CONFIG_MAP) if o.name == name or o.name.startswith(name + "-")]
     return sorted(found, key=lambda o: (o.name != name, o.namespace != DEFAULT_ROOT_NAMESPACE, o.namespace or "", o.name))
 
 
@@ -76,10 +78,9 @@ def _parse_embedded(obj: K8sObject, key: str, settings: MeshSettings):
 def istiod_image_version(snapshot: Snapshot) -> tuple[Version, str] | None:
     """Version from the istiod image tag: the default revision's Deployment first, then any istiod."""
     candidates = []
-    for obj in snapshot.of("apps/Deployment", "Pod"):
-        raw_labels = obj.metadata.get("labels")  # raw: this runs over every pod, most of them not istiod
-        app = raw_labels.get("app") if isinstance(raw_labels, dict) else None
-        if not (obj.name == "istiod" or obj.name.startswith("istiod-") or app == "istiod"):
+    for obj in snapshot.of(k.DEPLOYMENT, k.POD):
+        # raw labels: this runs over every pod, most of them not istiod
+        if not is_istiod(obj.name, obj.metadata.get("labels")):
             continue
         spec = obj.spec
         pod_spec = as_dict(as_dict(spec.get("template")).get("spec")) if obj.kind == "Deployment" else spec
@@ -97,14 +98,6 @@ def istiod_image_version(snapshot: Snapshot) -> tuple[Version, str] | None:
         return None
     candidates.sort(key=lambda c: (c[0], c[1], -c[2].major, -c[2].minor, -c[2].patch))
     return candidates[0][2], candidates[0][3]
-
-
-def is_injector_webhook(raw: dict) -> bool:
-    """A MutatingWebhookConfiguration of Istio's sidecar injector (any revision or tag)."""
-    return any(
-        isinstance(h, dict) and str(h.get("name", "")).endswith("sidecar-injector.istio.io")
-        for h in as_list(raw.get("webhooks"))
-    )
 
 
 def read_mesh_settings(snapshot: Snapshot, istio_version: Version | None = None) -> MeshSettings:
@@ -151,7 +144,7 @@ def read_mesh_settings(snapshot: Snapshot, istio_version: Version | None = None)
                 pass
 
     revisions = set()
-    for mwc in snapshot.of("admissionregistration.k8s.io/MutatingWebhookConfiguration"):
+    for mwc in snapshot.of(k.MUTATING_WEBHOOK):
         if not is_injector_webhook(mwc.raw):
             continue
         names = [str(h.get("name", "")) for h in as_list(mwc.raw.get("webhooks")) if isinstance(h, dict)]

@@ -10,7 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from auditor.facts.labels import selector_matches
-from auditor.facts.mesh import INJECTION_IGNORED_NAMESPACES, InjectorSettings, MeshSettings
+from auditor.facts.mesh import (
+    INJECTION_IGNORED_NAMESPACES,
+    InjectorSettings,
+    MeshSettings,
+)
 from auditor.snapshot import as_list
 
 INJECT = "sidecar.istio.io/inject"
@@ -152,3 +156,22 @@ def ambient_blocker(namespace: str, sidecar: bool, host_network: bool, settings:
     if host_network:
         return "host-network"
     return None
+
+
+def injection_opt_in(pod_labels: dict) -> str | None:
+    """The pod label that asks for a sidecar, `istio.io/rev=R` or `sidecar.istio.io/inject=true`."""
+    if REV in pod_labels:
+        return f"{REV}={pod_labels[REV]}"
+    if pod_labels.get(INJECT) == "true":
+        return f"{INJECT}=true"
+    return None
+
+
+def opt_in_blocked_by(ns_labels: dict, pod_labels: dict) -> str | None:
+    """For a pod that opts in to injection: the namespace label that keeps every webhook
+    away (`istio-injection` with any value but `enabled`; every webhook case needs it
+    absent, C.1), else None."""
+    value = ns_labels.get(NS_INJECTION)
+    if value is None or value == "enabled" or injection_opt_in(pod_labels) is None:
+        return None
+    return f"{NS_INJECTION}={value}"

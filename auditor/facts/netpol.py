@@ -12,10 +12,9 @@ from __future__ import annotations
 from ipaddress import ip_address, ip_network
 
 from auditor.facts.labels import LabelIndex
+from auditor.kinds import HBONE_PORT
 from auditor.snapshot import K8sObject, as_dict, as_list
 
-NETWORK_POLICY = "networking.k8s.io/NetworkPolicy"
-HBONE_PORT = 15008
 PROBE_SOURCE = ip_address("169.254.7.127")
 
 

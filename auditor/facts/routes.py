@@ -9,24 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from auditor.facts.services import SERVICE_ENTRY, ServiceIndex
+from auditor import kinds as k
+from auditor.facts.services import ServiceIndex
 from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list
 
-GATEWAY_API = "gateway.networking.k8s.io"
-HTTP_ROUTE = f"{GATEWAY_API}/HTTPRoute"
-GRPC_ROUTE = f"{GATEWAY_API}/GRPCRoute"
-TCP_ROUTE = f"{GATEWAY_API}/TCPRoute"
-TLS_ROUTE = f"{GATEWAY_API}/TLSRoute"
-ROUTE_GKS = (HTTP_ROUTE, GRPC_ROUTE, TCP_ROUTE, TLS_ROUTE)
-L7_ROUTE_GKS = (HTTP_ROUTE, GRPC_ROUTE)
-GATEWAY = f"{GATEWAY_API}/Gateway"
-VIRTUAL_SERVICE = "networking.istio.io/VirtualService"
 WAYPOINT_CLASSES = frozenset({"istio-waypoint", "istio-agentgateway-waypoint"})
 
 
 @dataclass(frozen=True)
 class ParentRef:
-    gk: str  # "Service", SERVICE_ENTRY or GATEWAY (or another kind, kept as written)
+    gk: str  # k.SERVICE, k.SERVICE_ENTRY or k.GATEWAY (or another kind, kept as written)
     namespace: str
     name: str
 
@@ -34,15 +26,7 @@ class ParentRef:
         return (self.gk, self.namespace, self.name)
 
     def __str__(self) -> str:
-        return f"{self.gk.rpartition('/')[2]} {self.namespace}/{self.name}"
-
-
-def _gk(group: str, kind: str) -> str:
-    if kind == "Service" and group in ("", "core"):
-        return "Service"
-    if kind == "ServiceEntry" and group == "networking.istio.io":
-        return SERVICE_ENTRY
-    return f"{group}/{kind}" if group else kind
+        return f"{k.short_kind(self.gk)} {self.namespace}/{self.name}"
 
 
 def parent_refs(route: K8sObject) -> list[ParentRef]:
@@ -53,8 +37,8 @@ def parent_refs(route: K8sObject) -> list[ParentRef]:
         if not isinstance(ref, dict) or not ref.get("name"):
             continue
         kind = str(ref.get("kind") or "Gateway")
-        group = str(ref.get("group") if ref.get("group") is not None else (GATEWAY_API if kind == "Gateway" else ""))
-        out.append(ParentRef(_gk(group, kind), str(ref.get("namespace") or route.namespace or ""), str(ref["name"])))
+        group = None if ref.get("group") is None else str(ref["group"])
+        out.append(ParentRef(k.ref_gk(group, kind), str(ref.get("namespace") or route.namespace or ""), str(ref["name"])))
     return out
 
 
@@ -69,7 +53,7 @@ def backend_refs(route: K8sObject) -> list[ParentRef]:
             group = str(ref.get("group") or "")
             if kind == "Hostname":
                 continue
-            out.append(ParentRef(_gk(group, kind), str(ref.get("namespace") or route.namespace or ""), str(ref["name"])))
+            out.append(ParentRef(k.ref_gk(group, kind), str(ref.get("namespace") or route.namespace or ""), str(ref["name"])))
     return out
 
 
@@ -102,21 +86,22 @@ class RouteIndex:
     def __init__(self, snapshot: Snapshot, services: ServiceIndex):
         self.ingress_routes: dict[tuple, list[str]] = {}  # Service key -> routes reaching it from a gateway
         self.mesh_route_parents: dict[tuple, list[str]] = {}  # Service/SE key -> HTTP/GRPC routes attached to it
-        for vs in snapshot.of(VIRTUAL_SERVICE):
+        for vs in snapshot.of(k.VIRTUAL_SERVICE):
             if not applies_to_gateways(vs):
                 continue
             for host in route_destinations(vs):
                 for target in services.resolve_host(host, vs.namespace or ""):
                     self.ingress_routes.setdefault(target.key, []).append(vs.ref())
-        for route in snapshot.of(*ROUTE_GKS):
+        for route in snapshot.of(*k.ROUTE_GKS):
             parents = parent_refs(route)
-            gateway_parents = [p for p in parents if p.gk == GATEWAY and not is_waypoint_gateway(snapshot.get(GATEWAY, p.namespace, p.name))]
+            gateway_parents = [p for p in parents
+                               if p.gk == k.GATEWAY and not is_waypoint_gateway(snapshot.get(k.GATEWAY, p.namespace, p.name))]
             if gateway_parents:
                 for backend in backend_refs(route):
                     self.ingress_routes.setdefault(backend.key(), []).append(route.ref())
-            if route.gk in L7_ROUTE_GKS:
+            if route.gk in k.L7_ROUTE_GKS:
                 for p in parents:
-                    if p.gk in ("Service", SERVICE_ENTRY):
+                    if p.gk in (k.SERVICE, k.SERVICE_ENTRY):
                         self.mesh_route_parents.setdefault(p.key(), []).append(route.ref())
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import fnmatch
 
+from auditor import kinds as k
 from auditor.facts.labels import LabelIndex
 from auditor.snapshot import K8sObject, Snapshot, as_list
 
 CLUSTER_DOMAIN = "cluster.local"
-SERVICE_ENTRY = "networking.istio.io/ServiceEntry"
 
 
 def service_fqdn(name: str, namespace: str) -> str:
@@ -28,10 +28,10 @@ class ServiceIndex:
     def __init__(self, snapshot: Snapshot, workloads: LabelIndex):
         self._workloads = workloads
         self.by_fqdn: dict[str, K8sObject] = {}
-        for svc in snapshot.of("Service"):
+        for svc in snapshot.of(k.SERVICE):
             self.by_fqdn[service_fqdn(svc.name, svc.namespace or "")] = svc
         self.entries_by_host: dict[str, list[K8sObject]] = {}
-        for se in snapshot.of(SERVICE_ENTRY):
+        for se in snapshot.of(k.SERVICE_ENTRY):
             for host in as_list(se.spec.get("hosts")):
                 self.entries_by_host.setdefault(str(host).lower(), []).append(se)
 

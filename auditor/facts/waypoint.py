@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from auditor import kinds as k
 from auditor.facts.labels import selector_matches
 from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list
 from auditor.versions import Version
@@ -17,11 +18,8 @@ from auditor.versions import Version
 USE_WAYPOINT = "istio.io/use-waypoint"
 USE_WAYPOINT_NS = "istio.io/use-waypoint-namespace"
 WAYPOINT_FOR = "istio.io/waypoint-for"
-GATEWAY = "gateway.networking.k8s.io/Gateway"
-GATEWAY_CLASS = "gateway.networking.k8s.io/GatewayClass"
 # Services of waypoints and east-west gateways never get a waypoint themselves.
 NEVER_BOUND_MANAGERS = frozenset({"istio.io-mesh-controller", "istio.io-eastwest-controller"})
-HBONE_PORT = 15008
 V1_23 = Version(1, 23)
 
 # What an object needs the waypoint to accept.
@@ -64,8 +62,8 @@ def _ref(key: tuple[str, str] | None) -> str | None:
 
 class WaypointResolver:
     def __init__(self, snapshot: Snapshot, namespace_labels: dict[str, dict], version: Version | None):
-        self.gateways = {(g.namespace, g.name): g for g in snapshot.of(GATEWAY)}
-        self.classes = {c.name: c for c in snapshot.of(GATEWAY_CLASS)}
+        self.gateways = {(g.namespace, g.name): g for g in snapshot.of(k.GATEWAY)}
+        self.classes = {c.name: c for c in snapshot.of(k.GATEWAY_CLASS)}
         self.namespace_labels = namespace_labels
         self.version = version
 
@@ -126,7 +124,7 @@ class WaypointResolver:
 
     def _admits(self, gateway: K8sObject, namespace: str) -> bool:
         listeners = [lst for lst in as_list(gateway.spec.get("listeners")) if isinstance(lst, dict)]
-        hbone = next((lst for lst in listeners if lst.get("port") == HBONE_PORT and lst.get("protocol") == "HBONE"), None)
+        hbone = next((lst for lst in listeners if lst.get("port") == k.HBONE_PORT and lst.get("protocol") == "HBONE"), None)
         namespaces = as_dict(as_dict(as_dict(hbone).get("allowedRoutes")).get("namespaces"))
         origin = namespaces.get("from", "Same")
         if origin == "All":
@@ -147,3 +145,15 @@ def _serves(waypoint_for: str, traffic: str) -> bool:
 
 def exempt_service(obj: K8sObject) -> bool:
     return obj.labels.get("gateway.istio.io/managed") in NEVER_BOUND_MANAGERS
+
+
+def legacy_reference(labels: dict, annotations: dict) -> dict:
+    """A waypoint asked for the way Istio no longer reads it: `istio.io/use-waypoint` as an
+    annotation (before 1.22), or a label value in 1.22's forms (`ns/name`, `~`, `#none`).
+    Facts `legacy_waypoint_form` ("annotation", "value" or None) and `legacy_waypoint_value`."""
+    if USE_WAYPOINT in annotations:
+        return {"legacy_waypoint_form": "annotation", "legacy_waypoint_value": annotations[USE_WAYPOINT]}
+    value = labels.get(USE_WAYPOINT)
+    if value is not None and ("/" in value or value in ("~", "#none")):
+        return {"legacy_waypoint_form": "value", "legacy_waypoint_value": value}
+    return {"legacy_waypoint_form": None, "legacy_waypoint_value": None}

@@ -11,20 +11,12 @@ from dataclasses import dataclass
 
 import orjson
 
-from auditor.facts import mode as m
+import auditor.facts.mode as m
+from auditor import kinds as k
 from auditor.facts.mesh import MeshSettings
 from auditor.snapshot import K8sObject, Snapshot, as_dict, str_map
 
-CONTROLLER_KINDS = {
-    "apps/Deployment": "Deployment",
-    "apps/StatefulSet": "StatefulSet",
-    "apps/DaemonSet": "DaemonSet",
-    "apps/ReplicaSet": "ReplicaSet",
-    "batch/Job": "Job",
-    "batch/CronJob": "CronJob",
-}
-WORKLOAD_GKS = ("Pod", *CONTROLLER_KINDS)
-_KIND_TO_GK = {v: k for k, v in CONTROLLER_KINDS.items()} | {"Pod": "Pod"}
+_KIND_TO_GK = {k.short_kind(gk): gk for gk in k.WORKLOAD_GKS}
 
 WAYPOINT_MANAGED = ("gateway.istio.io/managed", "istio.io-mesh-controller")
 GATEWAY_LABELS = ("gateway.networking.k8s.io/gateway-name", "istio.io/gateway-name")
@@ -65,7 +57,7 @@ def top_owner(obj: K8sObject, snapshot: Snapshot) -> Owner | None:
     kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
     owner = Owner(str(ref.get("apiVersion", "")), kind, obj.namespace, name)
     if kind == "ReplicaSet":
-        rs = snapshot.get("apps/ReplicaSet", obj.namespace, name)
+        rs = snapshot.get(k.REPLICA_SET, obj.namespace, name)
         if rs is not None:
             parent = _controller_ref(rs)
             if parent is not None and parent.get("kind") == "Deployment":
@@ -76,7 +68,7 @@ def top_owner(obj: K8sObject, snapshot: Snapshot) -> Owner | None:
         if template_hash and name.endswith("-" + template_hash):
             return Owner("apps/v1", "Deployment", obj.namespace, name[: -len(template_hash) - 1])
     if kind == "Job":
-        job = snapshot.get("batch/Job", obj.namespace, name)
+        job = snapshot.get(k.JOB, obj.namespace, name)
         parent = _controller_ref(job) if job is not None else None
         if parent is not None and parent.get("kind") == "CronJob":
             return Owner(str(parent.get("apiVersion", "batch/v1")), "CronJob", obj.namespace, str(parent.get("name")))
@@ -182,7 +174,7 @@ def _signature(obj: K8sObject, owner: Owner) -> bytes | None:
 def _role(labels: dict, annotations: dict) -> str:
     if labels.get(WAYPOINT_MANAGED[0]) == WAYPOINT_MANAGED[1]:
         return "waypoint"
-    if any(k in labels for k in GATEWAY_LABELS) or labels.get("istio") in ("ingressgateway", "egressgateway", "eastwestgateway"):
+    if any(key in labels for key in GATEWAY_LABELS) or labels.get("istio") in ("ingressgateway", "egressgateway", "eastwestgateway"):
         return "gateway"
     if "gateway" in annotations.get("inject.istio.io/templates", ""):
         return "gateway"
@@ -207,7 +199,7 @@ def collect_workloads(snapshot: Snapshot) -> tuple[list[Workload], dict[tuple, W
     replicas: dict[tuple, Workload] = {}
     owners: dict[tuple, Owner | None] = {}  # replicas share their controller's owner
     twins: dict[bytes, Workload] = {}
-    for obj in snapshot.of(*WORKLOAD_GKS):
+    for obj in snapshot.of(*k.WORKLOAD_GKS):
         if obj.kind in ("ReplicaSet", "Job"):
             ref = _controller_ref(obj)
             if ref is not None and ref.get("kind") in ("Deployment", "CronJob"):

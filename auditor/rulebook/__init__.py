@@ -8,10 +8,11 @@ from pathlib import Path
 import yaml
 
 from auditor.errors import UsageError
-from auditor.schemas import check_schema, load_schema, node_line
-from auditor.facts.workloads import WORKLOAD_GKS
+from auditor.kinds import WORKLOAD_GKS
 from auditor.rulebook.cel import CelError, get_backend
+from auditor.schemas import check_schema, load_schema, node_line
 from auditor.versions import VersionRange
+from auditor.yamlread import load_yaml
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -49,6 +50,7 @@ class Rule:
     confidence: str = "high"
     severity_expression: str | None = None
     programs: dict = field(default_factory=dict, repr=False)
+    backend: object = field(default=None, repr=False, compare=False)  # the CEL runtime `programs` are for
 
     @property
     def kinds(self) -> list[str]:
@@ -96,8 +98,6 @@ def load_rule_file(path: Path, category: str | None = None, backend=None) -> Rul
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read rule file: {err}", name) from None
-    from auditor.fileio import load_yaml
-
     node, data = load_yaml(text, name, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     if not isinstance(data, dict) or node is None:
         raise UsageError("a rule file must be a YAML mapping", name, 1)
@@ -115,6 +115,7 @@ def load_rule_file(path: Path, category: str | None = None, backend=None) -> Rul
         severity_expression=data.get("severity_expression"),
     )
     backend = backend or get_backend()
+    rule.backend = backend
     for key in ("when", "message", "severity_expression"):
         expression = data.get(key)
         if expression is None:
@@ -149,6 +150,36 @@ def load_rules(directories: list[Path] | None = None, backend=None) -> list[Rule
                 names[name] = str(path)
             rules[rule.id] = rule
     return [rules[k] for k in sorted(rules)]
+
+
+def validate_rule_files(paths: list[Path]) -> tuple[int, list[str]]:
+    """Check rule files or directories of them: schema, CEL, file names, and ids or aliases
+    that another file (a built-in rule included) already uses. (files checked, problems)."""
+    builtin = str(builtin_rules_dir())
+    taken = {name: r.path for r in load_rules() for name in (r.id, *r.aliases)}
+    problems, count = [], 0
+    for root in paths:
+        for path in rule_files(root):
+            try:
+                rule = load_rule_file(path)
+            except UsageError as err:
+                problems.append(str(err))
+                continue
+            if path.stem != rule.id:
+                problems.append(str(UsageError(f"rule id '{rule.id}' does not match the file name '{path.name}'", str(path), 1)))
+            for name in (rule.id, *rule.aliases):
+                other = taken.get(name)
+                if other is not None and Path(other).resolve() != path.resolve():
+                    owner = "a built-in rule" if builtin in other else other
+                    problems.append(str(UsageError(f"rule id or alias '{name}' is already used by {owner}", str(path), 1)))
+                taken[name] = str(path)
+            count += 1
+    return count, problems
+
+
+def rule_names(rules: list[Rule]) -> dict[str, str]:
+    """Every id and alias, to the id of the rule it names."""
+    return {name: r.id for r in rules for name in (r.id, *r.aliases)}
 
 
 def find_rule(rules: list[Rule], name: str) -> Rule | None:

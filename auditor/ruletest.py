@@ -19,9 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from auditor.collect.files import load_paths
-from auditor.engine import audit
-from auditor.facts import AuditOptions
+from auditor import api
 from auditor.versions import parse_version
 
 FIXTURE_NAME = re.compile(r"^(pass|fail)\.[a-z0-9-]+\.yaml$")
@@ -45,10 +43,14 @@ def expectations(path: Path) -> tuple[set[str], dict[str, str]]:
     return expected, severities
 
 
-def fixture_options(path: Path) -> AuditOptions:
+def fixture_settings(path: Path, rules: list) -> api.Settings:
+    """The settings a fixture's header asks for: version, collected types, threshold."""
     collected = header(path, "collected")
     threshold = header(path, "sidecar-scope-threshold")
-    return AuditOptions(
+    versions = header(path, "istio-version")
+    return api.Settings(
+        rules=rules,
+        istio_version=parse_version(versions[0]) if versions else None,
         collected=frozenset(k.strip() for k in collected[0].split(",")) if collected else None,
         sidecar_scope_threshold=int(threshold[0]) if threshold else 50,
     )
@@ -65,16 +67,16 @@ class Outcome:
         return not self.problems
 
 
-def run_fixture(path: Path, rules: list, backend=None) -> Outcome:
+def run_fixture(path: Path, rules: list) -> Outcome:
+    """Audit one fixture file with `rules` and compare what its rule finds with its header."""
     rule_id = path.parent.name
     outcome = Outcome(path, rule_id)
-    loaded = load_paths([str(path)])
-    outcome.problems += [f"input: {e}" for e in loaded.errors]
+    snapshot = api.load([str(path)])
+    outcome.problems += [f"input: {e}" for e in snapshot.errors]
     versions = header(path, "istio-version")
-    version = parse_version(versions[0]) if versions else None
-    if versions and version is None:
+    if versions and parse_version(versions[0]) is None:
         outcome.problems.append(f"'# istio-version: {versions[0]}' is not a version")
-    report = audit(loaded.snapshot(), rules, istio_version=version, backend=backend, options=fixture_options(path))
+    report = api.audit(snapshot, fixture_settings(path, rules))
     outcome.problems += [f"rule error on {e['object']}: {e['message']}" for e in report.errors if e.get("rule") == rule_id]
     findings = [f for f in report.findings if f.rule == rule_id]
     got = {str(f.object) for f in findings}
@@ -118,3 +120,23 @@ def layout_problems(fixtures: Path, rules: list) -> list[str]:
 
 def fixture_files(fixtures: Path, rule_ids: set[str] | None = None) -> list[Path]:
     return [p for p in sorted(fixtures.glob("*/*.yaml")) if rule_ids is None or p.parent.name in rule_ids]
+
+
+@dataclass
+class Summary:
+    rules: int
+    layout_problems: list[str]
+    outcomes: list[Outcome]
+
+    @property
+    def failed(self) -> int:
+        return len(self.layout_problems) + sum(not o.ok for o in self.outcomes)
+
+
+def check_rule_directory(directory: Path, fixtures: Path, rules: list) -> Summary:
+    """Run the fixtures of the rules that live under `directory` (among `rules`, which
+    may hold the built-in ones their fixtures also exercise)."""
+    own = {r.id for r in rules if Path(r.path).resolve().is_relative_to(directory.resolve())}
+    mine = [r for r in rules if r.id in own]
+    outcomes = [run_fixture(path, rules) for path in fixture_files(fixtures, own)]
+    return Summary(len(mine), layout_problems(fixtures, mine), outcomes)

@@ -1,0 +1,216 @@
+"""mesh-audit as a library: load what to audit, audit it, read the Report.
+
+    from auditor import api
+
+    snapshot = api.load(["k8s/"])                       # files, dirs, dumps, snapshots, "-"
+    report = api.audit(snapshot, api.Settings(istio_version="1.24"))
+    for finding in report.findings:
+        print(finding.severity, finding.rule, finding.object, finding.message)
+
+`api.scan(inputs, settings)` does both. Without inputs, `load` reads the cluster of the
+current kubeconfig context (`api.ClusterSource` picks another). Every command of the CLI
+is this module plus option parsing, rendering and an exit code.
+
+Problems in the input do not raise: they are in `snapshot.errors` (a file that does not
+parse) and `snapshot.warnings`, and in the report. What cannot go on raises: UsageError
+(a path that does not exist, a bad rule file or configuration) or ClusterError (the
+cluster cannot be read at all).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+
+from auditor.config import Config, load_config
+from auditor.errors import UsageError
+from auditor.facts.context import AuditOptions, Context
+from auditor.report import Report
+from auditor.rulebook import Rule, builtin_rules_dir, load_rules, rule_names
+from auditor.snapshot import K8sObject, Snapshot
+from auditor.suppress import cli_ignores, read_baseline
+from auditor.versions import Version, parse_version
+
+__all__ = ["ClusterSource", "Settings", "audit", "context", "load", "scan", "UsageError"]
+
+
+@dataclass(frozen=True)
+class ClusterSource:
+    """A live cluster to read: kubeconfig (default $KUBECONFIG, then ~/.kube/config, then
+    the pod's service account), context, namespaces (default all) and a time limit."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespaces: tuple[str, ...] = ()
+    timeout: float = 300.0
+    progress: bool = False  # a progress line on stderr while collecting
+
+
+@dataclass
+class Settings:
+    """Everything an audit takes besides the objects (each default is the CLI's)."""
+
+    istio_version: str | Version | None = None  # default: the istiod image tag in the input
+    compare_version: str | Version | None = None  # also audit for this version and compare
+    rules: list[Rule] | None = None  # default: the built-in rules plus rules_dirs
+    rules_dirs: tuple[str, ...] = ()
+    config: Config | str | None = None  # a Config, a .mesh-audit.yaml path, or none
+    select: tuple[str, ...] = ()  # only these rule ids or aliases
+    ignores: tuple[str, ...] = ()  # RULE or RULE=Kind/ns/name-glob, as --ignore
+    baseline: str | None = None  # a baseline file: findings in it do not count
+    source_map: str | None = None  # a GitOps checkout to point live findings at
+    namespaces: tuple[str, ...] = ()  # report only these (default: what was collected)
+    cluster_name: str | None = None
+    strict_maturity: bool = False
+    sidecar_scope_threshold: int = 50
+    fail_on: str | None = None  # default: the config's, else error (warning under strict)
+    jobs: int | None = None  # processes for large inputs (default: CPUs, at most 4)
+    today: date | None = None  # when exemptions expire (default: today)
+    # Rule fixtures simulate a cluster that collected these resource types (`# collected:`).
+    collected: frozenset | None = field(default=None, repr=False)
+    resolved: bool = field(default=False, repr=False)  # rules and config loaded (see resolve)
+    names: dict = field(default_factory=dict, repr=False)  # every rule id and alias -> id, once resolved
+    exemptions: list = field(default_factory=list, repr=False)  # the config's and ignores, once resolved
+    baseline_entries: set = field(default_factory=set, repr=False)  # the baseline's findings, once resolved
+
+
+def load(inputs=None, *, snapshot: str | None = None, jobs: int | None = None, stdin=None) -> Snapshot:
+    """The objects to audit, with `collection` (where they came from), `errors` and
+    `warnings`. `inputs`: paths (files, directories, dumps, snapshots, "-" for stdin), or
+    a ClusterSource, or None for the current kubeconfig context. `snapshot`: a snapshot
+    file, which must be one."""
+    from auditor.collect.sources import load_cluster, load_files
+
+    if snapshot is not None:
+        if inputs:
+            raise UsageError("use -f or --snapshot, not both")
+        return load_files([snapshot], jobs, stdin, snapshot_only=True)
+    if inputs is None or isinstance(inputs, ClusterSource):
+        return load_cluster(inputs or ClusterSource())
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    return load_files([str(p) for p in inputs], jobs, stdin)
+
+
+def scan(inputs=None, settings: Settings | None = None, *, snapshot: str | None = None, stdin=None) -> Report:
+    """load() then audit()."""
+    settings = settings or Settings()
+    return audit(load(inputs, snapshot=snapshot, jobs=settings.jobs, stdin=stdin), settings)
+
+
+def context(snapshot: Snapshot, settings: Settings | None = None) -> Context:
+    """The indexed snapshot facts are read from (what `explain` and `plan` inspect)."""
+    settings = resolve(settings or Settings())
+    return Context(snapshot, _version(settings.istio_version, "--istio-version"), _options(snapshot, settings))
+
+
+def audit(snapshot: Snapshot, settings: Settings | None = None, *, ctx: Context | None = None) -> Report:
+    """The finished report: findings of the rules in force, the collection record, input
+    problems, scope, source map, suppressions and baseline applied."""
+    from auditor.gate import finish
+
+    settings = resolve(settings or Settings())
+    ctx = ctx or context(snapshot, settings)
+    report = _evaluate(ctx, settings.rules, settings)
+    if settings.compare_version is not None:
+        report.comparison = _compare(snapshot, settings.rules, settings, report)
+    finish(report, snapshot, settings)
+    return report
+
+
+def resolve(settings: Settings) -> Settings:
+    """The settings with their rules and configuration loaded: the rules in force
+    (configured, selected) and the Config. Loading happens once; UsageError on a bad
+    rule file, configuration or --select."""
+    if settings.resolved:
+        return settings
+    rules = settings.rules if settings.rules is not None else load_rules(
+        [builtin_rules_dir(), *(Path(d) for d in settings.rules_dirs)])
+    config = settings.config if isinstance(settings.config, Config) else load_config(settings.config, rules)
+    names = rule_names(rules)
+    rules = config.apply(rules)
+    if settings.select:
+        rules = _select(rules, settings.select, names)
+    exemptions = config.exemptions + cli_ignores(list(settings.ignores), names)
+    known = read_baseline(settings.baseline) if settings.baseline is not None else set()
+    return replace(settings, rules=rules, config=config, resolved=True, names=names, exemptions=exemptions,
+                   baseline_entries=known)
+
+
+def _select(rules: list[Rule], select: tuple[str, ...], names: dict[str, str]) -> list[Rule]:
+    wanted = set()
+    for item in select:
+        for name in filter(None, (n.strip() for n in item.split(","))):
+            if name not in names:
+                raise UsageError(f"--select {name}: no rule named '{name}' (see 'mesh-audit rules list')")
+            wanted.add(names[name])
+    return [r for r in rules if r.id in wanted]
+
+
+def _evaluate(ctx: Context, rules: list[Rule], settings: Settings) -> Report:
+    from auditor.engine import evaluate
+
+    return evaluate(ctx, rules, jobs=settings.jobs)
+
+
+def _compare(snapshot: Snapshot, rules: list[Rule], settings: Settings, target: Report) -> dict:
+    from auditor.compare import compare
+
+    if target.istio_version is None:
+        raise UsageError("--compare-version needs the target version: pass --istio-version "
+                         "(none was detected in the input)")
+    current = Context(snapshot, _version(settings.compare_version, "--compare-version"), _options(snapshot, settings))
+    return compare(_evaluate(current, rules, settings), target)
+
+
+def _version(value, option: str) -> Version | None:
+    if value is None or isinstance(value, Version):
+        return value
+    version = parse_version(str(value))
+    if version is None:
+        raise UsageError(f"{option}: {value!r} is not a version like 1.24 or 1.24.2")
+    return version
+
+
+def _options(snapshot: Snapshot, settings: Settings) -> AuditOptions:
+    """What the rules may assume beyond the objects: for a cluster or snapshot, which
+    resource types were collected in full (so that an absent DaemonSet or CRD means
+    something), and the Kubernetes version."""
+    collection = snapshot.collection
+    collected = settings.collected
+    if collected is None and collection.get("source") in ("cluster", "snapshot"):
+        missing = {g["resource"] for g in collection.get("not_collected") or ()}
+        collected = frozenset(k for k in collection.get("counts") or {} if k not in missing)
+    server = collection.get("server_version")
+    return AuditOptions(
+        strict_maturity=settings.strict_maturity or settings.config.strict,
+        sidecar_scope_threshold=settings.sidecar_scope_threshold,
+        collected=collected,
+        kubernetes_version=parse_version(server) if server else None,
+        cluster_name=settings.cluster_name or "cluster",
+    )
+
+
+def find_object(snapshot: Snapshot, ref: str) -> K8sObject:
+    """An object by `Kind/namespace/name` (or `Kind/name`); UsageError when there is no
+    such object or the reference is ambiguous."""
+    from auditor.explain import find_object as find
+
+    return find(snapshot, ref)
+
+
+def save_snapshot(source: ClusterSource, path: str):
+    """Collect the cluster and write a snapshot file (`.json`, or `.json.gz` compressed),
+    atomically; returns the Collection record (objects counted, gaps). Large lists are
+    serialized page by page as they arrive, so memory stays a fraction of the cluster's."""
+    from auditor.collect.cluster import Progress, Spool, collect, connect
+    from auditor.collect.snapshot_file import write_snapshot
+
+    kubeconfig = str(source.kubeconfig) if source.kubeconfig is not None else None
+    connection = connect(kubeconfig, source.context)
+    live = collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout,
+                   progress=Progress() if source.progress else Progress(enabled=False), projected=False,
+                   spool=Spool(compress=path.endswith(".gz")))
+    write_snapshot(live, path)
+    return live

@@ -1,0 +1,33 @@
+"""`mesh-audit snapshot`: save what a scan of the cluster would read."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from auditor.cli.common import EXIT_CLUSTER, EXIT_OK, call, cluster_options, cluster_source, fail, report_gaps
+
+
+@click.command("snapshot")
+@click.option("-o", "--output", "output", required=True, metavar="FILE",
+              help="Where to write: FILE.json, or FILE.json.gz to compress.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary on stderr.")
+@cluster_options
+def snapshot_cmd(output, quiet, allow_partial, **cluster) -> None:
+    """Save what a scan of the cluster would read, to audit later with 'scan --snapshot'."""
+    from auditor import api
+
+    if not output.endswith((".json", ".json.gz")):
+        fail(f"{output}: a snapshot file name must end in .json or .json.gz")
+    try:
+        live = call(api.save_snapshot, cluster_source(dict(cluster, allow_partial=allow_partial), quiet), output)
+    except OSError as err:
+        fail(f"{output}: {err.strerror or err}")
+    report_gaps([g.to_dict() for g in live.not_collected], quiet)
+    if not quiet:
+        source = f"context {live.context}" if live.context else live.server
+        click.echo(f"mesh-audit: wrote {output}: {live.object_count} objects from {source}"
+                   f" (Kubernetes {live.server_version or 'version unknown'})"
+                   + (f"; {len(live.not_collected)} not collected" if live.not_collected else ""), err=True)
+    sys.exit(EXIT_CLUSTER if live.not_collected and not allow_partial else EXIT_OK)

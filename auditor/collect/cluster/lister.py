@@ -1,0 +1,265 @@
+"""Reading resource types page by page: LIST with `limit` and `continue`, GET by name, and
+discovery of the Istio and Gateway API kinds the server serves. Every failure ends as a
+gap or a not-installed note, never as an exception that ends the scan."""
+
+from __future__ import annotations
+
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import orjson
+
+from auditor.collect.cluster.http import (
+    Deadline,
+    Http,
+    Response,
+    StatusError,
+    Unavailable,
+    status_reason,
+)
+from auditor.collect.cluster.progress import Progress
+from auditor.collect.cluster.resources import (
+    CRDS,
+    ISTIO_GROUPS,
+    JSON,
+    PAGE_SIZE,
+    WEBHOOKS,
+    WORKLOAD_TYPES,
+    ResourceType,
+)
+from auditor.collect.cluster.spool import Spool
+from auditor.collect.collection import Collection
+from auditor.coverage import Gap
+from auditor.snapshot import project
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _prepare(item: dict, rtype: ResourceType, projected: bool = False) -> dict:
+    """Restore kind/apiVersion (list items of built-in kinds lack them), then strip_bookkeeping;
+    running Pods and ReplicaSets are projected when the objects feed a scan directly."""
+    item["apiVersion"] = rtype.api_version
+    item["kind"] = rtype.kind
+    if projected and rtype.kind in ("Pod", "ReplicaSet"):
+        return project(item)
+    return strip_bookkeeping(item)
+
+
+def strip_bookkeeping(item: dict) -> dict:
+    """Drop what the audit never reads and that can dwarf the object: managedFields and
+    the last-applied-configuration annotation."""
+    meta = item.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+        annotations = meta.get("annotations")
+        if isinstance(annotations, dict):
+            annotations.pop(LAST_APPLIED, None)
+    return item
+
+
+class Lister:
+    def __init__(self, http: Http, progress: Progress | None, projected: bool = False,
+                 ahead: ThreadPoolExecutor | None = None, spool: Spool | None = None):
+        self.projected = projected
+        self.spool = spool
+        # With a spool, what _config_map_names needs of the spooled Deployments and DaemonSets.
+        self.stubs: list[dict] = []
+        self.http = http
+        self.ahead = ahead  # requests the next page of a list while this one is parsed
+        self.progress = progress
+        self.result = Collection()
+        self._lock = threading.Lock()
+
+    def gap(self, rtype_key: str, reason: str, namespace=None, name=None, status=None) -> None:
+        with self._lock:
+            self.result.not_collected.append(Gap(rtype_key, reason, namespace, name, status))
+
+    def missing(self, what: str) -> None:
+        with self._lock:
+            if what not in self.result.not_installed:
+                self.result.not_installed.append(what)
+
+    def list(self, rtype: ResourceType, namespace: str | None = None, accept: str = JSON, spooled: bool = False) -> list[dict]:
+        """All pages of one LIST; [] with a gap or a not-installed note when it fails.
+        `spooled` (with a spool) sends the pages to the spool and returns []."""
+        spool = self.spool if spooled else None
+        try:
+            items, count = self._pages(rtype, namespace, accept, spool)
+        except (Deadline, Unavailable, StatusError) as err:
+            if spool is not None:  # a list that failed part way is not collected: none of it is kept
+                spool.restart(list_key(rtype, namespace))
+            if isinstance(err, Deadline):
+                self.gap(rtype.key, "timed out (--timeout)", namespace)
+            elif isinstance(err, Unavailable):
+                self.gap(rtype.key, str(err), namespace, status=err.status)
+            elif err.response.status == 404:
+                self.missing(rtype.key)
+            else:
+                self.gap(rtype.key, status_reason(err.response), namespace, status=err.response.status)
+            return []
+        self._count(rtype.key, count)
+        return items
+
+    def _count(self, key: str, n: int) -> None:
+        with self._lock:
+            self.result.counts[key] = self.result.counts.get(key, 0) + n
+
+    def _fetch(self, what: str, path: str, namespace=None, name=None, prefix: str = "") -> Response | None:
+        """One GET; a timeout or exhausted retries become a gap and None."""
+        try:
+            return self.http.get(path)
+        except Deadline:
+            self.gap(what, "timed out (--timeout)", namespace, name)
+        except Unavailable as err:
+            self.gap(what, prefix + str(err), namespace, name, err.status)
+        return None
+
+    def _pages(self, rtype: ResourceType, namespace: str | None, accept: str,
+               spool: Spool | None = None) -> tuple[list[dict], int]:
+        """Every page of a LIST. The next page is requested as soon as this one's continue
+        token is seen (ListMeta comes before the items), so the server works on it while
+        this page is parsed and prepared: a 50,000-pod list is a hundred pages in a row."""
+        items: list[dict] = []
+        count = 0
+        key = list_key(rtype, namespace)
+        token = None
+        restarts = 0
+        path = rtype.path(namespace)
+        ahead = None  # (token, future) of the page requested early
+        while True:
+            if ahead is not None and ahead[0] == token:
+                resp = ahead[1].result()
+            else:
+                resp = self.http.get(path, page_query(token), accept)
+            ahead = None
+            if resp.status == 410 and token and restarts < 3:
+                # The continue token expired (etcd compacted): start this list again.
+                items, count, token, restarts = [], 0, None, restarts + 1
+                if spool is not None:
+                    spool.restart(key)
+                continue
+            if resp.status != 200:
+                raise StatusError(resp)
+            early = continue_token(resp.body) if self.ahead is not None else None
+            if early:
+                ahead = (early, self.ahead.submit(self.http.get, path, page_query(early), accept))
+            try:
+                doc = resp.json()
+                page = doc.get("items") or []
+                token = (doc.get("metadata") or {}).get("continue")
+            except (orjson.JSONDecodeError, AttributeError):
+                raise Unavailable("the API server sent a list that is not JSON") from None
+            prepared = [_prepare(i, rtype, self.projected) for i in page if isinstance(i, dict)]
+            count += len(prepared)
+            if spool is None:
+                items.extend(prepared)
+            else:
+                spool.add(key, prepared)
+                if rtype.kind in ("Deployment", "DaemonSet"):
+                    self._keep_stubs(prepared)
+            if self.progress is not None:
+                self.progress.add(rtype.key, len(page))
+            if not token:
+                return items, count
+
+    def _keep_stubs(self, objects: list[dict]) -> None:
+        stubs = [{"kind": o.get("kind"), "metadata": {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}}
+                 for o in objects if isinstance(meta := o.get("metadata"), dict)]
+        with self._lock:
+            self.stubs.extend(stubs)
+
+
+    def get(self, rtype: ResourceType, namespace: str | None, name: str) -> dict | None:
+        """One object by name; None when it does not exist (or could not be read: a gap)."""
+        resp = self._fetch(rtype.key, rtype.path(namespace, name), namespace, name)
+        if resp is None or resp.status == 404:
+            return None
+        if resp.status != 200:
+            self.gap(rtype.key, status_reason(resp), namespace, name, resp.status)
+            return None
+        try:
+            obj = resp.json()
+        except orjson.JSONDecodeError:
+            self.gap(rtype.key, "the API server sent an object that is not JSON", namespace, name)
+            return None
+        self._count(rtype.key, 1)
+        return _prepare(obj, rtype) if isinstance(obj, dict) else None
+
+    def discover(self, pool: ThreadPoolExecutor) -> list[ResourceType]:
+        """Every served kind of the Istio and Gateway API groups, each at the most preferred
+        version that serves it (EnvoyFilter, for one, exists only as v1alpha3)."""
+        doc = self._discovery_get("/apis")
+        if doc is None:
+            return []
+        groups = {g.get("name"): g for g in doc.get("groups") or [] if isinstance(g, dict)}
+        for builtin in (WEBHOOKS, CRDS, *WORKLOAD_TYPES):
+            if builtin.group and builtin.group not in groups:
+                self.missing(builtin.group)
+        plan = []
+        for name in ISTIO_GROUPS:
+            group = groups.get(name)
+            if group is None:
+                self.missing(name)
+                continue
+            preferred = (group.get("preferredVersion") or {}).get("version")
+            versions = [v.get("version") for v in group.get("versions", []) if isinstance(v, dict)]
+            ordered = ([preferred] if preferred in versions else []) + [v for v in versions if v != preferred]
+            plan.extend((name, v) for v in ordered)
+        pages = list(pool.map(lambda gv: self._discovery_get(f"/apis/{gv[0]}/{gv[1]}"), plan))
+        found: dict[tuple[str, str], ResourceType] = {}
+        for (group, version), page in zip(plan, pages):
+            if page is None:
+                continue
+            for r in page.get("resources") or []:
+                if not isinstance(r, dict):
+                    continue
+                name = str(r.get("name", ""))
+                if "/" in name or "list" not in (r.get("verbs") or []):
+                    continue
+                found.setdefault((group, str(r.get("kind"))), ResourceType(group, version, name, str(r.get("kind")), bool(r.get("namespaced"))))
+        return list(found.values())
+
+    def _discovery_get(self, path: str) -> dict | None:
+        resp = self._fetch(path, path, prefix="discovery failed: ")
+        if resp is None:
+            return None
+        if resp.status == 404:
+            self.missing(path.removeprefix("/apis/"))
+            return None
+        if resp.status != 200:
+            self.gap(path, f"discovery failed: {status_reason(resp)}", status=resp.status)
+            return None
+        try:
+            doc = resp.json()
+        except orjson.JSONDecodeError:
+            doc = None
+        if not isinstance(doc, dict):
+            self.gap(path, "discovery failed: the API server sent a document that is not a JSON object")
+            return None
+        return doc
+
+
+def list_key(rtype: ResourceType, namespace: str | None) -> tuple[str, str]:
+    return rtype.key, namespace or ""
+
+
+def page_query(token: str | None) -> dict:
+    return {"limit": PAGE_SIZE, "continue": token} if token else {"limit": PAGE_SIZE}
+
+
+_CONTINUE = re.compile(rb'"continue"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def continue_token(body: bytes) -> str | None:
+    """The continue token of a list response, read from the bytes before its items (where
+    ListMeta is) without parsing the page; None when it is not there."""
+    end = body.find(b'"items"')
+    match = _CONTINUE.search(body, 0, end) if end > 0 else None
+    if match is None:
+        return None
+    try:
+        token = orjson.loads(b'"' + match.group(1) + b'"')
+    except orjson.JSONDecodeError:
+        return None
+    return token or None

@@ -1,0 +1,49 @@
+"""The record of one collection from a cluster: the objects read, and how it went."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from auditor.coverage import Gap
+
+if TYPE_CHECKING:
+    from auditor.collect.cluster.spool import Spool
+
+
+@dataclass
+class Collection:
+    """What one collection run read: the objects and the record of how it went."""
+
+    objects: list[dict] = field(default_factory=list)
+    context: str | None = None
+    server: str | None = None
+    server_version: str | None = None
+    collected_at: str | None = None
+    namespaces: list[str] | None = None  # the scope asked for; None means all
+    counts: dict[str, int] = field(default_factory=dict)  # resource -> objects collected
+    not_collected: list[Gap] = field(default_factory=list)
+    not_installed: list[str] = field(default_factory=list)  # API groups or resources the server lacks
+    # For a snapshot: the large lists, already serialized page by page (see Spool).
+    spool: "Spool | None" = None
+
+    @property
+    def complete(self) -> bool:
+        return not self.not_collected
+
+    @property
+    def object_count(self) -> int:
+        return len(self.objects) + (self.spool.count if self.spool is not None else 0)
+
+    def describe(self) -> dict:
+        """Everything but the objects: what the report and the snapshot header carry."""
+        return {
+            "context": self.context,
+            "server": self.server,
+            "server_version": self.server_version,
+            "collected_at": self.collected_at,
+            "namespaces": self.namespaces,
+            "counts": dict(sorted(self.counts.items())),
+            "not_collected": [g.to_dict() for g in self.not_collected],
+            "not_installed": sorted(self.not_installed),
+        }

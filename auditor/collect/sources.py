@@ -1,0 +1,45 @@
+"""Where an audit's objects come from, as one Snapshot: files (manifests, dumps, snapshots,
+stdin) or a live cluster. The snapshot carries the record of how it was read
+(`collection`) and the problems met in the input (`errors`, `warnings`)."""
+
+from __future__ import annotations
+
+from auditor.collect.files import LoadResult, load_paths
+from auditor.errors import UsageError
+from auditor.snapshot import K8sObject, Snapshot
+
+
+def load_files(paths: list[str], jobs: int | None = None, stdin=None, snapshot_only: bool = False) -> Snapshot:
+    """Every object under `paths`; with `snapshot_only`, the one path must be a snapshot."""
+    loaded = load_paths(paths, stdin=stdin, jobs=jobs)
+    if snapshot_only and not loaded.snapshots and not loaded.errors:
+        raise UsageError(f"{paths[0]}: not a mesh-audit snapshot; scan manifests and dumps with -f")
+    snapshot = loaded.snapshot()
+    snapshot.collection = _collection_of_files(loaded)
+    snapshot.errors, snapshot.warnings = loaded.errors, loaded.warnings
+    return snapshot
+
+
+def _collection_of_files(loaded: LoadResult) -> dict:
+    """Files are complete by definition; snapshots among them carry their own record."""
+    if not loaded.snapshots:
+        return {"source": "files"}
+    path, first = loaded.snapshots[0]
+    collection = {"source": "snapshot", "snapshot": path, **first.describe()}
+    for _, other in loaded.snapshots[1:]:
+        collection["not_collected"] += [g.to_dict() for g in other.not_collected]
+    return collection
+
+
+def load_cluster(source) -> Snapshot:
+    """The cluster `source` (an api.ClusterSource) names; ClusterError when it cannot be
+    read at all, UsageError for a kubeconfig that does not parse or lacks the context."""
+    from auditor.collect.cluster import Progress, collect, connect
+
+    kubeconfig = str(source.kubeconfig) if source.kubeconfig is not None else None
+    connection = connect(kubeconfig, source.context)
+    live = collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout,
+                   progress=Progress() if source.progress else Progress(enabled=False), projected=True)
+    snapshot = Snapshot(K8sObject(o) for o in live.objects)
+    snapshot.collection = {"source": "cluster", **live.describe()}
+    return snapshot

@@ -1,0 +1,206 @@
+"""The context: a snapshot indexed the way Istio's questions need it.
+
+`Context(snapshot)` resolves every workload's mode once, indexes workloads by label and
+Services by host, and sets up the waypoint resolver; route, NetworkPolicy and policy
+target indices are built on first use. It answers lookups (which workload a pod is,
+which waypoint an object is bound to, how a policy attaches) and holds `mesh`, the
+cluster-wide facts rules see as `mesh`. What rules see as `facts` for one object is
+built from it by `auditor.facts.subjects`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import auditor.facts.mode as m
+from auditor import kinds as k
+from auditor.facts.egress import (
+    egress_gateway_hosts,
+    egress_routes_by_host,
+    routes_to_egress_gateway,
+)
+from auditor.facts.labels import LabelIndex
+from auditor.facts.mesh import MeshSettings, read_mesh_settings
+from auditor.facts.netpol import NetworkPolicies
+from auditor.facts.routes import RouteIndex
+from auditor.facts.services import ServiceIndex
+from auditor.facts.waypoint import (
+    NAMESPACE,
+    SERVICE_TRAFFIC,
+    USE_WAYPOINT,
+    WORKLOAD_TRAFFIC,
+    Binding,
+    WaypointResolver,
+    exempt_service,
+)
+from auditor.facts.workloads import Workload, collect_workloads
+from auditor.snapshot import K8sObject, Snapshot
+from auditor.versions import Version
+
+MODES = ("ambient", "sidecar", "none")
+EXAMPLES = 5  # objects named in a finding's examples
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """What the caller knows beyond the objects."""
+
+    strict_maturity: bool = False  # upgrade-alpha-feature becomes a warning
+    sidecar_scope_threshold: int = 50
+    # For objects read from a cluster: the resource types collected completely. Rules
+    # about what is *absent* from a cluster only judge types in this set.
+    collected: frozenset | None = None
+    kubernetes_version: Version | None = None
+    cluster_name: str = "cluster"
+
+
+class Context:
+    def __init__(self, snapshot: Snapshot, istio_version: Version | None = None, options: AuditOptions | None = None):
+        self.snapshot = snapshot
+        self.options = options or AuditOptions()
+        self.settings: MeshSettings = read_mesh_settings(snapshot, istio_version)
+        self.namespace_labels = {ns.name: ns.labels for ns in snapshot.of(k.NAMESPACE)}
+        self.workloads, replicas = collect_workloads(snapshot)
+        self.index = LabelIndex()
+        self._workload_of: dict[tuple, Workload] = dict(replicas)
+        for w in self.workloads:
+            w.resolve_mode(self.ns_labels(w.namespace), self.settings)
+            self.index.add(w.id, w.namespace, w.labels)
+            self._workload_of[w.obj.key] = w
+        self.services = ServiceIndex(snapshot, self.index)
+        self.waypoints = WaypointResolver(snapshot, self.namespace_labels, self.settings.istio_version)
+        self.egress_gateway_hosts = egress_gateway_hosts(snapshot)
+        # Per-object facts, filled by auditor.facts.subjects.facts_for.
+        self.facts_cache: dict[tuple, dict | None] = {}
+        self._service_bindings: dict[tuple, Binding] = {}
+        # How each policy attaches, filled by auditor.facts.attachment.attachment_of.
+        self.attachments: dict[tuple, object] = {}
+        self._lazy: dict[str, object] = {}
+        self.mesh = self._mesh_facts()
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def ns_labels(self, namespace: str | None) -> dict:
+        return self.namespace_labels.get(namespace or "", {})
+
+    def workload(self, obj: K8sObject) -> Workload | None:
+        return self._workload_of.get(obj.key)
+
+    def binding(self, obj: K8sObject) -> Binding:
+        """Waypoint binding of a Service, ServiceEntry, Namespace or workload object."""
+        if obj.gk in (k.SERVICE, k.SERVICE_ENTRY):
+            cached = self._service_bindings.get(obj.key)
+            if cached is None:
+                cached = self.waypoints.resolve(SERVICE_TRAFFIC, obj.namespace or "", obj.labels, exempt=exempt_service(obj))
+                self._service_bindings[obj.key] = cached
+            return cached
+        if obj.gk == k.NAMESPACE:
+            return self.waypoints.resolve(NAMESPACE, obj.name, obj.labels)
+        w = self.workload(obj)
+        labels = w.labels if w is not None else obj.labels
+        return self.waypoints.resolve(WORKLOAD_TRAFFIC, obj.namespace or "", labels, exempt=w is not None and w.role == "waypoint")
+
+    def mode_counts(self, ids) -> dict:
+        """Running pods and pod templates by mode (a workload counts its replicas)."""
+        counts = dict.fromkeys(MODES, 0)
+        for i in ids:
+            w = self.workloads[i]
+            if w.role == "app":
+                counts[w.mode] += w.count
+        return counts
+
+    def ambient_ids(self, ids) -> list[int]:
+        return [i for i in ids if self.workloads[i].mode == "ambient" and self.workloads[i].role == "app"]
+
+    def examples(self, ids) -> list[str]:
+        """A few of these workloads, named the way findings name them."""
+        return sorted({subject_ref(self.workloads[i]) for i in ids})[:EXAMPLES]
+
+    def version_at_least(self, version: Version) -> bool:
+        """True when the Istio version in force is at least `version`, or unknown."""
+        v = self.settings.istio_version
+        return v is None or v >= version
+
+    # -- indices built on first use ----------------------------------------------------------
+
+    def once(self, name: str, build):
+        """An index built on first use by `build()`, then kept."""
+        if name not in self._lazy:
+            self._lazy[name] = build()
+        return self._lazy[name]
+
+    @property
+    def routes(self) -> RouteIndex:
+        return self.once("routes", lambda: RouteIndex(self.snapshot, self.services))
+
+    @property
+    def netpols(self) -> NetworkPolicies:
+        return self.once("netpols", lambda: NetworkPolicies(self.snapshot.of(k.NETWORK_POLICY), self.index))
+
+    def egress_routes_by_host(self) -> dict[str, list[str]]:
+        return self.once("egress", lambda: egress_routes_by_host(self.snapshot, self.egress_gateway_hosts))
+
+    def routes_to_egress_gateway(self, vs: K8sObject) -> bool:
+        return routes_to_egress_gateway(vs, self.egress_gateway_hosts)
+
+    def services_of(self, workload_id: int) -> list[K8sObject]:
+        """Services that select a workload (the reverse of ServiceIndex.selected_workloads)."""
+        def build():
+            reverse: dict[int, list[K8sObject]] = {}
+            for svc in self.snapshot.of(k.SERVICE):
+                for i in self.services.selected_workloads(svc):
+                    reverse.setdefault(i, []).append(svc)
+            return reverse
+        return self.once("services_of", build).get(workload_id, [])
+
+    def waypoint_users(self, gateway: K8sObject) -> list[str]:
+        """Objects whose labels ask for this Gateway as their waypoint."""
+        return self.once("waypoint_users", self._build_waypoint_users).get((gateway.namespace, gateway.name), [])
+
+    def _build_waypoint_users(self) -> dict[tuple, list[str]]:
+        users: dict[tuple, list[str]] = {}
+        for obj in self.snapshot.of(k.NAMESPACE, k.SERVICE, k.SERVICE_ENTRY):
+            b = self.binding(obj)
+            if b.requested:
+                users.setdefault(b.requested, []).append(obj.ref())
+        for w in self.workloads:
+            if USE_WAYPOINT not in w.labels:  # only a workload's own label binds it directly
+                continue
+            b = self.binding(w.obj)
+            if b.requested and b.source == "object":
+                users.setdefault(b.requested, []).append(subject_ref(w))
+        return {key: sorted(set(v)) for key, v in users.items()}
+
+    # -- cluster-wide ----------------------------------------------------------------------
+
+    def _mesh_facts(self) -> dict:
+        s = self.settings
+        counts = self.mode_counts(range(len(self.workloads)))
+        return {
+            "root_namespace": s.root_namespace,
+            "istio_version": str(s.istio_version) if s.istio_version else None,
+            "istio_minor": s.istio_version.minor_str if s.istio_version else None,
+            "version_source": s.version_source,
+            "outbound_traffic_policy": s.outbound_traffic_policy,
+            "mesh_config_found": s.mesh_config_object is not None,
+            "workloads": dict(counts, total=sum(counts.values())),
+            "has_ambient": counts["ambient"] > 0,
+            "has_sidecar": counts["sidecar"] > 0,
+            "ambient_namespaces": sorted(n for n, labels in self.namespace_labels.items() if m.namespace_in_ambient(labels)),
+            "cni_excluded_namespaces": sorted(s.cni_excluded_namespaces),
+            # major*10000 + minor*100 + patch, so rules can compare versions; 0 when unknown.
+            "istio_version_number": version_number(s.istio_version),
+            "strict_maturity": self.options.strict_maturity,
+            "live": self.options.collected is not None,
+        }
+
+
+def version_number(v: Version | None) -> int:
+    return v.major * 10000 + v.minor * 100 + v.patch if v else 0
+
+
+def subject_ref(w: Workload) -> str:
+    """How findings name a workload: its top owner, else the object itself."""
+    if w.owner is not None:
+        return f"{w.owner.kind} {w.owner.namespace}/{w.owner.name}"
+    return w.obj.ref()

@@ -1,0 +1,36 @@
+"""Facts of the cluster as a whole (the synthetic `mesh-audit.io/v1 Cluster` subject):
+installed components and CRDs, and what the whole mesh uses."""
+
+from __future__ import annotations
+
+from auditor import kinds as k
+from auditor.facts.context import Context
+from auditor.facts.waypoint import USE_WAYPOINT
+from auditor.snapshot import K8sObject, as_list
+
+KINDS = (k.CLUSTER,)
+
+
+def build(ctx: Context, obj: K8sObject) -> dict:
+    collected = ctx.options.collected or frozenset()
+    daemonsets = ctx.snapshot.of(k.DAEMON_SET)
+    crds = {c.name for c in ctx.snapshot.of(k.CRD)}
+    uses_waypoints = bool(ctx.snapshot.of(k.GATEWAY)) or any(
+        USE_WAYPOINT in o.labels for o in ctx.snapshot.of(k.NAMESPACE, k.SERVICE, k.SERVICE_ENTRY)
+    )
+    sidecar_services = sum(
+        1 for svc in ctx.snapshot.of(k.SERVICE) if ctx.mode_counts(ctx.services.selected_workloads(svc))["sidecar"]
+    )
+    return {
+        "daemonsets_collected": "daemonsets.apps" in collected,
+        "crds_collected": "customresourcedefinitions.apiextensions.k8s.io" in collected,
+        "ztunnel": any(d.name == "ztunnel" or d.labels.get("app") == "ztunnel" for d in daemonsets),
+        "istio_cni": any(d.name == "istio-cni-node" or "istio-cni-node" in (d.labels.get("k8s-app"), d.labels.get("app"))
+                         for d in daemonsets),
+        "ambient_in_use": ctx.mesh["has_ambient"] or bool(ctx.mesh["ambient_namespaces"]),
+        "gateway_api_crds": "gateways.gateway.networking.k8s.io" in crds,
+        "uses_waypoints": uses_waypoints,
+        "sidecar_services": sidecar_services,
+        "sidecar_scope_threshold": ctx.options.sidecar_scope_threshold,
+        "egress_scoped_sidecars": sorted(s.ref() for s in ctx.snapshot.of(k.SIDECAR) if as_list(s.spec.get("egress"))),
+    }

@@ -1,0 +1,25 @@
+"""Facts of a Namespace: its data plane labels, waypoint and workloads."""
+
+from __future__ import annotations
+
+import auditor.facts.mode as m
+from auditor import kinds as k
+from auditor.facts.context import Context
+from auditor.facts.waypoint import legacy_reference
+from auditor.snapshot import K8sObject
+
+KINDS = (k.NAMESPACE,)
+
+
+def build(ctx: Context, obj: K8sObject) -> dict:
+    labels = obj.labels
+    return {
+        "ambient": m.namespace_in_ambient(labels),
+        "dataplane_mode": labels.get(m.DATAPLANE_MODE),
+        "injection": labels.get(m.NS_INJECTION),
+        "revision": labels.get(m.REV),
+        "waypoint": ctx.binding(obj).to_facts(),
+        **legacy_reference(obj.labels, obj.annotations),
+        "workloads": ctx.mode_counts(ctx.index.in_namespace(obj.name)),
+        "cni_excluded": obj.name in ctx.settings.cni_excluded_namespaces,
+    }
