@@ -21,3 +21,16 @@ class UsageError(Exception):
 
     def to_dict(self) -> dict:
         return {"file": self.file, "line": self.line, "message": self.message}
+
+
+# orjson refuses documents nested deeper than this (the CEL runtime and Python's own
+# recursion would fail on far less than what some parsers accept).
+MAX_JSON_DEPTH = 1024
+
+
+def json_problem(err) -> str:
+    """orjson's reason for rejecting a document, in mesh-audit's words."""
+    message = getattr(err, "msg", None) or str(err)
+    if "depth limit exceeded" in message or "recursion limit" in message:
+        return f"nested more than {MAX_JSON_DEPTH:,} levels deep"
+    return message

@@ -53,11 +53,12 @@ def test_snapshot_round_trip_gives_the_same_findings(api, tmp_path, name):
     result = run("snapshot", "--kubeconfig", str(api.kubeconfig_path), "-o", str(path))
     assert result.exit_code == 0, result.stderr
     data = path.read_bytes()
-    head, *objects = [json.loads(line) for line in (gzip.decompress(data) if name.endswith(".gz") else data).splitlines()]
+    head, *objects, end = [json.loads(line) for line in (gzip.decompress(data) if name.endswith(".gz") else data).splitlines()]
     doc = {**head, "objects": objects}
     assert f"wrote {path}: {len(doc['objects'])} objects from context test (Kubernetes v1.31.4)" in result.stderr
+    assert end == {"kind": "MeshAuditSnapshotEnd", "objects": len(objects)} and head["objects"] == len(objects)
     assert {"Pod", "DaemonSet", "CustomResourceDefinition"} <= {o["kind"] for o in doc["objects"]}
-    assert doc["kind"] == "MeshAuditSnapshot" and doc["schema_version"] == 2
+    assert doc["kind"] == "MeshAuditSnapshot" and doc["schema_version"] == 3
     assert doc["collection"]["server_version"] == "v1.31.4" and doc["collection"]["context"] == "test"
     assert doc["collection"]["collected_at"].endswith("Z") and doc["collection"]["not_collected"] == []
     requests_before = len(api.requests)
@@ -353,3 +354,25 @@ def test_a_list_that_fails_part_way_leaves_nothing_in_the_snapshot(tmp_path):
     head, *objects = [json.loads(line) for line in path.read_bytes().splitlines()]
     assert [g["resource"] for g in head["collection"]["not_collected"]] == ["pods"]
     assert not [o for o in objects if o["kind"] == "Pod"] and "pods" not in head["collection"]["counts"]
+
+
+def test_a_404_on_a_kind_discovery_serves_fails_the_gate_instead_of_dropping_its_findings(api):
+    """AuthorizationPolicies served by discovery but whose list answers 404: their findings
+    cannot be judged, so the scan is incomplete (exit 3), never a clean pass."""
+    complete = json.loads(live(api, "-o", "json").stdout)
+    assert any(f["object"]["kind"] == "AuthorizationPolicy" for f in complete["findings"])
+    api.fault("authorizationpolicies.security.istio.io", status=404)
+    result = live(api, "-o", "json")
+    assert result.exit_code == 3
+    doc = json.loads(result.stdout)
+    assert doc["summary"]["complete"] is False
+    assert [(g["resource"], g["status"]) for g in doc["collection"]["not_collected"]] == [
+        ("authorizationpolicies.security.istio.io", 404)]
+    assert "authorizationpolicies.security.istio.io" not in doc["collection"]["not_installed"]
+
+
+def test_an_odd_list_body_is_a_gap_not_a_traceback(api):
+    api.fault("services", body=b'{"kind":"ServiceList","items":5}')
+    result = live(api, "-o", "json")
+    assert result.exit_code == 3
+    assert "mesh-audit: warning: not collected: services: the API server sent a malformed list (items is a int)" in result.stderr

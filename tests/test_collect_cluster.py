@@ -115,15 +115,19 @@ def test_forbidden_resource_is_reported_and_the_rest_collected(api):
     assert "Pod" not in kinds(c) and "Deployment" in kinds(c)
 
 
-def test_missing_resource_or_group_counts_as_not_installed(tmp_path):
+def test_a_group_discovery_lacks_is_not_installed_a_404_on_a_served_list_is_a_gap(tmp_path):
+    """Only discovery decides "not installed": a list that 404s although discovery serves its
+    kind is a gap, or a scan would turn green for what it could not read."""
     objects = [o for o in cluster_objects() if "gateway.networking.k8s.io" not in o["apiVersion"]
                and not o["metadata"]["name"].endswith(".gateway.networking.k8s.io")]
     with ApiServer(objects) as api:
         api.kubeconfig_path = api.kubeconfig(tmp_path / "kc")
         api.fault("cronjobs.batch", status=404)
         c = run_collect(api)
-    assert c.complete
-    assert set(c.not_installed) == {"gateway.networking.k8s.io", "cronjobs.batch"}
+    assert not c.complete
+    assert set(c.not_installed) == {"gateway.networking.k8s.io"}
+    [gap] = c.not_collected
+    assert (gap.resource, gap.status) == ("cronjobs.batch", 404) and gap.reason.startswith("not found (404)")
 
 
 def test_failed_discovery_of_one_version_falls_back_to_the_next(api):
@@ -345,3 +349,96 @@ def test_continue_token_is_read_from_the_list_head(body, token):
     from auditor.collect.cluster.lister import continue_token
 
     assert continue_token(body) == token
+
+
+# -- odd answers a list can get (issue: a gate that never goes green by accident) -----------
+
+@pytest.mark.parametrize("body, reason", [
+    (b'{"kind":"PodList","metadata":{},"items":5}', "the API server sent a malformed list (items is a int)"),
+    (b'{"kind":"PodList","metadata":"x","items":[]}', "the API server sent a malformed list (metadata is a str)"),
+    (b'[1, 2]', "the API server sent a list, not a list"),
+    (b'<html>502 Bad Gateway</html>', "the API server sent a list that is not JSON (unexpected character, expected a JSON value)"),
+    (b'{"items":' + b'[' * 2000 + b']' * 2000 + b'}', "the API server sent a list that is not JSON (nested more than 1,024 levels deep)"),
+])
+def test_a_list_that_is_not_a_list_is_a_gap(api, body, reason):
+    api.fault("pods", body=body)
+    c = run_collect(api)
+    [gap] = c.not_collected
+    assert (gap.resource, gap.reason) == ("pods", reason)
+    assert "Pod" not in kinds(c) and "Deployment" in kinds(c)
+
+
+def test_a_body_cut_short_is_retried_then_a_gap(api):
+    api.fault("services", truncate=True, times=1)
+    api.fault("pods", truncate=True)
+    c = run_collect(api)
+    assert [(g.resource, g.reason) for g in c.not_collected] == [
+        ("pods", f"connection dropped by the server (gave up after {FAST.attempts} attempts)")]
+    assert "Service" in kinds(c)  # the retry read it whole
+
+
+def test_a_continue_token_handed_out_twice_ends_the_list_with_a_gap(api):
+    api.fault("pods", repeat_continue=True)
+    with_small_pages = pytest.MonkeyPatch()
+    from auditor.collect.cluster import lister
+
+    with_small_pages.setattr(lister, "PAGE_SIZE", 2)
+    try:
+        c = run_collect(api)
+    finally:
+        with_small_pages.undo()
+    [gap] = c.not_collected
+    assert (gap.resource, gap.reason) == ("pods", "the API server sent the same continue token twice; the list would never end")
+    assert len([r for r in api.requests if r.path == "/api/v1/pods"]) <= 3
+
+
+def test_a_slow_server_ends_in_timeout_gaps_within_the_time_limit(api):
+    api.fault("pods", delay=3)
+    started = time.monotonic()
+    c = run_collect(api, timeout=1.5)
+    assert time.monotonic() - started < 5
+    assert ("pods", "timed out (--timeout)") in [(g.resource, g.reason) for g in c.not_collected]
+
+
+def test_a_group_whose_every_version_is_missing_is_a_gap(api):
+    for version in ("v1", "v1beta1"):
+        api.fault(f"/apis/security.istio.io/{version}", status=404)
+    c = run_collect(api)
+    assert [(g.resource, g.status) for g in c.not_collected] == [("/apis/security.istio.io", 404)]
+    assert "security.istio.io" not in c.not_installed
+
+
+def test_a_failing_exec_plugin_is_named_not_blamed_on_the_server(api, tmp_path, capfd):
+    """The client logs a failed exec plugin (ERROR:root:...) and carries on without a token;
+    the user must read that the plugin failed, not that the server rejected credentials."""
+    import sys
+
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text("import sys\nsys.stderr.write('token expired, run: cloud login')\nsys.exit(1)\n")
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": sys.executable, "args": [str(plugin)],
+                     "interactiveMode": "Never"}}
+    kc = api.kubeconfig(tmp_path / "kc", context="prod", user=user)
+    with pytest.raises(ClusterError) as info:
+        connect(str(kc), context="prod")
+    assert str(info.value).startswith("credentials for context prod: exec: process returned 1")
+    assert "ERROR:root" not in capfd.readouterr().err
+    assert api.requests == []  # it never got as far as a request
+
+
+def test_a_kubeconfig_that_is_not_yaml_is_a_usage_error_at_its_line(tmp_path):
+    from auditor.errors import UsageError
+
+    kc = tmp_path / "kc"
+    kc.write_text("apiVersion: v1\nclusters: [\n  - {name: a\n")
+    with pytest.raises(UsageError) as info:
+        connect(str(kc))
+    assert str(info.value) == f"{kc}:3: kubeconfig is not valid YAML: expected the node content, but found '-'"
+
+
+def test_an_explicit_kubeconfig_path_is_not_split_on_colons(api, tmp_path):
+    odd = tmp_path / "team:prod"
+    odd.mkdir()
+    kc = api.kubeconfig(odd / "config")
+    assert connect(str(kc)).server == api.url
+    # $KUBECONFIG is a list, as kubectl reads it
+    assert connect(environ={"KUBECONFIG": f"{tmp_path / 'none'}:{api.kubeconfig_path}"}).server == api.url

@@ -12,8 +12,10 @@ as the real server's do.
 Faults are injected per resource (`pods`, `virtualservices.networking.istio.io`), or
 per discovery path (`/apis/security.istio.io/v1`, status faults only):
 an HTTP status (403, 404, 429 with Retry-After, 500), a dropped connection, a slow
-response, or 410 Gone on a `continue` token. Every request is recorded so tests can
-assert what a client did and did not ask for.
+response, 410 Gone on a `continue` token, a body of the test's choosing (odd JSON, not
+JSON), a body cut short of its Content-Length, or a list that hands out the same
+`continue` token forever. Every request is recorded so tests can assert what a client
+did and did not ask for.
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ class Fault:
     drop: bool = False  # close the connection without answering
     delay: float = 0.0  # seconds to wait before answering
     gone_on_continue: bool = False  # 410 Gone when a continue token is presented
+    body: bytes | None = None  # answer 200 with exactly this body
+    truncate: bool = False  # send half the body, but the whole body's Content-Length
+    repeat_continue: bool = False  # every page of a list names the same continue token
     times: int | None = None  # how many requests it applies to; None = all
 
 
@@ -280,6 +285,8 @@ class ApiServer:
                 return None
             if fault.gone_on_continue:
                 return _json(410, _status(410, "Expired", "The provided continue parameter is too old to display a consistent list result."))
+            if fault.body is not None:
+                return 200, {"Content-Type": "application/json"}, fault.body
             if fault.status is not None:
                 extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
                 reason = {403: "Forbidden", 404: "NotFound", 429: "TooManyRequests", 500: "InternalError"}.get(fault.status, "Error")
@@ -293,7 +300,15 @@ class ApiServer:
             if obj is None:
                 return _json(404, _status(404, "NotFound", f'{rest[0]} "{rest[1]}" not found'))
             return _json(200, {**obj, "apiVersion": api_version, "kind": resource.kind}, headers)
-        return self._list(resource, api_version, items, query, headers)
+        code, out_headers, body = self._list(resource, api_version, items, query, headers)
+        if fault is not None and fault.repeat_continue:
+            doc = orjson.loads(gzip.decompress(body) if out_headers.get("Content-Encoding") == "gzip" else body)
+            doc["metadata"]["continue"] = _token(0, "repeat")
+            code, out_headers, body = _json(code, doc)
+        if fault is not None and fault.truncate:
+            out_headers = {**out_headers, "Content-Length": str(len(body))}
+            body = body[: len(body) // 2]
+        return code, out_headers, body
 
     def _list(self, resource: Resource, api_version: str, items: list[dict], query: dict, headers: dict):
         offset = 0
@@ -422,9 +437,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         for k, v in out_headers.items():
             self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
+        if "Content-Length" not in out_headers:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+        if len(body) < int(out_headers.get("Content-Length", len(body))):
+            self.close_connection = True  # a body cut short: hang up, as a dying server would
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 

@@ -35,6 +35,7 @@ from auditor.collect.cluster.resources import (
 from auditor.collect.cluster.spool import Spool
 from auditor.collect.collection import Collection
 from auditor.components import CNI_NODE, is_injector_webhook, is_istiod
+from auditor.snapshot import as_dict, as_list
 
 WORKERS = 4
 LOOPBACK_WORKERS = 2
@@ -46,21 +47,21 @@ def _istio_namespaces(webhooks: list[dict], objects: list[dict]) -> tuple[list[s
     namespaces = {DEFAULT_ISTIO_NAMESPACE}
     revisions: set[str] = set()
     for mwc in webhooks:
-        rev = ((mwc.get("metadata") or {}).get("labels") or {}).get("istio.io/rev")
-        if rev and rev != "default":
+        rev = as_dict(as_dict(mwc.get("metadata")).get("labels")).get("istio.io/rev")
+        if isinstance(rev, str) and rev and rev != "default":
             revisions.add(rev)
-        for hook in mwc.get("webhooks") or []:
-            service = ((hook or {}).get("clientConfig") or {}).get("service") or {}
-            if service.get("namespace"):
+        for hook in as_list(mwc.get("webhooks")):
+            service = as_dict(as_dict(as_dict(hook).get("clientConfig")).get("service"))
+            if isinstance(service.get("namespace"), str) and service["namespace"]:
                 namespaces.add(service["namespace"])
     for obj in objects:
-        meta = obj.get("metadata") or {}
-        name, labels = str(meta.get("name", "")), meta.get("labels") or {}
+        meta = as_dict(obj.get("metadata"))
+        name, labels = str(meta.get("name", "")), as_dict(meta.get("labels"))
         if obj.get("kind") in ("Deployment", "DaemonSet") and (is_istiod(name, labels) or name == CNI_NODE):
-            if meta.get("namespace"):
+            if isinstance(meta.get("namespace"), str) and meta["namespace"]:
                 namespaces.add(meta["namespace"])
             rev = labels.get("istio.io/rev")
-            if rev and rev != "default":
+            if isinstance(rev, str) and rev and rev != "default":
                 revisions.add(rev)
     return sorted(namespaces), sorted(revisions)
 

@@ -50,23 +50,90 @@ def connect(kubeconfig: str | None = None, context: str | None = None, environ=N
                     "in a pod; pass -f or --snapshot to scan files"
                 )
             return _in_cluster(config, environ, ConfigException)
-        files = [p for p in paths.split(os.pathsep) if p]
+        # An explicit --kubeconfig is one file, whatever characters its path holds; only
+        # $KUBECONFIG is a list, as kubectl reads them.
+        files = [paths] if kubeconfig else [p for p in paths.split(os.pathsep) if p]
         missing = [p for p in files if not Path(p).exists()]
         if kubeconfig and missing:
             raise UsageError("kubeconfig not found", missing[0])
+        documents = {p: _read_kubeconfig(p) for p in files if p not in missing}
         try:
-            from kubernetes.config import kube_config
-
-            loader = kube_config._get_kube_config_loader(filename=paths, active_context=context, persist_config=False)
-            loader.load_and_set(config)
-            current = loader.current_context.get("name") if loader.current_context else context
+            loader = _loader(files, documents, context)
+            with _client_errors() as logged:
+                loader.load_and_set(config)
+            if logged:  # the client logs a failed exec plugin and goes on without credentials
+                raise ClusterError(f"credentials for context {_context_name(loader, context)}: {logged[0]}")
+            current = _context_name(loader, context)
         except ConfigException as err:
             raise UsageError(f"kubeconfig: {first_line(err)}", files[0] if len(files) == 1 else paths) from None
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
             raise UsageError(f"kubeconfig could not be read: {first_line(err)}", files[0] if len(files) == 1 else paths) from None
+        except ClusterError:
+            raise
         except Exception as err:  # exec plugins and auth providers raise their own types
             raise ClusterError(f"credentials for context {context or '(current)'}: {first_line(err)}") from None
     return Connection(config, current, config.host)
+
+
+def _read_kubeconfig(path: str):
+    """A kubeconfig file parsed, or a UsageError at its line (exit 2: a file to fix, not a
+    cluster that cannot be reached)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        raise UsageError(f"kubeconfig is not valid YAML: {err.problem or err.context}", path,
+                         mark.line + 1 if mark else None) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise UsageError(f"kubeconfig is not valid YAML: {first_line(err)}", path) from None
+    except OSError as err:
+        raise UsageError(f"kubeconfig could not be read: {err.strerror or err}", path) from None
+
+
+def _loader(files: list[str], documents: dict, context: str | None):
+    """The client's loader: one file's document as it is (relative paths from its folder),
+    several merged the client's way."""
+    from kubernetes.config import kube_config
+
+    if len(files) == 1:
+        doc = documents.get(files[0])
+        if not isinstance(doc, dict):
+            from kubernetes.config.config_exception import ConfigException
+
+            raise ConfigException("Invalid kube-config file. No configuration found.")
+        return kube_config.KubeConfigLoader(config_dict=doc, config_base_path=os.path.dirname(os.path.abspath(files[0])),
+                                            active_context=context)
+    return kube_config._get_kube_config_loader(filename=os.pathsep.join(files), active_context=context,
+                                               persist_config=False)
+
+
+def _context_name(loader, context: str | None) -> str | None:
+    return loader.current_context.get("name") if loader.current_context else context
+
+
+@contextlib.contextmanager
+def _client_errors():
+    """Error messages the kubernetes client logs instead of raising (a failed exec credential
+    plugin), kept off stderr and handed to the caller."""
+    import logging
+
+    messages: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.ERROR:
+                messages.append(first_line(Exception(record.getMessage())))
+
+    root = logging.getLogger()
+    handler = Keep()
+    root.addHandler(handler)  # with a handler in place, logging.error() does not print ERROR:root:...
+    try:
+        yield messages
+    finally:
+        root.removeHandler(handler)
 
 
 def _in_cluster(config, environ, config_exception) -> Connection:

@@ -31,9 +31,11 @@ from auditor.collect.cluster.resources import (
 from auditor.collect.cluster.spool import Spool
 from auditor.collect.collection import Collection
 from auditor.coverage import Gap
-from auditor.snapshot import project
+from auditor.errors import json_problem
+from auditor.snapshot import as_dict, as_list, project
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+NOT_FOUND: dict = {}  # a discovery document that answered 404 (told apart by identity)
 
 
 def _prepare(item: dict, rtype: ResourceType, projected: bool = False) -> dict:
@@ -69,6 +71,8 @@ class Lister:
         self.ahead = ahead  # requests the next page of a list while this one is parsed
         self.progress = progress
         self.result = Collection()
+        # API groups discovery does not serve: their kinds are not installed, not failed.
+        self.absent_groups: set[str] = set()
         self._lock = threading.Lock()
 
     def gap(self, rtype_key: str, reason: str, namespace=None, name=None, status=None) -> None:
@@ -81,8 +85,12 @@ class Lister:
                 self.result.not_installed.append(what)
 
     def list(self, rtype: ResourceType, namespace: str | None = None, accept: str = JSON, spooled: bool = False) -> list[dict]:
-        """All pages of one LIST; [] with a gap or a not-installed note when it fails.
-        `spooled` (with a spool) sends the pages to the spool and returns []."""
+        """All pages of one LIST; [] with a gap when it fails, or a not-installed note when
+        discovery does not serve its group. `spooled` (with a spool) sends the pages to the
+        spool and returns []."""
+        if rtype.group in self.absent_groups:
+            self.missing(rtype.key)
+            return []
         spool = self.spool if spooled else None
         try:
             items, count = self._pages(rtype, namespace, accept, spool)
@@ -93,9 +101,7 @@ class Lister:
                 self.gap(rtype.key, "timed out (--timeout)", namespace)
             elif isinstance(err, Unavailable):
                 self.gap(rtype.key, str(err), namespace, status=err.status)
-            elif err.response.status == 404:
-                self.missing(rtype.key)
-            else:
+            else:  # a 404 too: discovery serves this kind, so the failed list is a gap, never "not installed"
                 self.gap(rtype.key, status_reason(err.response), namespace, status=err.response.status)
             return []
         self._count(rtype.key, count)
@@ -127,6 +133,7 @@ class Lister:
         restarts = 0
         path = rtype.path(namespace)
         ahead = None  # (token, future) of the page requested early
+        seen: set[str] = set()  # a server that hands out a token twice would list forever
         while True:
             if ahead is not None and ahead[0] == token:
                 resp = ahead[1].result()
@@ -136,6 +143,7 @@ class Lister:
             if resp.status == 410 and token and restarts < 3:
                 # The continue token expired (etcd compacted): start this list again.
                 items, count, token, restarts = [], 0, None, restarts + 1
+                seen.clear()  # a new list hands out its tokens again
                 if spool is not None:
                     spool.restart(key)
                 continue
@@ -144,12 +152,11 @@ class Lister:
             early = continue_token(resp.body) if self.ahead is not None else None
             if early:
                 ahead = (early, self.ahead.submit(self.http.get, path, page_query(early), accept))
-            try:
-                doc = resp.json()
-                page = doc.get("items") or []
-                token = (doc.get("metadata") or {}).get("continue")
-            except (orjson.JSONDecodeError, AttributeError):
-                raise Unavailable("the API server sent a list that is not JSON") from None
+            page, token = _list_page(resp)
+            if token in seen:
+                raise Unavailable("the API server sent the same continue token twice; the list would never end")
+            if token:
+                seen.add(token)
             prepared = [_prepare(i, rtype, self.projected) for i in page if isinstance(i, dict)]
             count += len(prepared)
             if spool is None:
@@ -180,53 +187,69 @@ class Lister:
             return None
         try:
             obj = resp.json()
-        except orjson.JSONDecodeError:
-            self.gap(rtype.key, "the API server sent an object that is not JSON", namespace, name)
+        except orjson.JSONDecodeError as err:
+            self.gap(rtype.key, f"the API server sent an object that is not JSON ({json_problem(err)})", namespace, name)
+            return None
+        if not isinstance(obj, dict):
+            self.gap(rtype.key, f"the API server sent a {type(obj).__name__}, not an object", namespace, name)
             return None
         self._count(rtype.key, 1)
-        return _prepare(obj, rtype) if isinstance(obj, dict) else None
+        return _prepare(obj, rtype)
 
     def discover(self, pool: ThreadPoolExecutor) -> list[ResourceType]:
         """Every served kind of the Istio and Gateway API groups, each at the most preferred
         version that serves it (EnvoyFilter, for one, exists only as v1alpha3)."""
         doc = self._discovery_get("/apis")
-        if doc is None:
+        if doc is NOT_FOUND:
+            self.gap("/apis", "discovery failed: not found (404)", status=404)
+        if doc is None or doc is NOT_FOUND:
             return []
-        groups = {g.get("name"): g for g in doc.get("groups") or [] if isinstance(g, dict)}
+        groups = {g.get("name"): g for g in as_list(doc.get("groups")) if isinstance(g, dict)}
         for builtin in (WEBHOOKS, CRDS, *WORKLOAD_TYPES):
             if builtin.group and builtin.group not in groups:
                 self.missing(builtin.group)
+                self.absent_groups.add(builtin.group)
         plan = []
         for name in ISTIO_GROUPS:
             group = groups.get(name)
             if group is None:
                 self.missing(name)
                 continue
-            preferred = (group.get("preferredVersion") or {}).get("version")
-            versions = [v.get("version") for v in group.get("versions", []) if isinstance(v, dict)]
+            preferred = as_dict(group.get("preferredVersion")).get("version")
+            versions = [v.get("version") for v in as_list(group.get("versions")) if isinstance(v, dict)]
             ordered = ([preferred] if preferred in versions else []) + [v for v in versions if v != preferred]
             plan.extend((name, v) for v in ordered)
         pages = list(pool.map(lambda gv: self._discovery_get(f"/apis/{gv[0]}/{gv[1]}"), plan))
         found: dict[tuple[str, str], ResourceType] = {}
         for (group, version), page in zip(plan, pages):
-            if page is None:
-                continue
-            for r in page.get("resources") or []:
+            for r in as_list(as_dict(page).get("resources")):
                 if not isinstance(r, dict):
                     continue
                 name = str(r.get("name", ""))
-                if "/" in name or "list" not in (r.get("verbs") or []):
+                if "/" in name or "list" not in as_list(r.get("verbs")):
                     continue
-                found.setdefault((group, str(r.get("kind"))), ResourceType(group, version, name, str(r.get("kind")), bool(r.get("namespaced"))))
+                kind = str(r.get("kind"))
+                found.setdefault((group, kind), ResourceType(group, version, name, kind, bool(r.get("namespaced"))))
+        self._unserved_groups(plan, pages)
         return list(found.values())
+
+    def _unserved_groups(self, plan: list[tuple[str, str]], pages: list) -> None:
+        """A group /apis lists whose every version then answers 404: what it serves is
+        unknown, which is a gap (the versions that failed some other way are gaps already)."""
+        failed: dict[str, list] = {}
+        for (group, version), page in zip(plan, pages):
+            failed.setdefault(group, []).append(page)
+        for group, answers in sorted(failed.items()):
+            if all(a is NOT_FOUND for a in answers):
+                self.gap(f"/apis/{group}", "discovery failed: /apis lists the group, but every version of it "
+                                           "answers not found (404)", status=404)
 
     def _discovery_get(self, path: str) -> dict | None:
         resp = self._fetch(path, path, prefix="discovery failed: ")
         if resp is None:
             return None
         if resp.status == 404:
-            self.missing(path.removeprefix("/apis/"))
-            return None
+            return NOT_FOUND
         if resp.status != 200:
             self.gap(path, f"discovery failed: {status_reason(resp)}", status=resp.status)
             return None
@@ -263,3 +286,21 @@ def continue_token(body: bytes) -> str | None:
     except orjson.JSONDecodeError:
         return None
     return token or None
+
+
+def _list_page(resp: Response) -> tuple[list, str | None]:
+    """(items, continue token) of a LIST response; Unavailable when it is not a list."""
+    try:
+        doc = resp.json()
+    except orjson.JSONDecodeError as err:
+        raise Unavailable(f"the API server sent a list that is not JSON ({json_problem(err)})") from None
+    if not isinstance(doc, dict):
+        raise Unavailable(f"the API server sent a {type(doc).__name__}, not a list")
+    items, meta = doc.get("items"), doc.get("metadata")
+    if items is not None and not isinstance(items, list):
+        raise Unavailable(f"the API server sent a malformed list (items is a {type(items).__name__})")
+    if meta is not None and not isinstance(meta, dict):
+        raise Unavailable(f"the API server sent a malformed list (metadata is a {type(meta).__name__})")
+    token = (meta or {}).get("continue")
+    return items or [], str(token) if token else None
+
