@@ -51,8 +51,22 @@ def explain_error(error: jsonschema.ValidationError) -> str:
     if error.validator == "pattern":
         return f"'{where}' value {error.instance!r} does not match the expected form {error.validator_value}"
     if error.validator == "type":
-        return f"'{where}' must be a {error.validator_value}, not {type(error.instance).__name__}"
+        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        words = " or ".join(("an " if w[0] in "aeiou" else "a ") + w for w in wanted)
+        return f"'{where}' must be {words}, not {_json_type(error.instance)}"
     return f"'{where}': {error.message}" if where else error.message
+
+
+def _json_type(value) -> str:
+    """A Python value named as JSON names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    for kind, word in ((int, "an integer"), (float, "a number"), (str, "a string"), (list, "an array"), (dict, "an object")):
+        if isinstance(value, kind):
+            return word
+    return type(value).__name__
 
 
 def check_schema(data, node, schema: dict, name: str) -> None:
