@@ -75,11 +75,13 @@ class Settings:
     baseline_entries: set = field(default_factory=set, repr=False)  # the baseline's findings, once resolved
 
 
-def load(inputs=None, *, snapshot: str | None = None, jobs: int | None = None, stdin=None) -> Snapshot:
+def load(inputs=None, *, snapshot: str | None = None, jobs: int | None = None, stdin=None,
+         follow_symlinks: bool = False) -> Snapshot:
     """The objects to audit, with `collection` (where they came from), `errors` and
     `warnings`. `inputs`: paths (files, directories, dumps, snapshots, "-" for stdin), or
     a ClusterSource, or None for the current kubeconfig context. `snapshot`: a snapshot
-    file, which must be one."""
+    file, which must be one. Symlinks in a directory are followed only within it, unless
+    `follow_symlinks`."""
     from auditor.collect.sources import load_cluster, load_files
 
     if snapshot is not None:
@@ -90,7 +92,7 @@ def load(inputs=None, *, snapshot: str | None = None, jobs: int | None = None, s
         return load_cluster(inputs or ClusterSource())
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
-    return load_files([str(p) for p in inputs], jobs, stdin)
+    return load_files([str(p) for p in inputs], jobs, stdin, follow_symlinks=follow_symlinks)
 
 
 def scan(inputs=None, settings: Settings | None = None, *, snapshot: str | None = None, stdin=None) -> Report:

@@ -96,9 +96,13 @@ class Config:
 
 
 def find_config(explicit: str | None, cwd: Path | None = None) -> str | None:
+    """The --config file, else .mesh-audit.yaml in the working directory (named as the user
+    would: relative), else None."""
     if explicit:
         return explicit
-    candidate = (cwd or Path.cwd()) / DEFAULT_NAME
+    if cwd is None:
+        return DEFAULT_NAME if Path(DEFAULT_NAME).is_file() else None
+    candidate = cwd / DEFAULT_NAME
     return str(candidate) if candidate.is_file() else None
 
 

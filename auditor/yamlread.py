@@ -82,14 +82,51 @@ def check_aliases(node, name: str) -> None:
         )
 
 
+def check_duplicate_keys(node, name: str) -> None:
+    """Refuse a mapping that names a key twice, as Kubernetes' YAML reader does (the last
+    one would silently win), naming both lines. Merge keys (`<<`) may be overridden."""
+    stack = [node] if node is not None else []
+    seen_nodes: set[int] = set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen_nodes or isinstance(current, yaml.ScalarNode):
+            continue
+        seen_nodes.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            first_lines: dict[str, int] = {}
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = key.start_mark.line + 1
+                    if key.value in first_lines:
+                        raise UsageError(f"the key '{key.value}' appears twice in one mapping (first at line "
+                                         f"{first_lines[key.value]}); only one may stay", name, line)
+                    first_lines[key.value] = line
+                stack += [key, value]
+        else:
+            stack += current.value
+
+
 def load_yaml(text: str, name: str, loader=ManifestLoader) -> tuple:
-    """(node tree, data) of a one-document YAML file, refusing alias bombs; a syntax error
-    is a UsageError at its line."""
+    """(node tree, data) of a one-document YAML file, refusing alias bombs and duplicate
+    keys; a syntax error, or a character YAML does not allow, is a UsageError at its line."""
     try:
         node = yaml.compose(text, Loader=loader)
         check_aliases(node, name)
+        check_duplicate_keys(node, name)
         data = yaml.load(text, Loader=loader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         raise UsageError(f"invalid YAML: {err.problem or err.context}", name, mark.line + 1 if mark else None) from None
+    except yaml.reader.ReaderError as err:  # a control character or a byte that is not text
+        raise reader_error(err, text, name) from None
+    except yaml.YAMLError as err:
+        raise UsageError(f"invalid YAML: {err}", name) from None
     return node, data
+
+
+def reader_error(err: yaml.reader.ReaderError, text: str, name: str, offset: int = 0) -> UsageError:
+    """A character YAML does not allow (a control character, say), at its line."""
+    line = text.count("\n", 0, err.position) + 1 + offset if isinstance(err.position, int) else None
+    code = ord(err.character) if isinstance(err.character, str) else err.character
+    what = f"U+{code:04X}" if isinstance(code, int) else repr(err.character)
+    return UsageError(f"invalid YAML: {what} is not allowed in YAML (a control character or binary data?)", name, line)

@@ -167,11 +167,18 @@ def test_console_script_runs_without_traceback(tmp_path):
 
 
 def test_wrong_typed_fields_do_not_crash_the_scan():
-    result = run("scan", "-f", str(FIXTURES / "hostile" / "wrong-types.yaml"), "-o", "json")
-    assert result.exit_code == 1
+    """Metadata kubectl would reject is an input error (the object is not audited under a
+    wrong name); wrong types elsewhere in an object are read as absent."""
+    path = FIXTURES / "hostile" / "wrong-types.yaml"
+    result = run("scan", "-f", str(path), "-o", "json")
+    assert result.exit_code == 2
     doc = json.loads(result.stdout)
-    assert doc["summary"]["objects"] == 10 and doc["errors"] == []
-    assert [(f["rule"], f["object"]["name"]) for f in doc["findings"]] == [("policy-target-invalid", "p"), ("waypoint-missing", "s")]
+    assert doc["summary"]["objects"] == 8
+    assert [(e["line"], e["message"]) for e in doc["errors"]] == [
+        (2, "Namespace: metadata.labels is a list, not a mapping of strings"),
+        (6, "Service: metadata.labels.istio.io/use-waypoint is the number 5, not a string; kubectl rejects it: quote the value"),
+    ]
+    assert [(f["rule"], f["object"]["name"]) for f in doc["findings"]] == [("policy-target-invalid", "p")]
 
 
 def test_unforeseen_facts_failure_is_reported_per_object(mocker, rules):

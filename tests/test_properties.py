@@ -1,7 +1,7 @@
 """Property-based tests: arbitrary and malformed Kubernetes-shaped objects through the
-loaders, the facts layer and the engine. Whatever the input, the outcome is findings,
-per-object errors or warnings in the report, or a UsageError (exit 2); never an
-unhandled exception."""
+loaders, the facts layer and the engine. Whatever the input, every object is loaded or
+accounted for by an error or warning at its file; a refused input says where; the engine
+turns what loaded into findings or per-object errors. Deep nesting included."""
 
 from __future__ import annotations
 
@@ -87,18 +87,58 @@ def test_engine_never_raises_on_malformed_objects(objects):
         assert render(report)
 
 
+def _accounted(objects: list, result: LoadResult, name: str) -> None:
+    """Every input object is loaded, or named in an error or a warning at the file (and,
+    where the loader knows it, the line): none silently disappears."""
+    problems = result.errors + result.warnings
+    assert len(result.objects) + len(problems) == len(objects)
+    for problem in problems:
+        assert str(problem).startswith(name)
+    loaded = [(o.api_version, o.kind) for o in result.objects]
+    expected = [(o["apiVersion"], o["kind"]) for o in objects]
+    assert all(item in expected for item in loaded)
+
+
 @SETTINGS
 @given(st.lists(k8s_objects(), max_size=6))
-def test_loaders_accept_anything_they_can_parse(objects):
+def test_loaders_load_or_locate_every_object(objects):
     for data, as_json in ((orjson.dumps({"apiVersion": "v1", "kind": "List", "items": objects}), True),
                           (yaml.safe_dump_all(objects).encode(), False)):
         result = LoadResult()
         try:
             _load_bytes(data, "x", result, as_json=as_json)
-        except UsageError:
+        except UsageError as err:  # the whole file refused: said where
+            assert str(err).startswith("x:") or str(err).startswith("x: ")
             continue
-        snapshot = result.snapshot()
-        audit(snapshot, RULES)  # and whatever loaded, the engine takes
+        _accounted(objects, result, "x")
+        audit(result.snapshot(), RULES)  # and whatever loaded, the engine takes
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([1, 10, 200, 900, 1001, 1100, 3000, 12000]), st.sampled_from(["json", "yaml-block", "yaml-flow"]),
+       st.booleans())
+def test_deep_nesting_is_loaded_or_refused_at_a_line(depth, form, mappings):
+    """Past what the parsers allow (1,000 levels for YAML, 1,024 for JSON), a located error;
+    below it, the object, which the engine then evaluates like any other."""
+    head = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep, namespace: shop}\n"
+    if form == "json":
+        opening, closing = ('{"k":', "}") if mappings else ("[", "]")
+        data = ('{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"deep"},"data":{"v":'
+                + opening * depth + "1" + closing * depth + "}}")
+    elif form == "yaml-block":
+        data = head + "data:\n  v:\n  " + "- " * depth + "x\n"
+    else:
+        opening, closing = ("{k: ", "}") if mappings else ("[", "]")
+        data = head + "data: {v: " + opening * depth + "1" + closing * depth + "}\n"
+    result = LoadResult()
+    try:
+        _load_bytes(data.encode(), "deep", result, as_json=form == "json")
+    except UsageError as err:
+        assert depth >= 200 and str(err).startswith("deep:"), str(err)  # refused, at a line
+        assert "nest" in str(err) or "depth" in str(err), str(err)
+        return
+    assert depth <= 1024 and len(result.objects) == 1
+    audit(result.snapshot(), RULES)
 
 
 @SETTINGS
@@ -110,13 +150,19 @@ def test_loaders_turn_garbage_into_usage_errors(data):
             _load_bytes(data, "garbage", result, as_json=as_json)
         except UsageError as err:
             assert str(err).startswith("garbage")
+            continue
+        for problem in result.errors + result.warnings:  # or what it read, and what it skipped, said where
+            assert str(problem).startswith("garbage")
 
 
 @SETTINGS
 @given(st.text(alphabet=st.sampled_from(list("{}[]:,-&*!|>'\"#\n  abc01")), max_size=120))
-def test_yaml_fragments_never_escape_as_other_exceptions(text):
+def test_yaml_fragments_load_or_fail_at_the_file(text):
     result = LoadResult()
     try:
         _load_bytes(text.encode(), "frag.yaml", result, as_json=False)
-    except UsageError:
-        pass
+    except UsageError as err:
+        assert str(err).startswith("frag.yaml")
+        return
+    for problem in result.errors + result.warnings:
+        assert str(problem).startswith("frag.yaml")

@@ -18,7 +18,8 @@ kind: ConfigMap
 metadata:
   name: tricky   # a comment
   namespace: shop
-  annotations: {enabled: yes, mode: on, perms: 0755, plain: "yes", octal-string: "0755"}
+  annotations: {plain: "yes", octal-string: "0755"}
+spec: {enabled: yes, mode: on, perms: 0755, plain: "yes", octal-string: "0755"}
 data:
   when: 2024-01-02
   ratio: 1.5
@@ -84,10 +85,11 @@ def test_fast_and_complete_paths_agree_on_every_fixture(path, monkeypatch):
 def test_yaml_1_1_scalars_are_read_as_kubernetes_reads_them(monkeypatch):
     fast = load(TRICKY.encode(), True, monkeypatch)
     assert fast == load(TRICKY.encode(), False, monkeypatch)
-    tricky = fast[0][0]["metadata"]["annotations"]
+    tricky = fast[0][0]["spec"]
     assert tricky == {"enabled": True, "mode": True, "perms": 493, "plain": "yes", "octal-string": "0755"}
+    assert fast[0][0]["metadata"]["annotations"] == {"plain": "yes", "octal-string": "0755"}
     assert fast[0][0]["data"]["when"] == "2024-01-02"  # timestamps stay strings
-    assert [line for _, line in fast] == [1, 13, 19, 27, 34]
+    assert [line for _, line in fast] == [1, 14, 20, 28, 35]
     assert fast[-1][0]["data"]["script"].startswith("---\n- not a document separator")
 
 

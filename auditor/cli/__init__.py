@@ -15,7 +15,7 @@ import sys
 import click
 
 from auditor import __version__
-from auditor.cli.common import EXIT_INTERRUPTED, EXIT_OK, write_output
+from auditor.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, write_output
 from auditor.cli.explain import explain_cmd
 from auditor.cli.rules import rules
 from auditor.cli.scan import scan
@@ -47,7 +47,12 @@ def main() -> None:
         returned = cli.main(standalone_mode=False)
     except SystemExit as done:
         _exit(done.code)  # here, while the exception still holds the command's frames
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except click.exceptions.Abort as err:
+        if isinstance(err.__context__, EOFError):  # click turns any EOFError into Abort: not a Ctrl-C
+            sys.stderr.write(f"mesh-audit: error: an input ended before it was complete ({err.__context__})\n")
+            _exit(EXIT_USAGE)
+        _interrupted()
+    except KeyboardInterrupt:
         _interrupted()
     except click.ClickException as err:
         err.show()

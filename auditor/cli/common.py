@@ -42,8 +42,11 @@ def write_output(text: str, path: str | None) -> None:
         return
     from auditor.fileio import atomic_file
 
-    with atomic_file(path) as fh:
-        fh.write(text.encode("utf-8"))
+    try:
+        with atomic_file(path) as fh:
+            fh.write(text.encode("utf-8"))
+    except OSError as err:
+        fail(f"{path}: cannot write the report: {err.strerror or err}")
 
 
 def where(problem: dict) -> str:
@@ -79,6 +82,11 @@ rules_dir_option = click.option(
 )
 
 
+follow_symlinks_option = click.option(
+    "--follow-symlinks", is_flag=True,
+    help="Follow symlinks that lead out of a directory being scanned (by default they are skipped, with a warning).")
+
+
 def cluster_options(func):
     """Options of every command that reads a live cluster."""
     options = [
@@ -107,7 +115,8 @@ def load_input(paths, snapshot_path, opts: dict, quiet: bool, jobs=None):
     from auditor import api
 
     if paths or snapshot_path:
-        return call(api.load, list(paths) or None, snapshot=snapshot_path, jobs=jobs)
+        return call(api.load, list(paths) or None, snapshot=snapshot_path, jobs=jobs,
+                    follow_symlinks=opts.get("follow_symlinks", False))
     return call(api.load, cluster_source(opts, quiet))
 
 

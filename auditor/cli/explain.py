@@ -6,14 +6,15 @@ import sys
 
 import click
 
-from auditor.cli.common import (EXIT_OK, EXIT_USAGE, VERSION, call, cluster_options, load_input, report_gaps,
-                                rules_dir_option)
+from auditor.cli.common import (EXIT_OK, EXIT_USAGE, VERSION, call, cluster_options, follow_symlinks_option, load_input,
+                                report_gaps, rules_dir_option)
 
 
 @click.command("explain")
 @click.argument("ref", metavar="KIND/NAMESPACE/NAME")
 @click.option("-f", "--filename", "paths", multiple=True, metavar="PATH", help="Read objects from files, as scan does.")
 @click.option("--snapshot", "snapshot_path", metavar="FILE", help="Read objects from a snapshot.")
+@follow_symlinks_option
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--istio-version", type=VERSION, help="Explain for this Istio version instead of the detected one.")
 @rules_dir_option

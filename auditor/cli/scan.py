@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from auditor.cli.common import (EXIT_CLUSTER, EXIT_USAGE, VERSION, call, cluster_options, load_input, report_gaps,
-                                rules_dir_option, warn, where, write_output)
+from auditor.cli.common import (EXIT_CLUSTER, EXIT_USAGE, VERSION, call, cluster_options, fail, follow_symlinks_option,
+                                load_input, report_gaps, rules_dir_option, warn, where, write_output)
 
 FORMATS = ["table", "json", "sarif", "junit", "markdown", "github"]
 
@@ -17,6 +17,7 @@ FORMATS = ["table", "json", "sarif", "junit", "markdown", "github"]
 @click.option("-f", "--filename", "paths", multiple=True, metavar="PATH",
               help="Manifest file, directory (recursive *.yaml, *.yml, *.json), dump, snapshot or - for stdin. Repeatable.")
 @click.option("--snapshot", "snapshot_path", metavar="FILE", help="Audit a snapshot written by 'mesh-audit snapshot'.")
+@follow_symlinks_option
 @click.option("-o", "--output", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--output-file", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "info", "never"]), default=None,
@@ -60,7 +61,10 @@ def scan(**opts) -> None:
     if opts["write_baseline_path"]:
         from auditor.suppress import write_baseline
 
-        write_baseline(report, opts["write_baseline_path"])
+        try:
+            write_baseline(report, opts["write_baseline_path"])
+        except OSError as err:
+            fail(f"{opts['write_baseline_path']}: cannot write the baseline: {err.strerror or err}")
     sys.exit(exit_code(report, snapshot, opts["allow_partial"]))
 
 

@@ -1,22 +1,19 @@
 """Load Kubernetes objects from manifest files, directories, stdin and `kubectl get` dumps.
 
 YAML is read by `yaml_docs` (yaml-rs where it reads a document as Kubernetes does, PyYAML
-otherwise); every object (and every item of a `kind: List`) keeps the line it starts on. JSON is parsed with orjson; the lines of list
-items are found only when a finding needs one (a scan of a 1 GB dump should not pay for
-positions it never prints). Running pods are projected and their replicas recognized as
+otherwise); every object (and every item of a `kind: List`) keeps the line it starts on.
+JSON is parsed with orjson; the lines of list items are found only when a finding needs
+one (a scan of a 1 GB dump should not pay for positions it never prints). Running pods are projected and their replicas recognized as
 they are read (snapshot.Projector). Many large files are read by forked processes.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import sys
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import orjson
 
@@ -27,13 +24,16 @@ from auditor.collect.snapshot_file import (
     is_snapshot,
     open_snapshot,
 )
+from auditor.collect.paths import STDIN, Expansion, gunzip, read_stream, regular_file_size
+from auditor.collect.validate import json_duplicate, metadata_problem
 from auditor.collect.yaml_docs import documents, is_list
-from auditor.errors import UsageError
+from auditor.errors import UsageError, json_problem
 from auditor.snapshot import K8sObject, Projector, Snapshot
 from auditor.workers import auto_jobs, map_shares, split
 
-SUFFIXES = (".yaml", ".yml", ".json")
-STDIN = "-"
+BOM = b"\xef\xbb\xbf"
+# The start of a snapshot's header line (see snapshot_file).
+SNAPSHOT_HEAD = b'{"kind":"MeshAuditSnapshot"'
 STDIN_NAME = "<stdin>"
 # PyYAML parses a few MB/s: past this size a YAML input is refused with a pointer to JSON,
 # which is parsed two orders of magnitude faster (override with MESH_AUDIT_MAX_YAML_MB).
@@ -74,45 +74,26 @@ class LoadResult:
         """Line of a JSON list item, computed on first use per file."""
         if obj.index is None or obj.file is None:
             return obj.line
-        lines = self._json_lines.get(obj.file)
+        return self.item_line(obj.file, obj.index)
+
+    def item_line(self, name: str, index: int | None) -> int | None:
+        """Line of item `index` of a JSON document's list (computed once per file)."""
+        if index is None:
+            return None
+        lines = self._json_lines.get(name)
         if lines is None:
-            data = self._texts.get(obj.file)
+            data = self._texts.get(name)
             if data is None:
                 try:
-                    data = Path(obj.file).read_bytes()
+                    data = Path(name).read_bytes()
                 except OSError:
                     return None
-            lines = self._json_lines[obj.file] = json_item_lines(data)
-        return lines[obj.index] if obj.index < len(lines) else None
+            lines = self._json_lines[name] = json_item_lines(data)
+        return lines[index] if index < len(lines) else None
 
 
 def _where(obj: K8sObject) -> str:
     return f"{obj.file}:{obj.line}" if obj.line else str(obj.file)
-
-
-def iter_paths(paths: list[str]) -> Iterator[str]:
-    """Expand directories (recursively, sorted, following no symlinked directories twice)."""
-    for path in paths:
-        if path == STDIN:
-            yield STDIN
-            continue
-        p = Path(path)
-        if p.is_dir():
-            seen: set[tuple[int, int]] = set()
-            for root, dirs, files in os.walk(p, followlinks=True):
-                st = os.stat(root)
-                if (st.st_dev, st.st_ino) in seen:
-                    dirs[:] = []
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if name.endswith(SUFFIXES):
-                        yield os.path.join(root, name)
-        elif p.exists():
-            yield path
-        else:
-            raise UsageError("no such file or directory", path)
 
 
 # Below this much input (YAML counted six-fold: it parses that much slower than JSON),
@@ -120,13 +101,19 @@ def iter_paths(paths: list[str]) -> Iterator[str]:
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 
 
-def load_paths(paths: list[str], stdin=None, jobs: int | None = None) -> LoadResult:
+def load_paths(paths: list[str], stdin=None, jobs: int | None = None, follow_symlinks: bool = False) -> LoadResult:
     """Load every object under `paths`. Problems in one file do not stop the others.
     Many large files are split among up to `jobs` processes (default: auto_jobs());
-    the result is the same as one process reading them in order."""
+    the result is the same as one process reading them in order. A path that does not
+    exist raises UsageError."""
     result = LoadResult()
+    expansion = Expansion(follow_symlinks)
+    for path in paths:
+        expansion.add(path)
+    result.warnings += expansion.warnings
+    result.errors += expansion.errors
     with gc_paused():
-        files = list(iter_paths(paths))
+        files = expansion.files
         shares = _shares(files, jobs)
         if shares is None:
             for path in files:
@@ -140,21 +127,31 @@ def load_paths(paths: list[str], stdin=None, jobs: int | None = None) -> LoadRes
 def _load_file(path: str, result: LoadResult, stdin=None) -> None:
     try:
         if path == STDIN:
-            data = (stdin or sys.stdin.buffer).read()
-            _load_bytes(data, STDIN_NAME, result, as_json=_looks_like_json(data))
-        elif _load_snapshot_stream(path, result):
-            pass
-        else:
+            _load_data(read_stream(stdin or sys.stdin.buffer, STDIN_NAME), STDIN_NAME, result)
+        elif regular_file_size(path) is None:  # a pipe named on the command line: -f <(kubectl ...)
+            with open(path, "rb") as stream:
+                _load_data(read_stream(stream, path), path, result)
+        elif not _load_snapshot_stream(path, result):
             data = Path(path).read_bytes()
-            if data[:2] == GZIP_MAGIC:
-                data = _gunzip(data, path)
-                _load_bytes(data, path, result, as_json=_looks_like_json(data))
-            else:
-                _load_bytes(data, path, result, as_json=path.endswith(".json"))
+            if path.endswith(".gz") and data[:2] != GZIP_MAGIC:
+                raise UsageError("named .gz, but not a gzip file (cut short, or renamed?)", path)
+            _load_data(data, path, result, as_json=path.endswith(".json"), rereadable=True)
     except UsageError as err:
         result.errors.append(err)
     except OSError as err:
         result.errors.append(UsageError(err.strerror or str(err), path))
+    except MemoryError:
+        result.errors.append(UsageError("ran out of memory reading it", path))
+
+
+def _load_data(data: bytes, name: str, result: LoadResult, as_json: bool | None = None, rereadable: bool = False) -> None:
+    """Bytes already read: gzip is unpacked, a snapshot read as one, anything else as JSON
+    (by name, else by its first character) or YAML."""
+    if data[:2] == GZIP_MAGIC:
+        data, as_json, rereadable = gunzip(data, name), None, False
+    if data.startswith(SNAPSHOT_HEAD) and _load_snapshot_stream(name, result, data):
+        return
+    _load_bytes(data, name, result, as_json=_looks_like_json(data) if as_json is None else as_json, rereadable=rereadable)
 
 
 def _shares(files: list[str], jobs: int | None) -> list[range] | None:
@@ -190,42 +187,25 @@ class _FileShare:
         return parts
 
 
-def _load_snapshot_stream(path: str, result: LoadResult) -> bool:
-    """Read a snapshot written one object per line, projecting objects as they arrive so a
-    large cluster never sits in memory whole. False when `path` is not such a snapshot."""
-    try:
-        stream = open_snapshot(path)
-    except UsageError:
-        raise
+def _load_snapshot_stream(path: str, result: LoadResult, data: bytes | None = None) -> bool:
+    """Read a snapshot written one object per line (from the file, or from `data` when it
+    was read already), projecting objects as they arrive so a large cluster never sits in
+    memory whole. False when it is not such a snapshot."""
+    stream = open_snapshot(path, data)
     if stream is None:
         return False
-    collection, lines = stream
+    collection, items = stream
     result.snapshots.append((path, collection))
-    loads = orjson.loads
     objects = result.objects
     projector = result._project
-    with lines:
-        for number, line in enumerate(lines, start=2):
-            try:
-                item = loads(line)
-            except orjson.JSONDecodeError as err:
-                if not line.strip():  # a blank line (a trailing newline, say)
-                    continue
-                raise UsageError(f"invalid JSON: {err.msg}", path, number) from None
-            kind = item.get("kind") if isinstance(item, dict) else None
-            if kind in ("Pod", "ReplicaSet") and isinstance(item.get("metadata"), dict):
-                item, signature = projector(item)
-                objects.append(K8sObject(item, signature=signature))
-            else:
-                _add_object(item, path, None, None, result, from_cluster=True)
+    for item in items:
+        kind = item.get("kind") if isinstance(item, dict) else None
+        if kind in ("Pod", "ReplicaSet") and isinstance(item.get("metadata"), dict):
+            item, signature = projector(item)
+            objects.append(K8sObject(item, signature=signature))
+        else:
+            _add_object(item, path, None, None, result, from_cluster=True)
     return True
-
-
-def _gunzip(data: bytes, path: str) -> bytes:
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as err:
-        raise UsageError(f"not a readable gzip file ({err})", path) from None
 
 
 def _looks_like_json(data: bytes) -> bool:
@@ -240,16 +220,25 @@ def _max_yaml_bytes() -> int:
         return MAX_YAML_MB * 1024 * 1024
 
 
-def _load_bytes(data: bytes, name: str, result: LoadResult, as_json: bool) -> None:
+def _load_bytes(data: bytes, name: str, result: LoadResult, as_json: bool, rereadable: bool = False) -> None:
+    """Objects from one input's bytes; `rereadable` when they are the file's own bytes
+    (list items' lines are then found later, from the file)."""
+    if data.startswith(BOM):  # editors on Windows write one; YAML and JSON are the same without it
+        data, rereadable = data[len(BOM):], False
     if b"\x00" in data[:8192]:
         raise UsageError("a binary file, not a manifest (it contains NUL bytes)", name)
     if as_json:
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError as err:
-            raise UsageError(f"invalid JSON: {err.msg}", name, err.lineno) from None
-        if name == STDIN_NAME:
-            result._texts[name] = data  # stdin cannot be read again for item lines
+            raise UsageError(f"invalid JSON: {json_problem(err)}", name, err.lineno) from None
+        duplicate = json_duplicate(data)
+        if duplicate is not None:
+            key, first, second = duplicate
+            raise UsageError(f"the key '{key}' appears twice in one object (first at line {first}); only one may stay",
+                             name, second)
+        if not rereadable:
+            result._texts[name] = data  # stdin, a pipe or unpacked gzip cannot be read again for item lines
         _add_document(doc, name, 1, [], result, json_items=True)
         return
     if len(data) > _max_yaml_bytes():
@@ -293,9 +282,10 @@ def _add_document(doc, name: str, line: int, item_lines: list[int], result: Load
 
 def _add_object(doc, name: str, line: int | None, index: int | None, result: LoadResult, from_cluster: bool = False) -> None:
     if isinstance(doc, dict) and isinstance(doc.get("apiVersion"), str) and isinstance(doc.get("kind"), str) and doc["kind"]:
-        metadata = doc.get("metadata")
-        if metadata is not None and not isinstance(metadata, dict):
-            result.warnings.append(UsageError("skipped: metadata is not a mapping", name, line))
+        problem = None if from_cluster else metadata_problem(doc.get("metadata"))
+        if problem is not None:  # audited under a wrong name, it would give wrong answers
+            where = line if line is not None else result.item_line(name, index)
+            result.errors.append(UsageError(f"{doc['kind']}: {problem}", name, where))
             return
         signature = None
         if doc["kind"] in ("Pod", "ReplicaSet"):

@@ -9,9 +9,10 @@ from auditor.errors import UsageError
 from auditor.snapshot import K8sObject, Snapshot
 
 
-def load_files(paths: list[str], jobs: int | None = None, stdin=None, snapshot_only: bool = False) -> Snapshot:
+def load_files(paths: list[str], jobs: int | None = None, stdin=None, snapshot_only: bool = False,
+               follow_symlinks: bool = False) -> Snapshot:
     """Every object under `paths`; with `snapshot_only`, the one path must be a snapshot."""
-    loaded = load_paths(paths, stdin=stdin, jobs=jobs)
+    loaded = load_paths(paths, stdin=stdin, jobs=jobs, follow_symlinks=follow_symlinks)
     if snapshot_only and not loaded.snapshots and not loaded.errors:
         raise UsageError(f"{paths[0]}: not a mesh-audit snapshot; scan manifests and dumps with -f")
     snapshot = loaded.snapshot()

@@ -13,7 +13,7 @@ from typing import Iterator
 import yaml
 
 from auditor.errors import UsageError
-from auditor.yamlread import MAX_YAML_NODES, ManifestLoader, check_aliases
+from auditor.yamlread import MAX_YAML_NODES, ManifestLoader, check_aliases, check_duplicate_keys, reader_error
 
 # (document, the line it starts on, the lines of its List items)
 Document = tuple[object, int, list[int]]
@@ -66,6 +66,7 @@ def _slow_documents(text: str, name: str, offset: int = 0) -> Iterator[Document]
                     break
                 node = loader.get_node()
                 check_aliases(node, name)
+                check_duplicate_keys(node, name)
                 doc = loader.construct_document(node)
             except UsageError as err:
                 raise UsageError(err.message, err.file, err.line + offset if err.line else None) from None
@@ -74,6 +75,8 @@ def _slow_documents(text: str, name: str, offset: int = 0) -> Iterator[Document]
                 line = mark.line + 1 + offset if mark else None
                 problem = err.problem or err.context or "malformed YAML"
                 raise UsageError(f"invalid YAML: {problem}", name, line) from None
+            except yaml.reader.ReaderError as err:
+                raise reader_error(err, text, name, offset) from None
             except yaml.YAMLError as err:
                 raise UsageError(f"invalid YAML: {err}", name) from None
             except RecursionError:
@@ -120,10 +123,22 @@ _DIFFERENT = [re.compile(p) for p in (
 )]
 
 
+# yaml-rs has no limit on block nesting and crashes the process (a stack overflow) on a
+# document some ten thousand levels deep; PyYAML stops at 1,000 with the line. A block
+# node's depth is at most about twice the indentation and dashes before it on its line,
+# so text whose every line starts with fewer than DEEP_PREFIX spaces, dashes and question
+# marks nests less than 1,000 levels (flow collections yaml-rs limits itself, at 256).
+DEEP_PREFIX = 450
+_DEEP = re.compile(r"\n[ \-?]{%d}" % DEEP_PREFIX)
+_DEEP_FIRST = re.compile(r"[ \-?]{%d}" % DEEP_PREFIX)
+
+
 def _needs_complete_path(chunk: str) -> bool:
-    """Text yaml-rs and Kubernetes may read differently, or whose aliases need checking.
-    Quoted forms ('yes') do not match: they are strings for both."""
-    return any(pattern.search(chunk) for pattern in _DIFFERENT)
+    """Text yaml-rs and Kubernetes may read differently, whose aliases need checking, or
+    that may nest deeper than yaml-rs can take. Quoted forms ('yes') do not match: they
+    are strings for both."""
+    return (any(pattern.search(chunk) for pattern in _DIFFERENT) or _DEEP.search(chunk) is not None
+            or _DEEP_FIRST.match(chunk) is not None)
 
 
 def _fast_path_possible(text: str) -> bool:
@@ -203,8 +218,9 @@ def _chunk_documents(chunk: str, first_line: int, name: str) -> Iterator[Documen
 
 
 def _fast_loads(text: str):
+    # A duplicate key makes yaml-rs refuse the document; PyYAML's path then names both lines.
     return _yaml_rs.loads(text, parse_datetime=False, alias_limits=_ALIAS_LIMITS,
-                          duplicate_key_policy=_yaml_rs.DuplicateKeyPolicy.LastWins)
+                          duplicate_key_policy=_yaml_rs.DuplicateKeyPolicy.Error)
 
 
 def _placed_items(doc, chunk: str, first_line: int) -> list[int] | None:
