@@ -62,6 +62,8 @@ class Settings:
     source_map: str | None = None  # a GitOps checkout to point live findings at
     namespaces: tuple[str, ...] = ()  # report only these (default: what was collected)
     cluster_name: str | None = None
+    category: str | None = None  # SARIF automationDetails.id (default: mesh-audit/<cluster-name>/, else none)
+    repo_root: str | None = None  # file paths in SARIF and annotations (default: the git work tree, else cwd)
     strict_maturity: bool = False
     sidecar_scope_threshold: int = 50
     fail_on: str | None = None  # default: the config's, else error (warning under strict)

@@ -5,6 +5,7 @@ fails the gate set."""
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 from auditor.report import Report
@@ -18,6 +19,8 @@ def finish(report: Report, snapshot: Snapshot, settings) -> None:
     collection = snapshot.collection
     report.collection = collection
     report.cluster_name = settings.cluster_name
+    report.category = settings.category
+    report.repo_root = settings.repo_root or repository_root()
     report.config_path = config.path
     report.warnings = [w.to_dict() for w in snapshot.warnings] + report.warnings
     report.errors = [dict(kind="input", **e.to_dict()) for e in snapshot.errors] + report.errors
@@ -34,6 +37,20 @@ def finish(report: Report, snapshot: Snapshot, settings) -> None:
     if settings.baseline is not None:
         apply_baseline(report, settings.baseline_entries, settings.baseline)
     report.fail_on = config.effective_fail_on(settings.fail_on)
+
+
+def repository_root(start: str | None = None) -> str:
+    """The top of the git work tree holding `start` (default: the working directory), found
+    as git does, by the `.git` folder or file; else `start` itself."""
+    here = os.path.abspath(start or os.curdir)
+    probe = here
+    while True:
+        if os.path.exists(os.path.join(probe, ".git")):
+            return probe
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return here
+        probe = parent
 
 
 def _in_scope(obj, namespaces: set[str]) -> bool:

@@ -99,6 +99,9 @@ class Report:
     # for clusters and snapshots, what was and was not collected (Collection.describe()).
     collection: dict = field(default_factory=lambda: {"source": "files"})
     cluster_name: str | None = None
+    category: str | None = None  # SARIF automationDetails.id (code scanning's category)
+    repo_root: str | None = None  # paths in SARIF and annotations are relative to it
+    details_url: str | None = None  # where the whole report can be read (a CI run's page)
     baseline: dict | None = None  # {"file", "new", "unchanged", "fixed": [...]} with --baseline
     comparison: dict | None = None  # with --compare-version: findings the upgrade adds and removes
     unused_exemptions: list = field(default_factory=list)

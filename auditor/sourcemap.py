@@ -2,8 +2,9 @@
 
 A GitOps checkout holds the manifests a cluster was built from. Objects are matched by
 API group, kind, namespace and name; a manifest that sets no namespace (kustomize or
-helm fill it in) matches when it is the only one of that group, kind and name. Run the
-scan from the repository root so SARIF paths are repository-relative.
+helm fill it in) matches when it is the only one of that group, kind and name. Findings
+on live objects move there whatever the input (a cluster, a snapshot, a dump file or
+stdin); SARIF paths are relative to the repository root.
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ class SourceMap:
         return self.exact.get((group, kind, namespace, name)) or self.unplaced.get((group, kind, name))
 
     def apply(self, report: Report) -> int:
-        """Give findings without a file the manifest's file and line; returns how many moved."""
+        """Point every finding on a live object (read from a cluster, a snapshot or a dump,
+        by file or stdin) at its manifest's file and line; returns how many moved."""
         mapped = 0
         for f in report.findings:
-            if f.location is not None and not f.location[0].startswith("<"):
-                continue
+            if not f.observed and f.location is not None and not f.location[0].startswith("<"):
+                continue  # a manifest already: it is its own source
             location = self.locate(f.object.group, f.object.kind, f.object.namespace, f.object.name)
             if location is not None:
                 f.location = location

@@ -131,9 +131,23 @@ def test_no_input_and_no_cluster_exits_3_with_one_line(tmp_path):
 
 def test_warnings_go_to_stderr_unless_quiet(tmp_path):
     path = tmp_path / "a.yaml"
-    path.write_text("hello: world\n")
+    path.write_text("hello: world\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n")
     assert "skipped: not a Kubernetes object" in run("scan", "-f", str(path)).stderr
     assert run("scan", "-f", str(path), "-q").stderr == ""
+
+
+def test_an_input_without_objects_is_not_a_clean_cluster(tmp_path):
+    """`false | mesh-audit scan -f -` or a folder of Helm values must not pass as clean."""
+    (tmp_path / "values.yaml").write_text("replicas: 3\n")
+    result = run("scan", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"mesh-audit: warning: {tmp_path / 'values.yaml'}:1: skipped: not a Kubernetes object (needs apiVersion and kind)",
+        "mesh-audit: error: no Kubernetes objects in the input (read 1 file; 1 document skipped, see the warnings); "
+        "pass --allow-empty to accept that"]
+    empty = CliRunner().invoke(cli, ["scan", "-f", "-"], input="")
+    assert empty.exit_code == 2 and "no Kubernetes objects in the input (read 1 file)" in empty.stderr
+    assert run("scan", str(tmp_path), "--allow-empty", "-q").exit_code == 0
 
 
 def test_output_file_replaces_atomically(tmp_path):

@@ -268,7 +268,7 @@ def test_deploy_cronjob_runs_a_valid_scan_as_the_rbac_service_account():
     [container] = pod["spec"]["containers"]
     assert container["args"][0] == "scan"
     scan_ctx = cli.get_command(None, "scan").make_context("scan", list(container["args"][1:]))
-    assert scan_ctx.params["paths"] == () and scan_ctx.params["fmt"] == "json"
+    assert scan_ctx.params["paths"] == () and scan_ctx.params["outputs"] == [("json", None)]
 
 
 def test_missing_ztunnel_is_reported_for_a_live_cluster_only(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -12,14 +13,34 @@ from auditor.cli.common import (EXIT_CLUSTER, EXIT_USAGE, VERSION, call, cluster
 FORMATS = ["table", "json", "sarif", "junit", "markdown", "github"]
 
 
+def _outputs(ctx, param, values) -> list[tuple[str, str | None]]:
+    """`-o FORMAT` or `-o FORMAT=FILE`, repeatable: (format, file or None for stdout)."""
+    outputs = []
+    for value in values or ("table",):
+        fmt, _, path = value.partition("=")
+        if fmt not in FORMATS:
+            raise click.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", ctx, param)
+        if "=" in value and not path:
+            raise click.BadParameter(f"{value!r} names no file after '='", ctx, param)
+        outputs.append((fmt, path or None))
+    if sum(path is None for _, path in outputs) > 1:
+        raise click.BadParameter("only one output can go to stdout; give the others a file: -o sarif=out.sarif", ctx, param)
+    return outputs
+
+
 @click.command()
 @click.argument("extra_paths", nargs=-1, metavar="[PATH]...")
 @click.option("-f", "--filename", "paths", multiple=True, metavar="PATH",
               help="Manifest file, directory (recursive *.yaml, *.yml, *.json), dump, snapshot or - for stdin. Repeatable.")
 @click.option("--snapshot", "snapshot_path", metavar="FILE", help="Audit a snapshot written by 'mesh-audit snapshot'.")
 @follow_symlinks_option
-@click.option("-o", "--output", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("--output-file", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
+@click.option("-o", "--output", "outputs", multiple=True, callback=_outputs, metavar="FORMAT[=FILE]",
+              help=f"Report format ({', '.join(FORMATS)}; default table), to FILE or stdout. Repeatable: one scan, "
+                   "several reports, e.g. -o sarif=mesh-audit.sarif -o github -o markdown=$GITHUB_STEP_SUMMARY.")
+@click.option("--output-file", type=click.Path(dir_okay=False), help="Write the (one) report here instead of stdout.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Colour the table by severity: auto means on a terminal, unless NO_COLOR is set.")
+@click.option("--allow-empty", is_flag=True, help="Accept an input with no Kubernetes objects (by default exit 2).")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "info", "never"]), default=None,
               help="Exit 1 when a finding that counts is at or above this severity (default: the config's, else error).")
 @click.option("--istio-version", type=VERSION, help="Evaluate rules for this Istio version instead of the detected one.")
@@ -37,6 +58,12 @@ FORMATS = ["table", "json", "sarif", "junit", "markdown", "github"]
 @click.option("--baseline", "baseline_path", metavar="FILE", help="Only findings not in this baseline count toward --fail-on.")
 @click.option("--write-baseline", "write_baseline_path", metavar="FILE", help="Record this scan's findings as a baseline.")
 @click.option("--cluster-name", metavar="NAME", help="Stable cluster name for SARIF paths and automationDetails.id.")
+@click.option("--category", metavar="NAME",
+              help="SARIF automationDetails.id (NAME/), so scans of one repository keep their alerts apart "
+                   "[default: mesh-audit/<cluster-name>/, else none: upload-sarif's category decides].")
+@click.option("--repo-root", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Paths in SARIF and annotations are relative to this [default: the git work tree, else the "
+                   "working directory].")
 @click.option("--source-map", "source_map", metavar="DIR", type=click.Path(exists=True, file_okay=False),
               help="Point findings on live objects at their manifests in this GitOps checkout.")
 @rules_dir_option
@@ -50,14 +77,20 @@ def scan(**opts) -> None:
     (kubectl get -o yaml|json), snapshots or stdin given as PATHs, with -f or --snapshot."""
     from auditor import api
 
+    outputs = _destinations(opts)
     settings = call(api.resolve, _settings(opts))
     snapshot = load_input(opts["paths"] + opts["extra_paths"], opts["snapshot_path"], opts, opts["quiet"], opts["jobs"])
+    if not len(snapshot) and not snapshot.errors and not opts["allow_empty"] and snapshot.collection["source"] != "cluster":
+        if not opts["quiet"]:
+            for warning in snapshot.warnings:  # what was skipped, and why
+                warn(str(warning))
+        fail(f"no Kubernetes objects in the input ({_what_was_read(snapshot)}); pass --allow-empty to accept that")
     report = call(api.audit, snapshot, settings)
     report.show_suppressed = opts["show_suppressed"]
+    report.details_url = _ci_run_url()
     _tell(report, snapshot, opts)
-    from auditor.reporters import REPORTERS
-
-    write_output(REPORTERS[opts["fmt"]](report), opts["output_file"])
+    for fmt, path in outputs:
+        write_output(render(fmt, report, color=path is None and _colour(opts["color"])), path)
     if opts["write_baseline_path"]:
         from auditor.suppress import write_baseline
 
@@ -68,6 +101,41 @@ def scan(**opts) -> None:
     sys.exit(exit_code(report, snapshot, opts["allow_partial"]))
 
 
+def _destinations(opts: dict) -> list[tuple[str, str | None]]:
+    outputs = opts["outputs"]
+    if opts["output_file"]:
+        if len(outputs) > 1:
+            fail("--output-file names the file of a single -o; with several, write -o FORMAT=FILE")
+        outputs = [(outputs[0][0], opts["output_file"])]
+    return outputs
+
+
+def render(fmt: str, report, color: bool = False) -> str:
+    from auditor.reporters import REPORTERS
+
+    return REPORTERS[fmt](report, color=True) if color and fmt == "table" else REPORTERS[fmt](report)
+
+
+def _ci_run_url() -> str | None:
+    """The page of the GitHub Actions run this scan is part of, if it is."""
+    parts = [os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
+    return f"{parts[0]}/{parts[1]}/actions/runs/{parts[2]}" if all(parts) else None
+
+
+def _colour(choice: str) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _what_was_read(snapshot) -> str:
+    collection = snapshot.collection
+    files = collection.get("files_read", 0)
+    read = f"read {files} file{'s' if files != 1 else ''}"
+    skipped = len(snapshot.warnings)
+    return read + (f"; {skipped} document{'s' if skipped != 1 else ''} skipped, see the warnings" if skipped else "")
+
+
 def _settings(opts: dict):
     from auditor import api
     from auditor.config import find_config
@@ -76,7 +144,8 @@ def _settings(opts: dict):
         istio_version=opts["istio_version"], compare_version=opts["compare_version"], rules_dirs=opts["rules_dirs"],
         config=find_config(opts["config_path"]), select=opts["select"], ignores=opts["ignores"],
         baseline=opts["baseline_path"], source_map=opts["source_map"], namespaces=opts["namespaces"],
-        cluster_name=opts["cluster_name"], strict_maturity=opts["strict_maturity"],
+        cluster_name=opts["cluster_name"], category=opts["category"], repo_root=opts["repo_root"],
+        strict_maturity=opts["strict_maturity"],
         sidecar_scope_threshold=opts["sidecar_scope_threshold"], fail_on=opts["fail_on"], jobs=opts["jobs"],
     )
 

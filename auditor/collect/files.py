@@ -47,6 +47,7 @@ class LoadResult:
     errors: list[UsageError] = field(default_factory=list)
     # Snapshot files met among the inputs: (path, Collection) with what they did not collect.
     snapshots: list = field(default_factory=list)
+    files_read: int = 0  # inputs opened: files, pipes and stdin
     _texts: dict[str, bytes] = field(default_factory=dict)
     _json_lines: dict[str, list[int]] = field(default_factory=dict)
     _project: Projector = field(default_factory=Projector, repr=False)
@@ -57,6 +58,7 @@ class LoadResult:
         self.warnings.extend(part.warnings)
         self.errors.extend(part.errors)
         self.snapshots.extend(part.snapshots)
+        self.files_read += part.files_read
 
     def snapshot(self) -> Snapshot:
         snap = Snapshot(self.objects, line_resolver=self.resolve_line)
@@ -125,6 +127,7 @@ def load_paths(paths: list[str], stdin=None, jobs: int | None = None, follow_sym
 
 
 def _load_file(path: str, result: LoadResult, stdin=None) -> None:
+    result.files_read += 1
     try:
         if path == STDIN:
             _load_data(read_stream(stdin or sys.stdin.buffer, STDIN_NAME), STDIN_NAME, result)

@@ -24,7 +24,7 @@ def load_files(paths: list[str], jobs: int | None = None, stdin=None, snapshot_o
 def _collection_of_files(loaded: LoadResult) -> dict:
     """Files are complete by definition; snapshots among them carry their own record."""
     if not loaded.snapshots:
-        return {"source": "files"}
+        return {"source": "files", "files_read": loaded.files_read}
     path, first = loaded.snapshots[0]
     collection = {"source": "snapshot", "snapshot": path, **first.describe()}
     for _, other in loaded.snapshots[1:]:

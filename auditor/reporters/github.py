@@ -26,7 +26,9 @@ def render(report: Report) -> str:
     for f in report.active:
         props = []
         if f.location is not None and not f.location[0].startswith("<"):
-            props += [f"file={_prop(artifact_uri(f.location[0]))}", f"line={f.location[1]}"]
+            uri, relative = artifact_uri(f.location[0], report.repo_root)
+            if relative:  # an annotation can only sit on a file of the repository
+                props += [f"file={_prop(uri)}", f"line={f.location[1]}"]
         props.append(f"title={_prop(f'{f.rule} ({f.object})')}")
         out.append(f"::{COMMANDS[f.severity]} {','.join(props)}::{_data(f.message)}")
     for e in report.errors:

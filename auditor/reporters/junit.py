@@ -1,8 +1,11 @@
-"""JUnit XML for GitLab, Jenkins and other CI test views.
+"""JUnit XML for GitLab, Jenkins and other CI test views (valid against the common
+junit-10.xsd schema that Jenkins' xUnit plugin reads).
 
-One test suite per rule. Every finding is a test case named after its object that
-fails (type = severity); suppressed findings are skipped with their reason; a rule
-with no findings is one passing case, so the run shows every rule that was checked.
+One test suite per rule, one test case per object a finding names, called after the rule
+and the object (never a line, so a test's history survives edits that move it). A finding
+at or above the gate (`--fail-on`) fails its case; one below it passes, with the finding in
+`system-out`; a suppressed or baselined one is skipped with the reason. A rule with no
+findings is one passing case, so the run shows every rule that was checked.
 """
 
 from __future__ import annotations
@@ -10,48 +13,63 @@ from __future__ import annotations
 from itertools import groupby
 from xml.etree import ElementTree as ET
 
-from auditor.report import Report, describe_gap
+from auditor.report import SEVERITY_RANK, Report, describe_gap
+
+
+def _fails(report: Report, severity: str) -> bool:
+    return report.fail_on != "never" and SEVERITY_RANK[severity] <= SEVERITY_RANK[report.fail_on]
+
+
+def _case(suite: ET.Element, report: Report, rule, f) -> str:
+    """One finding's test case; returns "failure", "skipped" or "passed"."""
+    case = ET.SubElement(suite, "testcase", classname=f"mesh-audit.{rule.id}", name=f"{rule.id} {f.object}")
+    location = f" ({f.location[0]}:{f.location[1]})" if f.location else ""
+    detail = f"{f.severity}: {rule.title}\n{f.object}{location}\n{f.message}\nhelp: {rule.help_uri}"
+    if not f.counts:
+        why = [s["justification"] for s in f.suppressions] or ["in the baseline"]
+        ET.SubElement(case, "skipped", message="; ".join(why))
+        return "skipped"
+    if _fails(report, f.severity):
+        ET.SubElement(case, "failure", type=f.severity, message=f.message).text = detail
+        return "failure"
+    ET.SubElement(case, "system-out").text = f"below the gate (--fail-on {report.fail_on}): {detail}"
+    return "passed"
 
 
 def render(report: Report) -> str:
     suites = ET.Element("testsuites", name="mesh-audit")
-    by_rule = {rule: list(group) for rule, group in groupby(sorted(report.findings, key=lambda f: (f.rule, f.sort_key())), key=lambda f: f.rule)}
-    total = failures = skipped = 0
+    by_rule = {rule: list(group) for rule, group in groupby(sorted(report.findings, key=lambda f: (f.rule, f.sort_key())),
+                                                            key=lambda f: f.rule)}
+    total = failures = 0
     for rule in sorted(report.rules, key=lambda r: r.id):
         findings = by_rule.get(rule.id, [])
         suite = ET.SubElement(suites, "testsuite", name=rule.id)
-        cases = failed = skips = 0
+        ET.SubElement(ET.SubElement(suite, "properties"), "property", name="severity", value=rule.severity)
+        outcomes = [_case(suite, report, rule, f) for f in findings]
         if not findings:
-            ET.SubElement(suite, "testcase", classname=f"mesh-audit.{rule.id}", name="no findings")
-            cases = 1
-        for f in findings:
-            location = f" ({f.location[0]}:{f.location[1]})" if f.location else ""
-            case = ET.SubElement(suite, "testcase", classname=f"mesh-audit.{rule.id}", name=f"{f.object}{location}")
-            cases += 1
-            if f.suppressed:
-                ET.SubElement(case, "skipped", message="; ".join(s["justification"] for s in f.suppressions))
-                skips += 1
-            else:
-                failure = ET.SubElement(case, "failure", type=f.severity, message=f.message)
-                failure.text = f"{f.severity}: {rule.title}\n{f.object}{location}\n{f.message}\nhelp: {rule.help_uri}"
-                failed += 1
-        suite.set("tests", str(cases))
-        suite.set("failures", str(failed))
-        suite.set("skipped", str(skips))
+            ET.SubElement(suite, "testcase", classname=f"mesh-audit.{rule.id}", name=f"{rule.id} no findings")
+            outcomes = ["passed"]
+        suite.set("tests", str(len(outcomes)))
+        suite.set("failures", str(outcomes.count("failure")))
         suite.set("errors", "0")
-        total, failures, skipped = total + cases, failures + failed, skipped + skips
-    if report.errors or report.not_collected:
-        suite = ET.SubElement(suites, "testsuite", name="mesh-audit.run")
-        for problem in [e["message"] for e in report.errors] + [f"not collected: {describe_gap(g)}" for g in report.not_collected]:
-            case = ET.SubElement(suite, "testcase", classname="mesh-audit.run", name=problem[:120])
-            ET.SubElement(case, "error", message=problem)
-        n = len(report.errors) + len(report.not_collected)
-        suite.set("tests", str(n))
-        suite.set("errors", str(n))
-        suite.set("failures", "0")
-        total += n
-    suites.set("tests", str(total))
+        suite.set("skipped", str(outcomes.count("skipped")))
+        total, failures = total + len(outcomes), failures + outcomes.count("failure")
+    errors = _run_problems(suites, report)
+    suites.set("tests", str(total + errors))
     suites.set("failures", str(failures))
-    suites.set("skipped", str(skipped))
+    suites.set("errors", str(errors))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def _run_problems(suites: ET.Element, report: Report) -> int:
+    """Errors of the run itself (input, rules, what was not collected) as one suite of errors."""
+    problems = [e["message"] for e in report.errors] + [f"not collected: {describe_gap(g)}" for g in report.not_collected]
+    if not problems:
+        return 0
+    suite = ET.SubElement(suites, "testsuite", name="mesh-audit.run", tests=str(len(problems)), failures="0",
+                          errors=str(len(problems)))
+    for problem in problems:
+        case = ET.SubElement(suite, "testcase", classname="mesh-audit.run", name=problem[:120])
+        ET.SubElement(case, "error", message=problem)
+    return len(problems)

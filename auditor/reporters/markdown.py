@@ -1,7 +1,10 @@
-"""A pull-request comment: a summary line, then one collapsible section per rule.
+"""A pull-request comment: a summary line, then one collapsible section per rule, most
+severe first.
 
 The first line is an HTML comment marker, so a bot can find and update its earlier
-comment instead of adding a new one on every push.
+comment instead of adding a new one on every push. A GitHub comment (and a step summary)
+holds 65,536 characters: past that, the least severe findings give way to a line that
+says how many more there are and where the full report is.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ from auditor.report import Report, describe_gap
 
 MARKER = "<!-- mesh-audit -->"
 ICONS = {"error": "🔴", "warning": "🟠", "info": "🔵"}
+# GitHub's limit is 65,536 characters; a margin keeps UTF-16 counting of emoji inside it.
+MAX_CHARS = 65_000
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render(report: Report) -> str:
+def _header(report: Report) -> list[str]:
     counts = report.counts()
     version = f"Istio {report.istio_version}" if report.istio_version else "Istio version unknown"
     out = [MARKER, "## mesh-audit", ""]
@@ -36,18 +41,53 @@ def render(report: Report) -> str:
     if not report.complete:
         out += ["", "> [!WARNING]", "> The scan is incomplete; findings may be missing for:"]
         out += [f"> - {_cell(describe_gap(g))}" for g in report.not_collected]
+    return out
+
+
+def _row(f) -> str:
+    where = f"`{f.location[0]}:{f.location[1]}`" if f.location else "cluster"
+    new = " 🆕" if f.baseline_state == "new" else ""
+    return f"| {_cell(str(f.object))}{new} | {where} | {_cell(f.message)} |"
+
+
+def render(report: Report) -> str:
+    out = _header(report)
+    size = sum(len(line) + 1 for line in out)
     titles = {r.id: r for r in report.rules}
+    shown = 0
     for (severity, rule_id), group in groupby(report.active, key=lambda f: (f.severity, f.rule)):
         findings = list(group)
         rule = titles.get(rule_id)
-        title = rule.title if rule else ""
-        out += ["", "<details>", f"<summary>{ICONS[severity]} <b>{rule_id}</b>: {title} ({len(findings)})</summary>", ""]
-        out += ["| object | where | message |", "|---|---|---|"]
+        head = ["", "<details>", f"<summary>{ICONS[severity]} <b>{rule_id}</b>: {rule.title if rule else ''} "
+                f"({len(findings)})</summary>", "", "| object | where | message |", "|---|---|---|"]
+        tail = ["", f"**Fix:** {' '.join(rule.remediation.split())} ([docs]({rule.help_uri}))"] if rule else []
+        tail += ["", "</details>"]
+        rows = []
+        budget = MAX_CHARS - size - _room_for_more(report) - sum(len(line) + 1 for line in head + tail)
         for f in findings:
-            where = f"`{f.location[0]}:{f.location[1]}`" if f.location else "cluster"
-            new = " 🆕" if f.baseline_state == "new" else ""
-            out.append(f"| {_cell(str(f.object))}{new} | {where} | {_cell(f.message)} |")
-        if rule:
-            out += ["", f"**Fix:** {' '.join(rule.remediation.split())} ([docs]({rule.help_uri}))"]
-        out += ["", "</details>"]
+            row = _row(f)
+            if len(row) + 1 > budget:
+                break
+            rows.append(row)
+            budget -= len(row) + 1
+        if not rows:
+            break
+        out += head + rows + tail
+        size += sum(len(line) + 1 for line in head + rows + tail)
+        shown += len(rows)
+        if len(rows) < len(findings):
+            break
+    if shown < len(report.active):
+        out += ["", _more(report, len(report.active) - shown)]
     return "\n".join(out) + "\n"
+
+
+def _room_for_more(report: Report) -> int:
+    return len(_more(report, len(report.active))) + 4
+
+
+def _more(report: Report, hidden: int) -> str:
+    where = f"the full report: {report.details_url}" if report.details_url else \
+        "the full report: `mesh-audit scan -o table`, or the SARIF in code scanning"
+    return (f"**{hidden:,} more finding{'s' if hidden != 1 else ''}** (less severe) do not fit in a comment's 65,536 "
+            f"characters; see {where}.")

@@ -1,15 +1,21 @@
 """SARIF 2.1.0 for GitHub code scanning.
 
-Findings from files point at the file and line. Objects with no file (stdin, a live
-cluster) get a stable pseudo-path `k8s/<namespace>/<kind>/<name>` so that their alerts
-keep their identity from scan to scan; `partialFingerprints` hash rule + object identity,
-never the message, so rewording a message does not reopen alerts.
+Findings from files point at the file and line, as a path relative to the repository
+root (`%SRCROOT%`, the git work tree the scan ran in, or --repo-root), so GitHub places
+them whatever directory the scan ran from. Objects with no file (stdin, a live cluster)
+get a stable pseudo-path `k8s/<namespace>/<kind>/<name>` so that their alerts keep their
+identity from scan to scan; `partialFingerprints` hash rule + object identity, never the
+message, so rewording a message does not reopen alerts. `automationDetails.id` is set
+only when asked (--category, or --cluster-name): otherwise upload-sarif's `category`
+decides, as GitHub lets the file's own id win. GitHub accepts 25,000 results per run;
+beyond that the most severe are kept and a notification says how many were left out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 from urllib.parse import quote
 
 import orjson
@@ -17,6 +23,8 @@ import orjson
 from auditor.report import Finding, Report, describe_gap
 
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
+MAX_RESULTS = 25_000  # per run, as GitHub code scanning ingests them
+ROOT = "%SRCROOT%"
 # GitHub ranks security alerts by this score (critical >= 9, high >= 7, medium >= 4).
 SECURITY_SEVERITY = {"error": "8.0", "warning": "5.0", "info": "2.0"}
 PRECISION = {"high": "very-high", "medium": "medium", "low": "low"}
@@ -54,14 +62,15 @@ def pseudo_path(finding: Finding, cluster: str | None = None) -> str:
     return "/".join(quote(part, safe="") for part in parts)
 
 
-def artifact_uri(path: str) -> str:
-    """A repository-relative URI: relative to the working directory, forward slashes."""
-    if os.path.isabs(path):
-        path = os.path.relpath(path)
-    path = path.replace(os.sep, "/")
-    while path.startswith("./"):
-        path = path[2:]
-    return quote(path, safe="/")
+def artifact_uri(path: str, root: str | None = None) -> tuple[str, bool]:
+    """(URI, relative to the root?) for a file: repository-relative with forward slashes
+    when it lies under `root` (default: the working directory), else an absolute file: URI
+    (GitHub cannot place it, but it names the file exactly)."""
+    absolute = os.path.abspath(path)
+    base = os.path.abspath(root or os.curdir)
+    if absolute != base and not absolute.startswith(base.rstrip(os.sep) + os.sep):
+        return Path(absolute).as_uri(), False
+    return quote(os.path.relpath(absolute, base).replace(os.sep, "/"), safe="/"), True
 
 
 def fingerprint(finding: Finding, cluster: str | None = None) -> str:
@@ -69,18 +78,25 @@ def fingerprint(finding: Finding, cluster: str | None = None) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()[:32]
 
 
-def _result(finding: Finding, rule_index: dict[str, int], cluster: str | None) -> dict:
+def _artifact(finding: Finding, report: Report) -> tuple[dict, int, str]:
+    """(artifactLocation, line, message) of a finding: its file under the repository root,
+    or its object's pseudo-path."""
     if finding.location is not None and not finding.location[0].startswith("<"):
-        uri, line, message = artifact_uri(finding.location[0]), finding.location[1], finding.message
-    else:
-        uri, line = pseudo_path(finding, cluster), 1
-        message = f"{finding.object}: {finding.message}"
+        uri, relative = artifact_uri(finding.location[0], report.repo_root)
+        location = {"uri": uri, "uriBaseId": ROOT} if relative else {"uri": uri}
+        return location, finding.location[1], finding.message
+    return {"uri": pseudo_path(finding, report.cluster_name)}, 1, f"{finding.object}: {finding.message}"
+
+
+def _result(finding: Finding, rule_index: dict[str, int], report: Report) -> dict:
+    artifact, line, message = _artifact(finding, report)
+    cluster = report.cluster_name
     result = {
         "ruleId": finding.rule,
         "level": LEVELS[finding.severity],
         "message": {"text": message},
         "locations": [{
-            "physicalLocation": {"artifactLocation": {"uri": uri}, "region": {"startLine": max(1, line)}},
+            "physicalLocation": {"artifactLocation": artifact, "region": {"startLine": max(1, line)}},
             "logicalLocations": [{"name": str(finding.object), "kind": "resource"}],
         }],
         "partialFingerprints": {"meshAuditObject/v1": fingerprint(finding, cluster)},
@@ -98,33 +114,54 @@ def _result(finding: Finding, rule_index: dict[str, int], cluster: str | None) -
     return result
 
 
+def _kept(report: Report) -> tuple[list[Finding], int]:
+    """The findings that fit in one run, the most severe (and not suppressed) first, in the
+    report's order; and how many were left out."""
+    if len(report.findings) <= MAX_RESULTS:
+        return report.findings, 0
+    ranked = sorted(range(len(report.findings)), key=lambda i: (report.findings[i].suppressed, i))
+    keep = sorted(ranked[:MAX_RESULTS])
+    return [report.findings[i] for i in keep], len(report.findings) - MAX_RESULTS
+
+
+def _automation_id(report: Report) -> str | None:
+    if report.category:
+        return f"{report.category.rstrip('/')}/"
+    return f"mesh-audit/{report.cluster_name}/" if report.cluster_name else None
+
+
 def to_document(report: Report) -> dict:
     rules = sorted(report.rules, key=lambda r: r.id)
     rule_index = {r.id: i for i, r in enumerate(rules)}
+    findings, left_out = _kept(report)
     notifications = [
         {"level": "error", "message": {"text": f"{e.get('rule') or e.get('file')}: {e['message']}"}} for e in report.errors
     ] + [
         {"level": "error", "message": {"text": f"not collected: {describe_gap(g)}"}} for g in report.not_collected
     ]
-    return {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "mesh-audit",
-                "version": report.tool_version,
-                "semanticVersion": report.tool_version,
-                "rules": [_rule_descriptor(r) for r in rules],
-            }},
-            "automationDetails": {"id": f"mesh-audit/{report.cluster_name}/" if report.cluster_name else "mesh-audit/"},
-            "invocations": [{
-                "executionSuccessful": not report.errors and report.complete,
-                "toolExecutionNotifications": notifications,
-            }],
-            "properties": {"collection": report.collection},
-            "results": [_result(f, rule_index, report.cluster_name) for f in report.findings],
+    if left_out:
+        notifications.append({"level": "warning", "message": {"text": (
+            f"{left_out:,} of {len(report.findings):,} findings are not in this run: GitHub code scanning accepts "
+            f"{MAX_RESULTS:,} results per run (the most severe are kept); the JSON report has them all")}})
+    run = {
+        "tool": {"driver": {
+            "name": "mesh-audit",
+            "version": report.tool_version,
+            "semanticVersion": report.tool_version,
+            "rules": [_rule_descriptor(r) for r in rules],
+        }},
+        "invocations": [{
+            "executionSuccessful": not report.errors and report.complete,
+            "toolExecutionNotifications": notifications,
         }],
+        "originalUriBaseIds": {ROOT: {"uri": Path(os.path.abspath(report.repo_root or os.curdir)).as_uri() + "/"}},
+        "properties": {"collection": report.collection},
+        "results": [_result(f, rule_index, report) for f in findings],
     }
+    automation = _automation_id(report)
+    if automation is not None:
+        run["automationDetails"] = {"id": automation}
+    return {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0", "runs": [run]}
 
 
 def render(report: Report) -> str:

@@ -1,14 +1,17 @@
-"""Human-readable output: findings grouped by rule, most severe first, then a summary line."""
+"""Human-readable output: findings grouped by rule, most severe first, then a summary line.
+On a terminal the CLI asks for colour: each group's heading in its severity's colour."""
 
 from __future__ import annotations
 
 from itertools import groupby
 
+import click
 from tabulate import tabulate
 
 from auditor.report import Report, describe_gap
 
 MESSAGE_WIDTH = 70
+COLOURS = {"error": "red", "warning": "yellow", "info": "blue"}
 
 
 def _location(finding) -> str:
@@ -58,14 +61,15 @@ def _ref(o: dict) -> str:
     return f"{o['kind']} {o['namespace']}/{o['name']}" if o["namespace"] else f"{o['kind']} {o['name']}"
 
 
-def render(report: Report) -> str:
+def render(report: Report, color: bool = False) -> str:
     titles = {r.id: r.title for r in report.rules}
     out: list[str] = []
     shown = report.findings if report.show_suppressed else report.active
     for rule_id, group in groupby(shown, key=lambda f: (f.severity, f.rule)):
         findings = list(group)
         severity, rule = rule_id
-        out.append(f"{severity.upper()}  {rule}  {titles.get(rule, '')}  ({len(findings)})")
+        heading = f"{severity.upper()}  {rule}  {titles.get(rule, '')}  ({len(findings)})"
+        out.append(click.style(heading, fg=COLOURS[severity], bold=severity == "error") if color else heading)
         rows = [[str(f.object) + (f" ({f.pods} pods)" if f.pods > 1 else ""), _location(f), _message(f)] for f in findings]
         table = tabulate(rows, headers=["OBJECT", "LOCATION", "MESSAGE"], tablefmt="simple", maxcolwidths=[None, None, MESSAGE_WIDTH])
         out.append("\n".join("  " + line for line in table.splitlines()))
