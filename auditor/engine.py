@@ -53,8 +53,8 @@ def evaluate(ctx: Context, rules: list[Rule], backend=None, jobs: int | None = N
         hits.extend(share_hits)
         errors.extend(share_errors)
     hits.sort(key=lambda hit: hit[:2])  # subject order, then rule order: as one process would record them
-    for i, r, severity, message in hits:
-        _record(found, by_kind[subjects[i].gk][r], severity, message, subjects[i], snapshot, ctx)
+    for i, r, severity, message, fields in hits:
+        _record(found, by_kind[subjects[i].gk][r], severity, message, subjects[i], snapshot, ctx, fields)
 
     findings = sorted(found.values(), key=Finding.sort_key)
     return Report(
@@ -123,16 +123,31 @@ class _Evaluator:
                     message = backend.evaluate(rule.programs["message"], activation)
                     if not isinstance(message, str):
                         raise CelError(f"'message' gave {type(message).__name__}, not a string")
-                    severity = rule.severity
-                    if "severity_expression" in rule.programs:
-                        severity = backend.evaluate(rule.programs["severity_expression"], activation)
-                        if severity not in SEVERITIES:
-                            raise CelError(f"'severity_expression' gave {severity!r}, not one of {', '.join(SEVERITIES)}")
+                    severity = _severity(backend, rule, activation)
+                    fields = _fields(backend, rule, activation)
                 except CelError as err:
                     errors.append({"kind": "rule", "rule": rule.id, "object": obj.ref(), "message": str(err)})
                     continue
-                hits.append((i, r, severity, message))
+                hits.append((i, r, severity, message, fields))
         return hits, errors
+
+
+def _severity(backend, rule: Rule, activation) -> str:
+    if "severity_expression" not in rule.programs:
+        return rule.severity
+    severity = backend.evaluate(rule.programs["severity_expression"], activation)
+    if severity not in SEVERITIES:
+        raise CelError(f"'severity_expression' gave {severity!r}, not one of {', '.join(SEVERITIES)}")
+    return severity
+
+
+def _fields(backend, rule: Rule, activation) -> tuple[str, ...]:
+    if "fields" not in rule.programs:
+        return ()
+    fields = backend.evaluate(rule.programs["fields"], activation)
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise CelError(f"'fields' gave {type(fields).__name__}, not a list of JSON Pointers")
+    return tuple(fields)
 
 
 def _combined_program(backend, rules: list[Rule]):
@@ -161,7 +176,8 @@ def _all_conditions(backend, program, rules: list[Rule], activation) -> list | N
     return verdicts
 
 
-def _record(found: dict, rule: Rule, severity: str, message: str, obj: K8sObject, snapshot: Snapshot, ctx: Context) -> None:
+def _record(found: dict, rule: Rule, severity: str, message: str, obj: K8sObject, snapshot: Snapshot, ctx: Context,
+            fields: tuple[str, ...] = ()) -> None:
     """Add a finding; a pod's finding goes to its top owner, once per rule and owner."""
     workload = ctx.workload(obj)
     owner = workload.owner if workload is not None else None
@@ -181,8 +197,9 @@ def _record(found: dict, rule: Rule, severity: str, message: str, obj: K8sObject
     if existing is None:
         location = snapshot.location(subject) if subject is not None else None
         observed = subject.observed if subject is not None else obj.observed
-        found[key] = Finding(rule.id, severity, message, ref, location, observed, rule.confidence, pods)
+        found[key] = Finding(rule.id, severity, message, ref, location, observed, rule.confidence, pods,
+                             fields=list(fields) if not from_pod else [])
         return
     existing.pods += pods
-    if not from_pod:  # the owner's own evaluation words the finding
-        existing.message, existing.severity = message, severity
+    if not from_pod:  # the owner's own evaluation words (and places) the finding
+        existing.message, existing.severity, existing.fields = message, severity, list(fields)

@@ -49,6 +49,10 @@ class Finding:
     # Why the finding does not count: [{"kind": "inSource"|"external", "source": ..., "justification": ...}]
     suppressions: list = field(default_factory=list)
     baseline_state: str | None = None  # "new" or "unchanged" when compared with a baseline
+    # JSON Pointers of the fields the finding is about (the rule's `fields`), and the one
+    # that placed it: `location` is then that field's line.
+    fields: list = field(default_factory=list)
+    pointer: str | None = None
 
     @property
     def suppressed(self) -> bool:
@@ -68,13 +72,21 @@ class Finding:
         o = self.object
         return (SEVERITY_RANK[self.severity], self.rule, o.namespace or "", o.kind, o.name, self.message)
 
+    def _location(self) -> dict | None:
+        if self.location is None:
+            return None
+        out = {"file": self.location[0], "line": self.location[1]}
+        if self.pointer is not None:
+            out["field"] = self.pointer
+        return out
+
     def to_dict(self) -> dict:
         return {
             "rule": self.rule,
             "severity": self.severity,
             "message": self.message,
             "object": self.object.to_dict(),
-            "location": {"file": self.location[0], "line": self.location[1]} if self.location else None,
+            "location": self._location(),
             "observed": self.observed,
             "confidence": self.confidence,
             "pods": self.pods,

@@ -25,7 +25,7 @@ LAYERS = [
     ("rules", ["auditor.rulebook"]),
     ("findings", ["auditor.report", "auditor.engine"]),
     ("reporters", ["auditor.reporters"]),
-    ("gate", ["auditor.config", "auditor.suppress", "auditor.compare", "auditor.sourcemap", "auditor.gate",
+    ("gate", ["auditor.config", "auditor.suppress", "auditor.compare", "auditor.sourcemap", "auditor.gate", "auditor.locate",
               "auditor.explain"]),
     ("library", ["auditor.api", "auditor.ruletest", "auditor.plan"]),
     ("command line", ["auditor.cli", "auditor.__main__"]),

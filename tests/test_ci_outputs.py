@@ -75,7 +75,7 @@ def test_paths_are_relative_to_the_repository_from_any_folder(tmp_path):
     [result] = doc["runs"][0]["results"]
     assert result["locations"][0]["physicalLocation"]["artifactLocation"] == {"uri": "k8s/shop.yaml", "uriBaseId": "%SRCROOT%"}
     assert doc["runs"][0]["originalUriBaseIds"]["%SRCROOT%"]["uri"] == repo.as_uri() + "/"
-    assert out.stdout.startswith("::error file=k8s/shop.yaml,line=1,")
+    assert out.stdout.startswith("::error file=k8s/shop.yaml,line=5,")  # the label's line
     explicit = run("scan", str(repo / "k8s"), "-o", "sarif", "--repo-root", str(repo / "k8s"))
     [result] = json.loads(explicit.stdout)["runs"][0]["results"]
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "shop.yaml"
@@ -88,7 +88,8 @@ def test_source_map_moves_findings_of_a_dump_file_onto_the_manifests(tmp_path):
     (tmp_path / "dump.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [live]}))
     doc = json.loads(run("scan", "-f", str(tmp_path / "dump.json"), "-o", "json", "--source-map", str(tmp_path / "git")).stdout)
     [finding] = doc["findings"]
-    assert finding["location"] == {"file": str(tmp_path / "git" / "shop.yaml"), "line": 1}
+    assert finding["location"] == {"file": str(tmp_path / "git" / "shop.yaml"), "line": 5,
+                                   "field": "/metadata/labels/istio.io~1use-waypoint"}
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])

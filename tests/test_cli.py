@@ -52,7 +52,7 @@ def test_demo_json_matches_schema_and_is_sorted():
     assert doc["summary"]["istio_version"] == "1.23.4"
     ns = next(f for f in doc["findings"] if f["rule"] == "mode-namespace-conflict")
     assert ns["object"] == {"apiVersion": "v1", "kind": "Namespace", "namespace": None, "name": "checkout"}
-    assert ns["location"] == {"file": f"{DEMO}/checkout.yaml", "line": 3}
+    assert ns["location"] == {"file": f"{DEMO}/checkout.yaml", "line": 9, "field": "/metadata/labels/istio-injection"}
 
 
 def test_json_output_is_deterministic():

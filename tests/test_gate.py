@@ -166,7 +166,7 @@ def test_sarif_with_suppressions_and_a_source_map_passes_validation(tmp_path, ap
     results = {(r["ruleId"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]): r for r in run_["results"]}
     suppressed = results[("waypoint-missing", "fixtures/demo/catalog.yaml")]
     assert suppressed["suppressions"] == [{"kind": "external", "status": "accepted", "justification": "NET-123 (config)"}]
-    assert suppressed["locations"][0]["physicalLocation"]["region"]["startLine"] == 25
+    assert suppressed["locations"][0]["physicalLocation"]["region"]["startLine"] == 31  # its use-waypoint label
     # Every finding of the demo cluster maps onto a manifest of the demo.
     assert all(uri.startswith("fixtures/demo/") for _, uri in results)
     if VALIDATOR.exists():

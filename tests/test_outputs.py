@@ -91,7 +91,7 @@ def test_markdown_comment_groups_findings_and_carries_a_marker():
     assert text.startswith("<!-- mesh-audit -->\n## mesh-audit\n")
     assert "🔴 4 error, 🟠 6 warning, 🔵 2 info in 27 objects (Istio 1.23.4)." in text
     assert "<summary>🔴 <b>authz-l7-at-ztunnel</b>: ALLOW policy with L7 rules" in text
-    assert f"| AuthorizationPolicy payments/payments-read-only | `{DEMO}/payments.yaml:35` |" in text
+    assert f"| AuthorizationPolicy payments/payments-read-only | `{DEMO}/payments.yaml:50` |" in text
     assert "**Fix:**" in text
 
 
@@ -105,7 +105,7 @@ def test_markdown_escapes_table_cells_and_reports_clean_runs():
 def test_github_annotations_point_at_files_and_escape():
     lines = scan("-o", "github").stdout.splitlines()
     l7 = next(line for line in lines if "authz-l7-at-ztunnel" in line)
-    assert l7.startswith("::error file=fixtures/demo/payments.yaml,line=35,title=authz-l7-at-ztunnel "
+    assert l7.startswith("::error file=fixtures/demo/payments.yaml,line=50,title=authz-l7-at-ztunnel "
                          "(AuthorizationPolicy payments/payments-read-only)::")  # relative to the repository root
     info = next(line for line in lines if "virtualservice-alpha" in line)
     assert info.startswith("::notice ")

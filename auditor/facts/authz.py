@@ -46,6 +46,26 @@ def rule_attributes(rule: dict) -> tuple[list[str], list[str]]:
     return l7, l4
 
 
+def l7_pointers(spec: dict) -> list[str]:
+    """JSON Pointers of every L7 field of the policy, in order: where a finding about them
+    belongs (`/spec/rules/0/to/1/operation/methods`)."""
+    out = []
+    rules = spec.get("rules") if isinstance(spec.get("rules"), list) else []
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            continue
+        for section, inner, keys in (("from", "source", L7_SOURCE), ("to", "operation", L7_OPERATION)):
+            entries = rule.get(section) if isinstance(rule.get(section), list) else []
+            for j, entry in enumerate(entries):
+                fields = entry.get(inner) if isinstance(entry, dict) else None
+                if isinstance(fields, dict):
+                    out += [f"/spec/rules/{i}/{section}/{j}/{inner}/{k}" for k in keys if _present(fields, k)]
+        conditions = rule.get("when") if isinstance(rule.get("when"), list) else []
+        out += [f"/spec/rules/{i}/when/{j}" for j, c in enumerate(conditions)
+                if isinstance(c, dict) and str(c.get("key", "")) not in L4_WHEN_KEYS]
+    return out
+
+
 def authorization_facts(spec: dict) -> dict:
     """Action and L7 usage of an AuthorizationPolicy spec."""
     action = str(spec.get("action") or "ALLOW")
@@ -67,6 +87,7 @@ def authorization_facts(spec: dict) -> dict:
         "action": action,
         "rules": len(rules),
         "l7_attributes": l7_attributes,
+        "l7_pointers": l7_pointers(spec),
         "l7_only_rules": l7_only,
         "mixed_rules": mixed,
         "matches_source_identity": identity,

@@ -49,6 +49,7 @@ class Rule:
     aliases: list[str] = field(default_factory=list)
     confidence: str = "high"
     severity_expression: str | None = None
+    fields: str | None = None  # CEL: JSON Pointers of the fields a finding is about
     programs: dict = field(default_factory=dict, repr=False)
     backend: object = field(default=None, repr=False, compare=False)  # the CEL runtime `programs` are for
 
@@ -112,11 +113,11 @@ def load_rule_file(path: Path, category: str | None = None, backend=None) -> Rul
         when=data["when"], message=data["message"], rationale=data["rationale"], remediation=data["remediation"],
         references=data["references"], istio=istio, path=name, category=category or path.parent.name,
         tags=data.get("tags", []), aliases=data.get("aliases", []), confidence=data.get("confidence", "high"),
-        severity_expression=data.get("severity_expression"),
+        severity_expression=data.get("severity_expression"), fields=data.get("fields"),
     )
     backend = backend or get_backend()
     rule.backend = backend
-    for key in ("when", "message", "severity_expression"):
+    for key in ("when", "message", "severity_expression", "fields"):
         expression = data.get(key)
         if expression is None:
             continue

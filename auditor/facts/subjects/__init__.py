@@ -28,6 +28,8 @@ from auditor.facts.subjects import (
 )
 from auditor.snapshot import K8sObject
 
+# JSON Pointers of the fields rules name in `fields:` (a workload's are in its pod template).
+POINTERS = {"labels": "/metadata/labels", "annotations": "/metadata/annotations", "spec": "/spec"}
 MODULES = (workload, namespace, service, service_entry, workload_entry, virtual_service, config_map, gateway,
            destination_rule, network_policy, cluster, route, policy)
 BUILDERS = {gk: module.build for module in MODULES for gk in module.KINDS}
@@ -45,5 +47,6 @@ def facts_for(ctx: Context, obj: K8sObject) -> dict | None:
             facts.setdefault("labels", obj.labels)
             facts.setdefault("annotations", obj.annotations)
             facts.setdefault("namespace_ambient", m.namespace_in_ambient(ctx.ns_labels(obj.namespace)))
+            facts.setdefault("at", POINTERS)
         cache[obj.key] = facts
     return cache[obj.key]

@@ -48,7 +48,14 @@ def build(ctx: Context, obj: K8sObject) -> dict | None:
         "runs_to_completion": _runs_to_completion(obj),
         "mode_drift": _mode_drift(w),
         "sidecar_is_native": _sidecar_is_native(ctx, w),
+        "at": _pointers(obj),
     }
+
+
+def _pointers(obj: K8sObject) -> dict:
+    """Where the pod's labels, annotations and spec are written in this object."""
+    base = {"Pod": "", "CronJob": "/spec/jobTemplate/spec/template"}.get(obj.kind, "/spec/template")
+    return {"labels": f"{base}/metadata/labels", "annotations": f"{base}/metadata/annotations", "spec": f"{base}/spec"}
 
 
 def _mode_drift(w: Workload) -> str | None:
