@@ -19,6 +19,7 @@ cluster cannot be read at all).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -68,6 +69,9 @@ class Settings:
     sidecar_scope_threshold: int = 50
     fail_on: str | None = None  # default: the config's, else error (warning under strict)
     jobs: int | None = None  # processes for large inputs (default: CPUs, at most 4)
+    exclude: tuple[str, ...] = ()  # gitignore-style paths not to scan (relative to the working directory)
+    gitignore: bool = True  # inside a git work tree, skip what git ignores
+    require_rendering: bool = False  # a chart or kustomization that cannot be rendered makes the audit incomplete
     today: date | None = None  # when exemptions expire (default: today)
     # Rule fixtures simulate a cluster that collected these resource types (`# collected:`).
     collected: frozenset | None = field(default=None, repr=False)
@@ -77,15 +81,16 @@ class Settings:
     baseline_entries: set = field(default_factory=set, repr=False)  # the baseline's findings, once resolved
 
 
-def load(inputs=None, *, snapshot: str | None = None, jobs: int | None = None, stdin=None,
-         follow_symlinks: bool = False) -> Snapshot:
+def load(inputs=None, *, snapshot: str | None = None, jobs: int | None = None, stdin=None, follow_symlinks: bool = False,
+         settings: Settings | None = None) -> Snapshot:
     """The objects to audit, with `collection` (where they came from), `errors` and
     `warnings`. `inputs`: paths (files, directories, dumps, snapshots, "-" for stdin), or
     a ClusterSource, or None for the current kubeconfig context. `snapshot`: a snapshot
     file, which must be one. Symlinks in a directory are followed only within it, unless
-    `follow_symlinks`."""
+    `follow_symlinks`. `settings` say what to exclude and how to render Helm charts."""
     from auditor.collect.sources import load_cluster, load_files
 
+    options = _file_options(resolve(settings) if settings is not None else None)
     if snapshot is not None:
         if inputs:
             raise UsageError("use -f or --snapshot, not both")
@@ -94,13 +99,27 @@ def load(inputs=None, *, snapshot: str | None = None, jobs: int | None = None, s
         return load_cluster(inputs or ClusterSource())
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
-    return load_files([str(p) for p in inputs], jobs, stdin, follow_symlinks=follow_symlinks)
+    return load_files([str(p) for p in inputs], jobs, stdin, follow_symlinks=follow_symlinks, **options)
+
+
+def _file_options(settings: Settings | None) -> dict:
+    """Exclusions and rendering from the (resolved) settings and their configuration."""
+    from auditor.collect.excludes import Excluder
+    from auditor.collect.render import RenderSettings
+
+    if settings is None:
+        return {"excluder": Excluder(gitignore=True)}
+    config = settings.config
+    patterns = [(p, os.curdir) for p in settings.exclude] + [(p, str(config.folder)) for p in config.exclude]
+    return {"excluder": Excluder(patterns, gitignore=settings.gitignore and config.gitignore),
+            "render": RenderSettings(charts=config.helm_charts),
+            "require_rendering": settings.require_rendering or config.require_rendering}
 
 
 def scan(inputs=None, settings: Settings | None = None, *, snapshot: str | None = None, stdin=None) -> Report:
     """load() then audit()."""
-    settings = settings or Settings()
-    return audit(load(inputs, snapshot=snapshot, jobs=settings.jobs, stdin=stdin), settings)
+    settings = resolve(settings or Settings())
+    return audit(load(inputs, snapshot=snapshot, jobs=settings.jobs, stdin=stdin, settings=settings), settings)
 
 
 def context(snapshot: Snapshot, settings: Settings | None = None) -> Context:

@@ -72,6 +72,15 @@ class Config:
     enabled: set = field(default_factory=set)
     severities: dict = field(default_factory=dict)
     exemptions: list = field(default_factory=list)
+    exclude: list = field(default_factory=list)  # gitignore-style, relative to the config file's folder
+    gitignore: bool = True
+    require_rendering: bool = False
+    helm_charts: dict = field(default_factory=dict)  # chart folder (absolute) -> {release, namespace, values}
+
+    @property
+    def folder(self) -> Path:
+        """What paths in the file are relative to."""
+        return Path(self.path).parent if self.path else Path(".")
 
     @property
     def strict(self) -> bool:
@@ -134,7 +143,12 @@ def load_config(path: str | None, rules: list) -> Config:
             raise UsageError(f"'{where}': no rule named '{name}' (see 'mesh-audit rules list')", path, node_line(node, key_path))
         return names[name]
 
-    config = Config(path=path, extends=data.get("extends", "recommended"), fail_on=data.get("fail_on"))
+    config = Config(path=path, extends=data.get("extends", "recommended"), fail_on=data.get("fail_on"),
+                    exclude=list(data.get("exclude") or []), gitignore=data.get("gitignore", True),
+                    require_rendering=data.get("require_rendering", False))
+    for chart, options in ((data.get("helm") or {}).get("charts") or {}).items():
+        config.helm_charts[str((config.folder / chart).resolve())] = {
+            **options, "values": [str((config.folder / v).resolve()) for v in options.get("values", [])]}
     for name, value in (data.get("rules") or {}).items():
         rid = rule_id(name, ["rules", name])
         if isinstance(value, dict):

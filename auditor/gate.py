@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from datetime import date
 
+from auditor.locate import place_findings
 from auditor.report import Report
 from auditor.snapshot import Snapshot
 from auditor.suppress import apply_baseline, apply_suppressions
@@ -33,6 +34,7 @@ def finish(report: Report, snapshot: Snapshot, settings) -> None:
         mapping = SourceMap(settings.source_map)
         report.warnings += [w.to_dict() for w in mapping.warnings]
         mapping.apply(report)
+    place_findings(report)
     apply_suppressions(report, snapshot, settings.exemptions, settings.names, settings.today or date.today(), config.path)
     if settings.baseline is not None:
         apply_baseline(report, settings.baseline_entries, settings.baseline)

@@ -38,49 +38,95 @@ def validate(path: Path) -> None:
         assert check.returncode == 0, check.stdout + check.stderr
 
 
-def test_composite_action_scan_step(tmp_path):
+def action_env(action: dict, tmp_path: Path, **inputs) -> dict:
+    """The environment GitHub gives the Scan step: its inputs (defaults, then these), and
+    the runner's files for outputs and the step summary."""
+    scan = next(s for s in action["runs"]["steps"] if s.get("name") == "Scan")
+    values = {**{name: spec.get("default", "") for name, spec in action["inputs"].items()}, **inputs}
+    env = {**mesh_audit_on_path(), "GITHUB_OUTPUT": str(tmp_path / "github_output"),
+           "GITHUB_STEP_SUMMARY": str(tmp_path / "step_summary.md"), "RUNNER_TEMP": str(tmp_path / "runner"),
+           "GITHUB_ACTION_PATH": str(ROOT)}
+    (tmp_path / "runner").mkdir(exist_ok=True)
+    for key, template in scan["env"].items():
+        env[key] = values[template.removeprefix("${{ inputs.").removesuffix(" }}")]
+    return env
+
+
+def outputs(tmp_path: Path) -> dict:
+    return dict(line.split("=", 1) for line in (tmp_path / "github_output").read_text().splitlines())
+
+
+def test_the_action_scans_once_for_sarif_annotations_summary_and_counts(tmp_path):
     action = yaml.safe_load((ROOT / "action.yml").read_text())
     assert action["runs"]["using"] == "composite"
-    steps = {s.get("name", s.get("uses")): s for s in action["runs"]["steps"]}
-    scan = steps["Scan"]
+    scan = next(s for s in action["runs"]["steps"] if s.get("name") == "Scan")
     assert "${{" not in scan["run"], "inputs must reach the script through env, not be spliced into it"
     shutil.copytree(FIXTURES / "demo", tmp_path / "k8s")
-    output = tmp_path / "github_output"
-    env = {**mesh_audit_on_path(), "GITHUB_OUTPUT": str(output)}
-    defaults = {name: spec.get("default", "") for name, spec in action["inputs"].items()}
-    for key, template in scan["env"].items():
-        name = template.removeprefix("${{ inputs.").removesuffix(" }}")
-        env[key] = {**defaults, "paths": "k8s"}[name]
-    result = run_step(scan["run"], tmp_path, env)
-    assert result.returncode == 1  # the demo has errors and fail-on defaults to error
-    assert output.read_text() == "exit-code=1\n"
-    assert any(line.startswith("::error file=k8s/payments.yaml,line=35,") for line in result.stdout.splitlines())
-    validate(tmp_path / defaults["sarif-file"])
-    assert json.loads((tmp_path / defaults["sarif-file"]).read_text())["runs"][0]["results"]
+    result = run_step(scan["run"], tmp_path, action_env(action, tmp_path, paths="k8s"))
+    assert result.returncode == 1  # the demo has errors, and with no fail-on input the default gate is error
+    assert result.stderr.count("mesh-audit: error") == 0
+    out = outputs(tmp_path)
+    assert out["exit-code"] == "1" and out["sarif-file"] == "mesh-audit.sarif"
+    assert (out["errors"], out["warnings"], out["info"], out["findings"]) == ("4", "6", "2", "12")
+    assert any(line.startswith("::error file=k8s/payments.yaml,line=50,") for line in result.stdout.splitlines())
+    assert (tmp_path / "step_summary.md").read_text().startswith("<!-- mesh-audit -->\n## mesh-audit")
+    validate(tmp_path / "mesh-audit.sarif")
+    assert set(out) <= {o for o in action["outputs"]} | {"complete"}
+    assert all(f"steps.scan.outputs.{name}" in spec["value"] for name, spec in action["outputs"].items())
 
 
-def test_example_workflow_steps(tmp_path):
+def test_the_action_leaves_the_gate_to_the_configuration_unless_told(tmp_path):
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    scan = next(s for s in action["runs"]["steps"] if s.get("name") == "Scan")
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s" / "vs.yaml").write_text((FIXTURES / "demo" / "storefront.yaml").read_text())
+    (tmp_path / ".mesh-audit.yaml").write_text("fail_on: never\n")
+    assert run_step(scan["run"], tmp_path, action_env(action, tmp_path, paths="k8s")).returncode == 0
+    (tmp_path / ".mesh-audit.yaml").write_text("fail_on: info\n")
+    assert run_step(scan["run"], tmp_path, action_env(action, tmp_path, paths="k8s")).returncode == 1
+    (tmp_path / "step_summary.md").unlink()
+    told = action_env(action, tmp_path, paths="k8s", **{"fail-on": "never", "category": "team-a", "summary": "false",
+                                                         "annotations": "false"})
+    result = run_step(scan["run"], tmp_path, told)
+    assert result.returncode == 0 and result.stdout == "" and not (tmp_path / "step_summary.md").exists()
+    assert json.loads((tmp_path / "mesh-audit.sarif").read_text())["runs"][0]["automationDetails"] == {"id": "team-a/"}
+
+
+def test_the_readme_shows_the_job_ci_runs():
+    """README "In CI" quotes .github/workflows/ci.yml's action job, which runs the Action on the demo."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## In CI.*?```yaml\n(.*?)```", readme, re.S).group(1)
+    quoted = yaml.safe_load(block)
+    ci = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    assert quoted == {"action": ci["jobs"]["action"]}
+    uses = [s.get("uses") for s in ci["jobs"]["action"]["steps"]]
+    assert "./" in uses and any(u and u.startswith("github/codeql-action/upload-sarif") for u in uses)
+    assert next(s for s in ci["jobs"]["action"]["steps"] if s.get("uses") == "./")["with"]["paths"] == "fixtures/demo"
+
+
+def test_example_workflow_uses_the_action(tmp_path):
     workflow = yaml.safe_load((ROOT / ".github" / "examples" / "mesh-audit.yml").read_text())
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
     assert workflow["permissions"]["security-events"] == "write"
     steps = workflow["jobs"]["mesh-audit"]["steps"]
+    mine = next(s for s in steps if s.get("uses", "").split("@")[0].endswith("/mesh-audit"))
+    assert set(mine["with"]) <= set(action["inputs"])  # every input it sets exists
     upload = next(s for s in steps if s.get("uses", "").startswith("github/codeql-action/upload-sarif"))
-    shutil.copytree(FIXTURES / "demo", tmp_path / "k8s")
-    env = mesh_audit_on_path()
-    codes = {}
-    for step in steps:
-        if "run" not in step or step["name"] == "Install mesh-audit":  # installing needs the package index
-            continue
-        result = run_step(step["run"], tmp_path, env)
-        codes[step["name"]] = result.returncode
-        if step["name"] == "Annotate the pull request":
-            assert result.stdout.startswith("::")
-    assert codes == {"Scan manifests": 0, "Annotate the pull request": 0, "Gate": 1}
-    sarif = tmp_path / upload["with"]["sarif_file"]
-    validate(sarif)
+    assert upload["with"]["sarif_file"] == f"${{{{ steps.{mine['id']}.outputs.sarif-file }}}}" and upload["if"] == "always()"
+    # and the Action does with those inputs what the workflow expects
+    for folder in mine["with"]["paths"].split():
+        shutil.copytree(FIXTURES / "demo", tmp_path / folder)
+    scan = next(s for s in action["runs"]["steps"] if s.get("name") == "Scan")
+    result = run_step(scan["run"], tmp_path, action_env(action, tmp_path, **mine["with"]))
+    assert result.returncode == 1
+    validate(tmp_path / outputs(tmp_path)["sarif-file"])
 
 
-def test_pre_commit_hooks_run_on_changed_files_and_directories():
+def test_pre_commit_hooks_run_on_changed_files_and_directories(tmp_path, monkeypatch):
     hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    assert not any("--fail-on" in h["entry"] for h in hooks.values())  # .mesh-audit.yaml decides
     changed = [str(FIXTURES / "demo" / "checkout.yaml"), str(FIXTURES / "demo" / "legacy.yaml")]
     argv = shlex.split(hooks["mesh-audit"]["entry"])[1:] + changed  # pre-commit appends the file names
     result = CliRunner().invoke(cli, argv, catch_exceptions=False)
@@ -89,3 +135,8 @@ def test_pre_commit_hooks_run_on_changed_files_and_directories():
     argv = shlex.split(hooks["mesh-audit-all"]["entry"])[1:] + [str(FIXTURES / "demo")]  # args: [k8s/]
     result = CliRunner().invoke(cli, argv, catch_exceptions=False)
     assert result.exit_code == 1 and "authz-l7-at-ztunnel" in result.stdout
+    shutil.copytree(FIXTURES / "demo", tmp_path / "k8s")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "a-cluster-it-must-not-touch"))
+    result = CliRunner().invoke(cli, shlex.split(hooks["mesh-audit-all"]["entry"])[1:], catch_exceptions=False)  # no args
+    assert result.exit_code == 1 and "k8s/payments.yaml" in result.stdout  # the repository, not a cluster

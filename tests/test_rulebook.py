@@ -57,7 +57,7 @@ def test_valid_rule_loads_with_category_from_folder(tmp_path):
     "change, expected",
     [
         (("severity: warning", "severity: fatal"), "RULE:3: 'severity' must be one of error, warning, info, not 'fatal'"),
-        (("title: A demo rule\n", "title: A demo rule\nowner: me\n"), "RULE:3: unknown key 'owner' (allowed: aliases, applies_to, confidence, id, istio, message, rationale, references, remediation, severity, severity_expression, tags, title, when)"),
+        (("title: A demo rule\n", "title: A demo rule\nowner: me\n"), "RULE:3: unknown key 'owner' (allowed: aliases, applies_to, confidence, fields, id, istio, message, rationale, references, remediation, severity, severity_expression, tags, title, when)"),
         (("rationale: Because.\n", ""), "RULE:1: 'rationale' is required"),
         (("applies_to: [Namespace]", "applies_to: [namespace]"), "RULE:4: 'applies_to.0' value 'namespace' does not match the expected form ^(workload|([a-z0-9.-]+/)?[A-Z][A-Za-z0-9]*)$"),
         (('object.metadata.name == "bad"', 'object.metadata.name == '), "RULE:6: 'when' is not valid CEL:"),

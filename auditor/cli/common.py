@@ -87,6 +87,24 @@ follow_symlinks_option = click.option(
     help="Follow symlinks that lead out of a directory being scanned (by default they are skipped, with a warning).")
 
 
+def file_options(func):
+    """Options of commands that read files: what to leave out, and how to render."""
+    options = [
+        click.option("--exclude", "exclude", multiple=True, metavar="PATTERN",
+                     help="Do not scan paths matching this gitignore-style pattern (repeatable; also 'exclude:' in the "
+                          "configuration)."),
+        click.option("--no-gitignore", "no_gitignore", is_flag=True,
+                     help="Also scan what .gitignore ignores (by default skipped inside a git work tree)."),
+        click.option("--require-rendering", is_flag=True,
+                     help="A Helm chart or Kustomize directory that cannot be rendered (helm or kustomize missing) "
+                          "makes the scan incomplete (exit 3) instead of a warning."),
+        follow_symlinks_option,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def cluster_options(func):
     """Options of every command that reads a live cluster."""
     options = [
@@ -110,13 +128,13 @@ def cluster_source(opts: dict, quiet: bool):
     return ClusterSource(opts["kubeconfig"], opts["context"], tuple(opts["namespaces"]), opts["timeout"], progress=not quiet)
 
 
-def load_input(paths, snapshot_path, opts: dict, quiet: bool, jobs=None):
+def load_input(paths, snapshot_path, opts: dict, quiet: bool, jobs=None, settings=None):
     """Objects from files (-f), a snapshot (--snapshot) or, with neither, the live cluster."""
     from auditor import api
 
     if paths or snapshot_path:
         return call(api.load, list(paths) or None, snapshot=snapshot_path, jobs=jobs,
-                    follow_symlinks=opts.get("follow_symlinks", False))
+                    follow_symlinks=opts.get("follow_symlinks", False), settings=settings)
     return call(api.load, cluster_source(opts, quiet))
 
 

@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from auditor.cli.common import (EXIT_CLUSTER, EXIT_USAGE, VERSION, call, cluster_options, fail, follow_symlinks_option,
-                                load_input, report_gaps, rules_dir_option, warn, where, write_output)
+from auditor.cli.common import (EXIT_CLUSTER, EXIT_USAGE, VERSION, call, cluster_options, fail, file_options, load_input,
+                                report_gaps, rules_dir_option, warn, where, write_output)
 
 FORMATS = ["table", "json", "sarif", "junit", "markdown", "github"]
 
@@ -33,7 +33,7 @@ def _outputs(ctx, param, values) -> list[tuple[str, str | None]]:
 @click.option("-f", "--filename", "paths", multiple=True, metavar="PATH",
               help="Manifest file, directory (recursive *.yaml, *.yml, *.json), dump, snapshot or - for stdin. Repeatable.")
 @click.option("--snapshot", "snapshot_path", metavar="FILE", help="Audit a snapshot written by 'mesh-audit snapshot'.")
-@follow_symlinks_option
+@file_options
 @click.option("-o", "--output", "outputs", multiple=True, callback=_outputs, metavar="FORMAT[=FILE]",
               help=f"Report format ({', '.join(FORMATS)}; default table), to FILE or stdout. Repeatable: one scan, "
                    "several reports, e.g. -o sarif=mesh-audit.sarif -o github -o markdown=$GITHUB_STEP_SUMMARY.")
@@ -41,6 +41,8 @@ def _outputs(ctx, param, values) -> list[tuple[str, str | None]]:
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="Colour the table by severity: auto means on a terminal, unless NO_COLOR is set.")
 @click.option("--allow-empty", is_flag=True, help="Accept an input with no Kubernetes objects (by default exit 2).")
+@click.option("--no-cluster", is_flag=True,
+              help="Never read a live cluster: with no PATH, scan the working directory (for hooks and scripts).")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "info", "never"]), default=None,
               help="Exit 1 when a finding that counts is at or above this severity (default: the config's, else error).")
 @click.option("--istio-version", type=VERSION, help="Evaluate rules for this Istio version instead of the detected one.")
@@ -79,7 +81,10 @@ def scan(**opts) -> None:
 
     outputs = _destinations(opts)
     settings = call(api.resolve, _settings(opts))
-    snapshot = load_input(opts["paths"] + opts["extra_paths"], opts["snapshot_path"], opts, opts["quiet"], opts["jobs"])
+    paths = opts["paths"] + opts["extra_paths"]
+    if opts["no_cluster"] and not paths and not opts["snapshot_path"]:
+        paths = (".",)
+    snapshot = load_input(paths, opts["snapshot_path"], opts, opts["quiet"], opts["jobs"], settings)
     if not len(snapshot) and not snapshot.errors and not opts["allow_empty"] and snapshot.collection["source"] != "cluster":
         if not opts["quiet"]:
             for warning in snapshot.warnings:  # what was skipped, and why
@@ -147,6 +152,7 @@ def _settings(opts: dict):
         cluster_name=opts["cluster_name"], category=opts["category"], repo_root=opts["repo_root"],
         strict_maturity=opts["strict_maturity"],
         sidecar_scope_threshold=opts["sidecar_scope_threshold"], fail_on=opts["fail_on"], jobs=opts["jobs"],
+        exclude=opts["exclude"], gitignore=not opts["no_gitignore"], require_rendering=opts["require_rendering"],
     )
 
 

@@ -24,7 +24,10 @@ from auditor.collect.snapshot_file import (
     is_snapshot,
     open_snapshot,
 )
+from auditor.collect.excludes import Excluder
 from auditor.collect.paths import STDIN, Expansion, gunzip, read_stream, regular_file_size
+from auditor.collect.render import (NotRendered, RenderSettings, chart_documents, kustomize_documents, render_chart,
+                                    render_kustomization)
 from auditor.collect.validate import json_duplicate, metadata_problem
 from auditor.collect.yaml_docs import documents, is_list
 from auditor.errors import UsageError, json_problem
@@ -48,6 +51,8 @@ class LoadResult:
     # Snapshot files met among the inputs: (path, Collection) with what they did not collect.
     snapshots: list = field(default_factory=list)
     files_read: int = 0  # inputs opened: files, pipes and stdin
+    rendered: list = field(default_factory=list)  # [{"path", "by", "objects"}]: charts and kustomizations
+    not_rendered: list = field(default_factory=list)  # [{"path", "reason"}]: skipped, their tool missing
     _texts: dict[str, bytes] = field(default_factory=dict)
     _json_lines: dict[str, list[int]] = field(default_factory=dict)
     _project: Projector = field(default_factory=Projector, repr=False)
@@ -59,6 +64,8 @@ class LoadResult:
         self.errors.extend(part.errors)
         self.snapshots.extend(part.snapshots)
         self.files_read += part.files_read
+        self.rendered.extend(part.rendered)
+        self.not_rendered.extend(part.not_rendered)
 
     def snapshot(self) -> Snapshot:
         snap = Snapshot(self.objects, line_resolver=self.resolve_line)
@@ -103,17 +110,20 @@ def _where(obj: K8sObject) -> str:
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 
 
-def load_paths(paths: list[str], stdin=None, jobs: int | None = None, follow_symlinks: bool = False) -> LoadResult:
+def load_paths(paths: list[str], stdin=None, jobs: int | None = None, follow_symlinks: bool = False,
+               excluder: Excluder | None = None, render: RenderSettings | None = None) -> LoadResult:
     """Load every object under `paths`. Problems in one file do not stop the others.
-    Many large files are split among up to `jobs` processes (default: auto_jobs());
-    the result is the same as one process reading them in order. A path that does not
-    exist raises UsageError."""
+    Charts and kustomizations are rendered first. Many large files are split among up
+    to `jobs` processes (default: auto_jobs()); the result is the same as one process
+    reading them in order. A path that does not exist raises UsageError."""
     result = LoadResult()
-    expansion = Expansion(follow_symlinks)
+    expansion = Expansion(follow_symlinks, excluder)
     for path in paths:
         expansion.add(path)
+    expansion.finish()
     result.warnings += expansion.warnings
     result.errors += expansion.errors
+    _render(expansion, render or RenderSettings(), result)
     with gc_paused():
         files = expansion.files
         shares = _shares(files, jobs)
@@ -124,6 +134,30 @@ def load_paths(paths: list[str], stdin=None, jobs: int | None = None, follow_sym
         for part in (p for share in map_shares(_FileShare(files), shares) for p in share):
             result.absorb(part)
     return result
+
+
+def _render(expansion: Expansion, settings: RenderSettings, result: LoadResult) -> None:
+    """Render every chart and kustomization the walk found, and add what they produce."""
+    jobs = [(c, "helm", lambda c=c: chart_documents(render_chart(c, settings), c)) for c in expansion.charts]
+    jobs += [(k, "kustomize", lambda k=k: kustomize_documents(*_built(k), k)) for k in expansion.kustomizations]
+    for source, tool, produce in jobs:
+        before = len(result.objects)
+        try:
+            for doc, file, line in produce():
+                if doc is not None:
+                    _add_object(doc, file, line, None, result)
+        except NotRendered as reason:
+            result.not_rendered.append({"path": source, "by": tool, "reason": str(reason)})
+            result.warnings.append(UsageError(f"not audited: {reason}", source))
+            continue
+        except UsageError as err:
+            result.errors.append(err)
+        result.rendered.append({"path": source, "by": tool, "objects": len(result.objects) - before})
+
+
+def _built(directory: str) -> tuple[str, str, str]:
+    text, wrapper = render_kustomization(directory)
+    return text, directory, wrapper
 
 
 def _load_file(path: str, result: LoadResult, stdin=None) -> None:

@@ -1,9 +1,12 @@
 """Which files a scan reads, and reading them within bounds.
 
-A directory is walked recursively, in sorted order, skipping hidden folders. Only regular
-files named *.yaml, *.yml or *.json are read: a FIFO or device among them would block or
-never end, so it is skipped with a warning. A symlink is followed only when it stays
-inside the directory given (a link to `/` would scan the machine), unless the user
+A directory is walked recursively, in sorted order, skipping hidden folders and what the
+Excluder leaves out (--exclude, `exclude:`, .gitignore). A folder with a Chart.yaml or a
+kustomization is not read file by file: it is rendered (see render.py), and what a
+kustomization consumes (its bases, resources and patches) is not read again. Only
+regular files named *.yaml, *.yml or *.json are read: a FIFO or device among them would
+block or never end, so it is skipped with a warning. A symlink is followed only when it
+stays inside the directory given (a link to `/` would scan the machine), unless the user
 asks to follow symlinks. A file given by name may also be a pipe (`-f <(kubectl ...)`).
 No input is read past MESH_AUDIT_MAX_FILE_MB (2 GiB by default), compressed or not.
 """
@@ -17,6 +20,8 @@ import stat
 import zlib
 from typing import BinaryIO
 
+from auditor.collect.excludes import Excluder
+from auditor.collect.render import CHART_FILE, KUSTOMIZATION_FILES, is_chart, kustomization_file, referenced_paths
 from auditor.errors import UsageError
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -39,9 +44,12 @@ def _too_big(size: int) -> str:
 class Expansion:
     """The files named by the paths a user gave, and why anything else was left out."""
 
-    def __init__(self, follow_symlinks: bool = False):
+    def __init__(self, follow_symlinks: bool = False, excluder: Excluder | None = None):
         self.follow_symlinks = follow_symlinks
+        self.excluder = excluder or Excluder(gitignore=False)
         self.files: list[str] = []
+        self.charts: list[str] = []  # folders to render with helm
+        self.kustomizations: list[str] = []  # folders to build with kustomize
         self.warnings: list[UsageError] = []
         self.errors: list[UsageError] = []
 
@@ -49,15 +57,34 @@ class Expansion:
         if path == STDIN:
             self.files.append(STDIN)
         elif os.path.isdir(path):
-            self._walk(path)
+            if not self._renderable(path):
+                self._walk(path)
         elif os.path.lexists(path):
             self.files.append(path)
         else:
             raise UsageError("no such file or directory", path)
 
+    def _renderable(self, folder: str) -> bool:
+        """A chart or a kustomization: noted to be rendered, not walked."""
+        if is_chart(folder):
+            self.charts.append(folder)
+            return True
+        if kustomization_file(folder) is not None:
+            self.kustomizations.append(folder)
+            return True
+        return False
+
+    def finish(self) -> None:
+        """Leave out what a kustomization consumes: a base an overlay builds on is audited
+        through the overlay (as it is deployed), and its files are not read on their own."""
+        consumed = {p for k in self.kustomizations for p in referenced_paths(k)}
+        self.kustomizations = [k for k in self.kustomizations if os.path.abspath(k) not in consumed]
+        self.files = [f for f in self.files if f == STDIN or os.path.abspath(f) not in consumed]
+
     def _walk(self, top: str) -> None:
         real_top = os.path.realpath(top)
         seen: set[tuple[int, int]] = set()
+        git = not self.excluder.git_ignores(top)  # a folder named though git ignores it: read what is in it
 
         def unreadable(err: OSError) -> None:
             problem = UsageError(f"cannot read this directory: {err.strerror}", err.filename)
@@ -69,9 +96,14 @@ class Expansion:
                 dirs[:] = []
                 continue
             seen.add((st.st_dev, st.st_ino))
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and self._may_enter(os.path.join(root, d), real_top))
+            if root != top and (CHART_FILE in files or any(k in files for k in KUSTOMIZATION_FILES)):
+                self._renderable(root)
+                dirs[:] = []
+                continue
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and self._may_enter(os.path.join(root, d), real_top)
+                             and not self.excluder.excluded(os.path.join(root, d), is_dir=True, git=git))
             for name in sorted(files):
-                if name.endswith(SUFFIXES):
+                if name.endswith(SUFFIXES) and not self.excluder.excluded(os.path.join(root, name), git=git):
                     self._consider(os.path.join(root, name), real_top)
 
     def _outside(self, path: str, real_top: str) -> str | None:

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The Scan step of action.yml: one mesh-audit run writes the SARIF for code scanning, the
+# pull-request annotations (on stdout, where the runner reads workflow commands), the job's
+# step summary and a JSON report whose counts become the step's outputs.
+#
+# Inputs arrive as environment variables (never spliced into this script):
+#   MESH_AUDIT_PATHS  files or folders, separated by spaces          (default .)
+#   MESH_AUDIT_ARGS   further options for `mesh-audit scan`
+#   MESH_AUDIT_SARIF  where to write the SARIF                        (default mesh-audit.sarif)
+#   MESH_AUDIT_FAIL_ON  error|warning|info|never; empty: the configuration decides
+#   MESH_AUDIT_CATEGORY  SARIF category (automationDetails.id); empty: upload-sarif's decides
+#   MESH_AUDIT_ANNOTATIONS, MESH_AUDIT_SUMMARY  "false" turns them off
+# and GitHub's own: GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, RUNNER_TEMP.
+set -u
+paths=${MESH_AUDIT_PATHS:-.}
+sarif=${MESH_AUDIT_SARIF:-mesh-audit.sarif}
+report="${RUNNER_TEMP:-${TMPDIR:-/tmp}}/mesh-audit-report.json"
+
+args=(scan)
+read -r -a words <<< "$paths"
+args+=("${words[@]}")
+if [ -n "${MESH_AUDIT_ARGS:-}" ]; then
+  read -r -a words <<< "$MESH_AUDIT_ARGS"
+  args+=("${words[@]}")
+fi
+args+=(-o "sarif=$sarif" -o "json=$report")
+if [ "${MESH_AUDIT_ANNOTATIONS:-true}" != "false" ]; then
+  args+=(-o github)
+fi
+if [ "${MESH_AUDIT_SUMMARY:-true}" != "false" ] && [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
+  args+=(-o "markdown=$GITHUB_STEP_SUMMARY")
+fi
+if [ -n "${MESH_AUDIT_FAIL_ON:-}" ]; then
+  args+=(--fail-on "$MESH_AUDIT_FAIL_ON")
+fi
+if [ -n "${MESH_AUDIT_CATEGORY:-}" ]; then
+  args+=(--category "$MESH_AUDIT_CATEGORY")
+fi
+
+mesh-audit "${args[@]}"
+code=$?
+
+{
+  echo "exit-code=$code"
+  echo "sarif-file=$sarif"
+  if [ -s "$report" ]; then
+    python - "$report" <<'PY'
+import json, sys
+summary = json.load(open(sys.argv[1]))["summary"]
+print(f"errors={summary['error']}\nwarnings={summary['warning']}\ninfo={summary['info']}\nfindings={summary['findings']}")
+print(f"complete={'true' if summary['complete'] else 'false'}")
+PY
+  fi
+} >> "${GITHUB_OUTPUT:-/dev/null}"
+exit "$code"
