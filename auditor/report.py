@@ -126,6 +126,11 @@ class Report:
         return list(self.collection.get("not_collected") or [])
 
     @property
+    def not_rendered(self) -> list[dict]:
+        """Helm charts and Kustomize folders that were skipped: their tool is not installed."""
+        return list(self.collection.get("not_rendered") or [])
+
+    @property
     def complete(self) -> bool:
         return not self.not_collected
 

@@ -222,44 +222,81 @@ def test_kubectl_agrees_with_the_fixture(api):
     assert crd.returncode == 0 and "virtualservice.networking.istio.io/frontend-canary" in crd.stdout
 
 
-def _allowed(role: dict, group: str, resource: str, verb: str, name: str | None) -> bool:
-    for rule in role["rules"]:
-        if "nonResourceURLs" in rule:
+def _allowed(roles: list[dict], group: str, resource: str, verb: str, name: str | None, namespace: str | None) -> bool:
+    """Whether any of the roles (a ClusterRole, or a Role in that namespace) grants it."""
+    for role in roles:
+        if role["kind"] == "Role" and role["metadata"]["namespace"] != namespace:
             continue
-        if group in rule["apiGroups"] and (resource in rule["resources"] or "*" in rule["resources"]) and verb in rule["verbs"]:
-            if "resourceNames" not in rule or name in rule["resourceNames"]:
-                return True
+        for rule in role["rules"]:
+            if "nonResourceURLs" in rule:
+                continue
+            if group in rule["apiGroups"] and (resource in rule["resources"] or "*" in rule["resources"]) and verb in rule["verbs"]:
+                if "resourceNames" not in rule or name in rule["resourceNames"]:
+                    return True
     return False
 
 
-def test_deploy_rbac_grants_exactly_what_the_collector_reads(api):
-    docs = list(yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()))
-    role = next(d for d in docs if d["kind"] == "ClusterRole")
-    assert {v for rule in role["rules"] for v in rule["verbs"]} == {"get", "list"}
-    assert not any("secrets" in rule.get("resources", []) for rule in role["rules"])
-    live(api, "-o", "json")
-    live(api, "-n", "storefront", "-o", "json")
+def _requests_granted(api, roles: list[dict]) -> set:
+    """Every request the collector sent is granted; returns the (group, resource) pairs used."""
     used = set()
     for r in api.requests:
         parts = r.path.strip("/").split("/")
         if parts[0] not in ("api", "apis") or len(parts) <= (2 if parts[0] == "api" else 3):
             continue  # discovery and /version: granted to every authenticated user, and by the role
         group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+        namespace = None
         if rest[0] == "namespaces" and len(rest) >= 3:
-            rest = rest[2:]
+            namespace, rest = rest[1], rest[2:]
         resource, name = rest[0], rest[1] if len(rest) > 1 else None
         verb = "get" if name else "list"
-        assert _allowed(role, group, resource, verb, name), f"{verb} {group}/{resource}/{name or ''} is not granted"
+        assert _allowed(roles, group, resource, verb, name, namespace), \
+            f"{verb} {group}/{resource}/{name or ''} in {namespace} is not granted"
         used.add((group, resource))
-    granted = {(g, res) for rule in role["rules"] if "resources" in rule for g in rule["apiGroups"]
+    return used
+
+
+def test_deploy_rbac_grants_exactly_what_the_collector_reads(api):
+    docs = list(yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()))
+    roles = [d for d in docs if d["kind"] in ("ClusterRole", "Role")]
+    assert {v for role in roles for rule in role["rules"] for v in rule["verbs"]} == {"get", "list"}
+    assert not any("secrets" in rule.get("resources", []) for role in roles for rule in role["rules"])
+    bindings = [d for d in docs if d["kind"] in ("ClusterRoleBinding", "RoleBinding")]
+    assert {(b["roleRef"]["kind"], b["roleRef"]["name"]) for b in bindings} == {(r["kind"], r["metadata"]["name"]) for r in roles}
+    live(api, "-o", "json")
+    live(api, "-n", "storefront", "-o", "json")
+    used = _requests_granted(api, roles)
+    granted = {(g, res) for role in roles for rule in role["rules"] if "resources" in rule for g in rule["apiGroups"]
                for res in rule["resources"] if res != "*"}
     assert granted <= used, f"granted but never used: {granted - used}"
+
+
+def test_deploy_rbac_lets_a_revisioned_istio_be_read(tmp_path):
+    """A canary control plane (revision 1-24) keeps its config in istio-1-24: the collector
+    asks for it by name, and the namespaced Role grants it, so the CronJob does not exit 3."""
+    from conftest import cluster_objects
+    from kube_api.server import ApiServer
+
+    objects = cluster_objects()
+    webhook = next(o for o in objects if o["kind"] == "MutatingWebhookConfiguration")
+    canary = {**webhook, "metadata": {**webhook["metadata"], "name": "istio-sidecar-injector-1-24",
+                                      "labels": {**webhook["metadata"].get("labels", {}), "istio.io/rev": "1-24"}}}
+    mesh = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "istio")
+    objects += [canary, {**mesh, "metadata": {**mesh["metadata"], "name": "istio-1-24"}}]
+    roles = [d for d in yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()) if d["kind"] in ("ClusterRole", "Role")]
+    with ApiServer(objects) as server:
+        server.kubeconfig_path = server.kubeconfig(tmp_path / "kc")
+        result = live(server, "-o", "json")
+        assert result.exit_code in (0, 1)
+        asked = {r.path.rsplit("/", 1)[1] for r in server.requests if "/configmaps/" in r.path}
+        assert "istio-1-24" in asked and "istio-sidecar-injector-1-24" in asked
+        _requests_granted(server, roles)
 
 
 def test_deploy_cronjob_runs_a_valid_scan_as_the_rbac_service_account():
     rbac = list(yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()))
     account = next(d for d in rbac if d["kind"] == "ServiceAccount")["metadata"]
     binding = next(d for d in rbac if d["kind"] == "ClusterRoleBinding")
+    assert all(b["subjects"] == binding["subjects"] for b in rbac if b["kind"] == "RoleBinding")
     [cronjob] = yaml.safe_load_all((ROOT / "deploy" / "cronjob.yaml").read_text())
     pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]
     assert pod["spec"]["serviceAccountName"] == account["name"] and cronjob["metadata"]["namespace"] == account["namespace"]

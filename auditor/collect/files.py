@@ -139,7 +139,7 @@ def load_paths(paths: list[str], stdin=None, jobs: int | None = None, follow_sym
 def _render(expansion: Expansion, settings: RenderSettings, result: LoadResult) -> None:
     """Render every chart and kustomization the walk found, and add what they produce."""
     jobs = [(c, "helm", lambda c=c: chart_documents(render_chart(c, settings), c)) for c in expansion.charts]
-    jobs += [(k, "kustomize", lambda k=k: kustomize_documents(*_built(k), k)) for k in expansion.kustomizations]
+    jobs += [(k, "kustomize", lambda k=k: kustomize_documents(*_built(k))) for k in expansion.kustomizations]
     for source, tool, produce in jobs:
         before = len(result.objects)
         try:

@@ -1,6 +1,6 @@
 """Which files a scan reads, and reading them within bounds.
 
-A directory is walked recursively, in sorted order, skipping hidden folders and what the
+A directory is walked recursively, in sorted order, skipping hidden files and folders and what the
 Excluder leaves out (--exclude, `exclude:`, .gitignore). A folder with a Chart.yaml or a
 kustomization is not read file by file: it is rendered (see render.py), and what a
 kustomization consumes (its bases, resources and patches) is not read again. Only
@@ -97,14 +97,15 @@ class Expansion:
                 continue
             seen.add((st.st_dev, st.st_ino))
             if root != top and (CHART_FILE in files or any(k in files for k in KUSTOMIZATION_FILES)):
-                self._renderable(root)
+                self._renderable(os.path.normpath(root))
                 dirs[:] = []
                 continue
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and self._may_enter(os.path.join(root, d), real_top)
                              and not self.excluder.excluded(os.path.join(root, d), is_dir=True, git=git))
-            for name in sorted(files):
-                if name.endswith(SUFFIXES) and not self.excluder.excluded(os.path.join(root, name), git=git):
-                    self._consider(os.path.join(root, name), real_top)
+            for name in sorted(files):  # hidden files (.mesh-audit.yaml, .gitlab-ci.yml) are no manifests
+                if name.endswith(SUFFIXES) and not name.startswith(".") and \
+                        not self.excluder.excluded(os.path.join(root, name), git=git):
+                    self._consider(os.path.normpath(os.path.join(root, name)), real_top)
 
     def _outside(self, path: str, real_top: str) -> str | None:
         """For a symlink out of the scanned tree (and not to be followed): where it points."""

@@ -142,11 +142,12 @@ def kustomize_documents(text: str, directory: str, wrapper: str) -> Iterator[tup
     names and the object's line there, else the kustomization file."""
     lines_of: dict[str, dict] = {}
     fallback = kustomization_file(directory) or directory
+    named = (lambda p: p) if os.path.isabs(directory) else os.path.relpath  # as the user named the folder
     for doc, _, _ in documents(text, f"{directory} (kustomize build)"):
         origin = _pop_origin(doc)
-        path = os.path.normpath(os.path.join(wrapper, origin["path"])) if origin.get("path") else None
+        path = named(os.path.normpath(os.path.join(wrapper, origin["path"]))) if origin.get("path") else None
         if path is None and origin.get("configuredIn"):
-            path = os.path.normpath(os.path.join(wrapper, origin["configuredIn"]))
+            path = named(os.path.normpath(os.path.join(wrapper, origin["configuredIn"])))
         if path is None or not os.path.isfile(path):
             yield doc, fallback, 1
             continue

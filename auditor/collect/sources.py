@@ -36,7 +36,7 @@ def _collection_of_files(loaded: LoadResult, require_rendering: bool = False) ->
             collection["rendered"] = loaded.rendered
             collection["not_rendered"] = loaded.not_rendered
         if require_rendering and loaded.not_rendered:
-            collection["not_collected"] = [Gap(f"{n['by']} source", f"not rendered: {n['reason']}", name=n["path"]).to_dict()
+            collection["not_collected"] = [Gap(n["path"], f"not rendered by {n['by']}: {n['reason']}").to_dict()
                                            for n in loaded.not_rendered]
         return collection
     path, first = loaded.snapshots[0]

@@ -41,6 +41,9 @@ def _header(report: Report) -> list[str]:
     if not report.complete:
         out += ["", "> [!WARNING]", "> The scan is incomplete; findings may be missing for:"]
         out += [f"> - {_cell(describe_gap(g))}" for g in report.not_collected]
+    elif report.not_rendered:
+        out += ["", "> [!NOTE]", "> Not rendered, so not audited:"]
+        out += [f"> - {_cell(n['path'])}: {_cell(n['reason'])}" for n in report.not_rendered]
     return out
 
 

@@ -139,6 +139,8 @@ def to_document(report: Report) -> dict:
     ] + [
         {"level": "error", "message": {"text": f"not collected: {describe_gap(g)}"}} for g in report.not_collected
     ]
+    notifications += [{"level": "warning", "message": {"text": f"not audited: {n['path']}: {n['reason']}"}}
+                      for n in report.not_rendered if not report.not_collected]
     if left_out:
         notifications.append({"level": "warning", "message": {"text": (
             f"{left_out:,} of {len(report.findings):,} findings are not in this run: GitHub code scanning accepts "

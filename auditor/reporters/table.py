@@ -93,5 +93,9 @@ def render(report: Report, color: bool = False) -> str:
         out.append("Not collected (findings may be missing for these):")
         out.extend(f"  {describe_gap(g)}" for g in report.not_collected)
         out.append("")
+    elif report.not_rendered:
+        out.append("Not rendered, so not audited:")
+        out.extend(f"  {n['path']}: {n['reason']}" for n in report.not_rendered)
+        out.append("")
     out.append(summary_line(report))
     return "\n".join(out) + "\n"
