@@ -8,6 +8,7 @@ Header comments drive a fixture:
     # istio-version: 1.24.2                  evaluate for this Istio version
     # collected: daemonsets.apps, ...        as if read from a cluster that collected these
     # sidecar-scope-threshold: 2             lower that threshold
+    # strict-maturity: true                  as --strict-maturity (Alpha features are warnings)
 
 A pass fixture must produce no finding of its rule. The built-in catalog is tested with
 this harness, and `mesh-audit rules test` runs it on a user's rules.
@@ -49,6 +50,7 @@ def fixture_settings(path: Path, rules: list) -> api.Settings:
     threshold = header(path, "sidecar-scope-threshold")
     versions = header(path, "istio-version")
     return api.Settings(
+        strict_maturity=header(path, "strict-maturity") == ["true"],
         rules=rules,
         istio_version=parse_version(versions[0]) if versions else None,
         collected=frozenset(k.strip() for k in collected[0].split(",")) if collected else None,

@@ -18,7 +18,7 @@ PACKAGE = ROOT / "auditor"
 # Within a layer, the no-circles test keeps imports acyclic.
 LAYERS = [
     ("foundation", ["auditor", "auditor.errors", "auditor.versions", "auditor.kinds", "auditor.coverage",
-                    "auditor.yamlread", "auditor.fileio", "auditor.workers", "auditor.schemas"]),
+                    "auditor.yamlread", "auditor.fileio", "auditor.workers", "auditor.schemas", "auditor.words"]),
     ("snapshot", ["auditor.snapshot", "auditor.components"]),
     ("collect", ["auditor.collect"]),
     ("facts", ["auditor.facts"]),

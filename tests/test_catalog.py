@@ -42,10 +42,18 @@ def test_severities_follow_the_catalog(rules):
             assert rule.severity_expression, f"{rule.id}: the catalog gives several severities"
 
 
+# Where mesh-audit knowingly departs from the catalog, and why.
+RANGE_CHANGES = {
+    # Ingress gateways skip waypoints on 1.22 and 1.23 too (there was no opt-in at all yet):
+    # the rule applies to every version, with a message that says so before 1.24.
+    "waypoint-ingress-bypass": "all",
+}
+
+
 def test_version_ranges_follow_the_catalog(rules):
     rows = catalog_rows()
     for rule in rules:
-        assert str(rule.istio) == expected_range(rows[rule.id]["versions"]), rule.id
+        assert str(rule.istio) == RANGE_CHANGES.get(rule.id, expected_range(rows[rule.id]["versions"])), rule.id
 
 
 def test_observed_rules_only_judge_observed_objects(rules):

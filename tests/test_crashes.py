@@ -157,6 +157,13 @@ def test_a_report_to_a_folder_that_does_not_exist(tmp_path):
      "dup.json:3: the key 'name' appears twice in one object (first at line 2); only one may stay"),
     ("bool-name.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: off}\n",
      "bool-name.yaml:1: Namespace: metadata.name is the boolean false, not a string; kubectl rejects it: quote the value"),
+    ("bool-namespace.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: off}\n",
+     "bool-namespace.yaml:1: Service: metadata.namespace is the boolean false, not a string; kubectl rejects it: quote the value"),
+    ("number-name.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: 1.10\n  namespace: shop\n",
+     "number-name.yaml:1: ConfigMap: metadata.name is the number 1.1, not a string; kubectl rejects it: quote the value"),
+    ("yes-label.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels: {istio-injection: yes}\n",
+     "yes-label.yaml:1: Namespace: metadata.labels.istio-injection is the boolean true, not a string; kubectl rejects it: "
+     "quote the value"),
 ])
 def test_what_kubectl_rejects_is_an_input_error(tmp_path, name, content, message):
     (tmp_path / name).write_text(content)
@@ -209,3 +216,11 @@ def test_an_end_of_input_is_never_mistaken_for_ctrl_c(tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         cli.main()
     assert exits == [2]
+
+
+def test_explain_does_not_answer_for_an_object_under_a_wrong_name(tmp_path):
+    """`namespace: off` would be audited as namespace "default": nothing is audited instead."""
+    (tmp_path / "svc.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: off}\n")
+    code, stderr, stdout = run("explain", "Service/default/api", "-f", str(tmp_path / "svc.yaml"))
+    assert code == 2
+    assert "metadata.namespace is the boolean false" in stderr and "Service/default/api: no such object in the input" in stderr

@@ -125,3 +125,61 @@ def test_authorization_facts_counts_rule_shapes():
     ]})
     assert (f["action"], f["l7_only_rules"], f["mixed_rules"], f["matches_source_identity"]) == ("DENY", 1, 1, True)
     assert authorization_facts({})["action"] == "ALLOW"
+
+
+# -- whose identity a ztunnel-enforced policy sees once a waypoint is in the path ------------
+
+def _behind_waypoint(*extra, version=None, service_labels=None):
+    """amb/api behind waypoint amb/wp; clients: amb/web (ambient), sc/api (sidecar), the
+    ingress gateway in sc (a gateway)."""
+    from auditor.facts.identity import hidden_identities
+    from auditor.versions import parse_version
+
+    waypoint = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "wp", "namespace": "amb"},
+                "spec": {"gatewayClassName": "istio-waypoint"}}
+    svc = {"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": "api", "namespace": "amb", "labels": {"istio.io/use-waypoint": "wp", **(service_labels or {})}},
+           "spec": {"selector": {"app": "api"}}}
+    ctx = context_of(*CLUSTER, waypoint, svc, *extra, istio_version=parse_version(version) if version else None)
+    last = extra[-1]
+    return hidden_identities(ctx, ctx.snapshot.get("security.istio.io/AuthorizationPolicy", last["metadata"]["namespace"],
+                                                  last["metadata"]["name"]))
+
+
+def _allow(*sources):
+    return policy("AuthorizationPolicy", "p", "amb", {"selector": {"matchLabels": {"app": "api"}},
+                                                      "rules": [{"from": [{"source": s} for s in sources]}]})
+
+
+def test_ambient_clients_pass_the_waypoint_sidecar_clients_do_not():
+    assert _behind_waypoint(_allow({"principals": ["cluster.local/ns/amb/sa/default"]})) == [
+        "principal cluster.local/ns/amb/sa/default (ambient client Deployment amb/api, ambient client Deployment amb/web)"]
+    assert _behind_waypoint(_allow({"principals": ["cluster.local/ns/sc/sa/default"]})) == []  # sidecars skip waypoints
+
+
+def test_a_rule_that_admits_the_waypoint_admits_what_passes_it():
+    assert _behind_waypoint(_allow({"namespaces": ["amb"]})) == []  # the waypoint runs in amb
+    assert _behind_waypoint(_allow({"principals": ["cluster.local/ns/amb/sa/wp"]})) == []
+    assert _behind_waypoint(_allow({"principals": ["*"]})) == []
+
+
+def test_ingress_gateways_pass_the_waypoint_only_with_the_opt_in_on_1_24():
+    ingress = _allow({"namespaces": ["sc"]})
+    hidden = ["namespace sc (ingress gateway Deployment sc/ingress)"]  # sc/api is a sidecar: it does not count
+    assert _behind_waypoint(ingress, version="1.24.1") == []
+    assert _behind_waypoint(ingress, version="1.24.1", service_labels={"istio.io/ingress-use-waypoint": "true"}) == hidden
+    assert _behind_waypoint(ingress, version="1.23.4", service_labels={"istio.io/ingress-use-waypoint": "true"}) == []
+
+
+def test_an_identity_with_no_workload_here_counts_by_its_namespace():
+    assert _behind_waypoint(ns("batch", **AMBIENT), _allow({"principals": ["cluster.local/ns/batch/sa/jobs"]})) == [
+        "principal cluster.local/ns/batch/sa/jobs (workloads of ambient namespace batch)"]
+    assert _behind_waypoint(_allow({"principals": ["cluster.local/ns/elsewhere/sa/x"]})) == []  # unknown: not guessed
+
+
+def test_when_conditions_on_source_identity_count_too():
+    spec = {"selector": {"matchLabels": {"app": "api"}},
+            "rules": [{"when": [{"key": "source.namespace", "values": ["amb"]}, {"key": "source.principal",
+                                                                               "values": ["cluster.local/ns/amb/sa/default"]}]}]}
+    assert _behind_waypoint(policy("AuthorizationPolicy", "p", "amb", spec)) == [
+        "principal cluster.local/ns/amb/sa/default (ambient client Deployment amb/api, ambient client Deployment amb/web)"]

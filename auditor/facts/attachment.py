@@ -146,7 +146,7 @@ def resolve_target(ctx: Context, policy: K8sObject, ref: dict) -> dict:
             if binding.waypoint:
                 out.update(status="waypoint", waypoint=f"{binding.waypoint[0]}/{binding.waypoint[1]}", detail=binding.detail)
             else:
-                out.update(status="unbound", detail=f"{kind} {ns}/{name} has no waypoint: {binding.detail}")
+                out.update(status="unbound", detail=f"{kind} {ns}/{name} has no waypoint ({binding.detail})")
     elif kind == "Gateway":
         gateway = ctx.snapshot.get(k.GATEWAY, ns, name)
         if gateway is None:

@@ -38,6 +38,7 @@ from auditor.snapshot import K8sObject, Snapshot
 from auditor.versions import Version
 
 MODES = ("ambient", "sidecar", "none")
+V1_24 = Version(1, 24)
 EXAMPLES = 5  # objects named in a finding's examples
 
 
@@ -92,6 +93,9 @@ class Context:
             cached = self._service_bindings.get(obj.key)
             if cached is None:
                 cached = self.waypoints.resolve(SERVICE_TRAFFIC, obj.namespace or "", obj.labels, exempt=exempt_service(obj))
+                if obj.gk == k.SERVICE_ENTRY and not self.version_at_least(V1_24):
+                    cached = Binding(None, cached.requested, cached.source, "unsupported",
+                                     "ServiceEntries are bound to waypoints from Istio 1.24 on")
                 self._service_bindings[obj.key] = cached
             return cached
         if obj.gk == k.NAMESPACE:
@@ -115,6 +119,10 @@ class Context:
     def examples(self, ids) -> list[str]:
         """A few of these workloads, named the way findings name them."""
         return sorted({subject_ref(self.workloads[i]) for i in ids})[:EXAMPLES]
+
+    def ambient_in_use(self) -> bool:
+        """Ambient workloads run, or a namespace asks for ambient mode."""
+        return self.mesh["has_ambient"] or bool(self.mesh["ambient_namespaces"])
 
     def version_at_least(self, version: Version) -> bool:
         """True when the Istio version in force is at least `version`, or unknown."""

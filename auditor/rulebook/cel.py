@@ -2,14 +2,17 @@
 
 `cel-expr-python` (Google's C++ runtime) is used where it has wheels; elsewhere the
 pure-Python `cel-python` takes over. Both see the same variables (`object`, `facts`,
-`mesh`) and the same extra function, `list.join(separator)`. MESH_AUDIT_CEL selects
-one explicitly (`cel-expr-python` or `cel-python`).
+`mesh`) and the same extra functions: `list.join(separator)`, and `plural(n, word)`
+for counts in messages ("1 workload", "3 workloads", "2 policies"). MESH_AUDIT_CEL
+selects one explicitly (`cel-expr-python` or `cel-python`).
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
+
+from auditor.words import plural
 
 VARIABLES = ("object", "facts", "mesh")
 BACKEND_NAMES = ("cel-expr-python", "cel-python")
@@ -27,9 +30,12 @@ class CelExprBackend:
         from cel_expr_python.ext import ext_strings
 
         self._cel = cel
+        plural_decl = cel.FunctionDecl("plural", [
+            cel.Overload("plural_int_string", cel.Type.STRING, [cel.Type.INT, cel.Type.STRING], impl=plural)])
         self._env = cel.NewEnv(
             variables={v: cel.Type.DYN for v in VARIABLES},
             extensions=[ext_strings.ExtStrings()],
+            functions=[plural_decl],
         )
 
     def compile(self, expression: str):
@@ -70,7 +76,10 @@ class CelPyBackend:
         def join(items, separator=celtypes.StringType("")):
             return celtypes.StringType(str(separator).join(str(i) for i in items))
 
-        self._functions = {"join": join}
+        def counted(count, word):
+            return celtypes.StringType(plural(int(count), str(word)))
+
+        self._functions = {"join": join, "plural": counted}
 
     def compile(self, expression: str):
         try:

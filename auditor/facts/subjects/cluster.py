@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from auditor import kinds as k
 from auditor.facts.context import Context
+from auditor.facts.maturity import alpha_features
 from auditor.facts.waypoint import USE_WAYPOINT
 from auditor.snapshot import K8sObject, as_list
+from auditor.words import plural
 
 KINDS = (k.CLUSTER,)
 
@@ -27,10 +29,20 @@ def build(ctx: Context, obj: K8sObject) -> dict:
         "ztunnel": any(d.name == "ztunnel" or d.labels.get("app") == "ztunnel" for d in daemonsets),
         "istio_cni": any(d.name == "istio-cni-node" or "istio-cni-node" in (d.labels.get("k8s-app"), d.labels.get("app"))
                          for d in daemonsets),
-        "ambient_in_use": ctx.mesh["has_ambient"] or bool(ctx.mesh["ambient_namespaces"]),
+        "ambient_in_use": ctx.ambient_in_use(),
         "gateway_api_crds": "gateways.gateway.networking.k8s.io" in crds,
         "uses_waypoints": uses_waypoints,
         "sidecar_services": sidecar_services,
         "sidecar_scope_threshold": ctx.options.sidecar_scope_threshold,
         "egress_scoped_sidecars": sorted(s.ref() for s in ctx.snapshot.of(k.SIDECAR) if as_list(s.spec.get("egress"))),
+        "alpha_features": alpha_features(ctx.settings.istio_version, _interoperability(ctx)),
     }
+
+
+def _interoperability(ctx: Context) -> list[tuple[str, str]]:
+    """Sidecar and ambient workloads in one mesh, which reach each other over HBONE."""
+    counts = ctx.mesh["workloads"]
+    if not (counts["sidecar"] and counts["ambient"]):
+        return []
+    return [("sidecar-interoperability", f"{plural(counts['sidecar'], 'sidecar workload')} and "
+                                         f"{plural(counts['ambient'], 'ambient workload')} in the mesh")]

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from auditor import kinds as k
 from auditor.facts.context import Context
+from auditor.facts.maturity import alpha_features
 from auditor.snapshot import K8sObject
 
 KINDS = (k.CONFIG_MAP,)
+CNI_CONFIG = "istio-cni-config"
 
 
 def build(ctx: Context, obj: K8sObject) -> dict:
     is_mesh = ctx.settings.mesh_config_object is obj
     policy = ctx.settings.outbound_traffic_policy if is_mesh else None
+    found: list[tuple[str, str]] = []
+    if ctx.ambient_in_use():
+        if is_mesh and ctx.settings.mesh_config.get("meshNetworks"):
+            found.append(("multi-network", "meshNetworks in the mesh config"))
+        if obj.name == CNI_CONFIG:
+            data = obj.raw.get("data") if isinstance(obj.raw.get("data"), dict) else {}
+            found += [(feature, f"{key}=true") for key, feature in (("AMBIENT_DNS_CAPTURE", "dns-proxying"),
+                                                                     ("AMBIENT_IPV6", "dual-stack"))
+                      if str(data.get(key)).lower() == "true"]
     return {
         "is_mesh_config": is_mesh,
         "outbound_traffic_policy": policy,
         # Egress control ambient workloads do not follow before Istio 1.24.
         "egress_control": "outboundTrafficPolicy is REGISTRY_ONLY" if policy == "REGISTRY_ONLY" else None,
+        "alpha_features": alpha_features(ctx.settings.istio_version, found),
     }

@@ -5,10 +5,12 @@ from __future__ import annotations
 import auditor.facts.mode as m
 from auditor import kinds as k
 from auditor.facts.context import Context
+from auditor.facts.maturity import alpha_features
 from auditor.facts.waypoint import legacy_reference
 from auditor.snapshot import K8sObject
 
 KINDS = (k.NAMESPACE,)
+NETWORK = "topology.istio.io/network"
 
 
 def build(ctx: Context, obj: K8sObject) -> dict:
@@ -22,4 +24,8 @@ def build(ctx: Context, obj: K8sObject) -> dict:
         **legacy_reference(obj.labels, obj.annotations),
         "workloads": ctx.mode_counts(ctx.index.in_namespace(obj.name)),
         "cni_excluded": obj.name in ctx.settings.cni_excluded_namespaces,
+        "network": labels.get(NETWORK),
+        "alpha_features": alpha_features(ctx.settings.istio_version,
+                                         [("multi-network", f"{NETWORK}={labels[NETWORK]}")]
+                                         if NETWORK in labels and ctx.ambient_in_use() else []),
     }

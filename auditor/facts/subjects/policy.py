@@ -9,7 +9,10 @@ from auditor import kinds as k
 from auditor.facts.attachment import attachment_of, selector_of, target_refs_of
 from auditor.facts.authz import authorization_facts
 from auditor.facts.context import EXAMPLES, Context
+from auditor.facts.identity import hidden_identities
+from auditor.facts.maturity import alpha_features
 from auditor.snapshot import K8sObject, as_dict, as_list
+from auditor.words import plural
 
 KINDS = k.POLICY_GKS
 
@@ -26,7 +29,7 @@ def build(ctx: Context, obj: K8sObject) -> dict:
     out["unbound_targets"] = [r["detail"] for r in refs if r["status"] in ("unbound", "missing")]
     out["invalid_targets"] = [r["detail"] for r in refs if r["status"] == "invalid"]
     out["waypoint_targets"] = [f"{r['kind']} {ns}/{r['name']}" for r in refs if r["status"] == "waypoint"]
-    out["sidecar_targets"] = [f"{r['kind']} {ns}/{r['name']} ({r['sidecar_workloads']} sidecar workloads)"
+    out["sidecar_targets"] = [f"{r['kind']} {ns}/{r['name']} ({plural(r['sidecar_workloads'], 'sidecar workload')})"
                               for r in refs if r.get("sidecar_workloads")]
     out["enforced_by"] = attachment.enforcers(ctx, obj.gk)
     out["selected"] = ctx.mode_counts(ids)
@@ -46,6 +49,7 @@ def _authorization_policy(ctx: Context, obj: K8sObject, common: dict) -> dict:
         **authorization_facts(obj.spec),
         "dry_run": obj.annotations.get("istio.io/dry-run") == "true",
         "identity_behind_waypoint": _services_with_waypoint(ctx, ambient),
+        "identities_hidden_by_waypoint": hidden_identities(ctx, obj),
     }
 
 
@@ -74,7 +78,8 @@ def _sidecar(ctx: Context, obj: K8sObject, common: dict) -> dict:
 
 def _wasm_plugin(ctx: Context, obj: K8sObject, common: dict) -> dict:
     at = common["waypoint_targets"]
-    return {"alpha_features": [f"WasmPlugin at a waypoint ({', '.join(at)})"] if at else []}
+    return {"alpha_features": alpha_features(ctx.settings.istio_version,
+                                             [("wasmplugin-at-waypoint", ", ".join(at))] if at else [])}
 
 
 _KIND_FACTS = {

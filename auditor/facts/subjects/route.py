@@ -8,8 +8,6 @@ from auditor.facts.routes import is_waypoint_gateway, parent_refs
 from auditor.snapshot import K8sObject
 
 KINDS = k.ROUTE_GKS
-# Route kinds that are Alpha at a waypoint in every release so far.
-ALPHA_AT_WAYPOINT = (k.TCP_ROUTE, k.TLS_ROUTE)
 
 
 def build(ctx: Context, obj: K8sObject) -> dict:
@@ -23,8 +21,6 @@ def build(ctx: Context, obj: K8sObject) -> dict:
             if not e["waypoint"] and (e["ambient_workloads"] > 0 or (e["kind"] == "ServiceEntry" and ctx.mesh["has_ambient"]))
         ],
         "waypoint_parents": at_waypoint,
-        "alpha_features": [f"{obj.kind} at a waypoint ({', '.join(at_waypoint)})"]
-        if obj.gk in ALPHA_AT_WAYPOINT and at_waypoint else [],
     }
 
 

@@ -6,13 +6,14 @@ import auditor.facts.mode as m
 from auditor import kinds as k
 from auditor.facts.attachment import waypoint_policies
 from auditor.facts.context import Context
+from auditor.facts.ingress import ingress_use_waypoint
+from auditor.facts.maturity import alpha_features
 from auditor.facts.waypoint import legacy_reference
 from auditor.snapshot import K8sObject, as_list
 from auditor.versions import Version
 
 KINDS = (k.SERVICE,)
-INGRESS_USE_WAYPOINT = "istio.io/ingress-use-waypoint"
-V1_25 = Version(1, 25)
+V1_24 = Version(1, 24)
 # Ports Istio treats as TCP without sniffing; names that suggest a server-first protocol.
 SERVER_FIRST_SAFE_PORTS = frozenset({25, 53, 3306, 27017})
 SERVER_FIRST_HINTS = ("mysql", "mariadb", "mongo", "smtp", "ftp", "imap", "pop3", "nats")
@@ -32,30 +33,22 @@ def build(ctx: Context, obj: K8sObject) -> dict:
         "waypoint_policies": waypoint_policies(ctx, obj, binding),
         "ingress_routes": sorted(set(ctx.routes.ingress_routes.get(obj.key, ()))),
         "ingress_use_waypoint": ingress_use_waypoint(ctx, obj),
+        # Ingress gateways honour istio.io/ingress-use-waypoint from Istio 1.24 on.
+        "ingress_use_waypoint_supported": ctx.version_at_least(V1_24),
         "server_first_ports": _server_first_ports(ctx, obj, selected) if counts["sidecar"] else [],
+        "alpha_features": alpha_features(ctx.settings.istio_version, _dual_stack(obj) if counts["ambient"] else []),
     }
 
 
-def parse_bool(value: str | None) -> bool | None:
-    """Go's strconv.ParseBool, which Istio uses for boolean labels."""
-    if value is None:
-        return None
-    if value in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if value in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    return None
-
-
-def ingress_use_waypoint(ctx: Context, obj: K8sObject) -> bool:
-    """The Service's label, else (1.25+) its namespace's: whether ingress gateways send
-    traffic for this Service through its waypoint."""
-    own = parse_bool(obj.labels.get(INGRESS_USE_WAYPOINT))
-    if own is not None:
-        return own
-    if ctx.version_at_least(V1_25):
-        return bool(parse_bool(ctx.ns_labels(obj.namespace).get(INGRESS_USE_WAYPOINT)))
-    return False
+def _dual_stack(svc: K8sObject) -> list[tuple[str, str]]:
+    """IPv6 or dual stack asked of a Service (ipFamilyPolicy, ipFamilies)."""
+    policy = svc.spec.get("ipFamilyPolicy")
+    families = [str(f) for f in as_list(svc.spec.get("ipFamilies"))]
+    if policy in ("PreferDualStack", "RequireDualStack"):
+        return [("dual-stack", f"ipFamilyPolicy: {policy}")]
+    if "IPv6" in families:
+        return [("dual-stack", f"ipFamilies: {', '.join(families)}")]
+    return []
 
 
 def _declares_protocol(port: dict) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from auditor import kinds as k
 from auditor.facts.context import Context
-from auditor.facts.routes import applies_to_mesh
+from auditor.facts.reach import unbound_for_ambient
+from auditor.facts.routes import applies_to_mesh, host_targets
 from auditor.snapshot import K8sObject, as_list
 
 KINDS = (k.VIRTUAL_SERVICE,)
@@ -22,13 +23,18 @@ def build(ctx: Context, obj: K8sObject) -> dict:
     return {
         "applies_to_mesh": mesh,
         "hosts": hosts,
-        "ambient_hosts_without_waypoint": [h["target"] for h in hosts if h["ambient_workloads"] and not h["waypoint"]],
+        "ambient_hosts_without_waypoint": _unbound(ctx, obj),
         "hosts_with_waypoint": with_waypoint,
         "hosts_without_waypoint": [h["target"] for h in hosts if not h["waypoint"]],
         "routes_to_egress_gateway": ctx.routes_to_egress_gateway(obj),
         "httproute_conflicts": conflicts if mesh else [],
-        "alpha_features": [f"VirtualService at a waypoint ({', '.join(with_waypoint)})"] if mesh and with_waypoint else [],
     }
+
+
+def _unbound(ctx: Context, obj: K8sObject) -> list[str]:
+    """The Services and ServiceEntries its hosts name that ambient clients reach with no waypoint."""
+    targets = host_targets(ctx.services, obj.spec.get("hosts"), obj.namespace or "")
+    return [d for d in (unbound_for_ambient(ctx, t) for t in targets) if d is not None]
 
 
 def _hosts(ctx: Context, obj: K8sObject) -> list[dict]:
