@@ -57,7 +57,7 @@ def test_valid_rule_loads_with_category_from_folder(tmp_path):
     "change, expected",
     [
         (("severity: warning", "severity: fatal"), "RULE:3: 'severity' must be one of error, warning, info, not 'fatal'"),
-        (("title: A demo rule\n", "title: A demo rule\nowner: me\n"), "RULE:3: unknown key 'owner' (allowed: aliases, applies_to, confidence, fields, id, istio, message, rationale, references, remediation, severity, severity_expression, tags, title, when)"),
+        (("title: A demo rule\n", "title: A demo rule\nowner: me\n"), "RULE:3: unknown key 'owner' (allowed: aliases, applies_to, confidence, fields, id, istio, message, migration, rationale, references, remediation, severity, severity_expression, tags, title, when)"),
         (("rationale: Because.\n", ""), "RULE:1: 'rationale' is required"),
         (("applies_to: [Namespace]", "applies_to: [namespace]"), "RULE:4: 'applies_to.0' value 'namespace' does not match the expected form ^(workload|([a-z0-9.-]+/)?[A-Z][A-Za-z0-9]*)$"),
         (('object.metadata.name == "bad"', 'object.metadata.name == '), "RULE:6: 'when' is not valid CEL:"),
@@ -139,3 +139,16 @@ def test_docs_list_every_rule_once(rules):
     text = render(rules)
     for rule in rules:
         assert text.count(f"\n### {rule.id}\n") == 1
+
+
+def test_every_builtin_rule_says_what_a_plan_makes_of_it(rules):
+    """`plan` turns findings a move introduces into verdicts by this class; a rule without
+    one would silently count as `change`."""
+    from conftest import ROOT
+
+    for rule in rules:
+        text = (ROOT / "rules" / rule.category / f"{rule.id}.yaml").read_text()
+        assert "\nmigration: " in text, rule.id
+    by_class = {r.id: r.migration for r in rules}
+    assert by_class["authz-l7-at-ztunnel"] == "needs-waypoint" and by_class["envoyfilter-ambient"] == "blocked"
+    assert by_class["waypoint-sidecar-clients-bypass"] == "order" and by_class["sidecar-resource-ambient"] == "change"

@@ -54,6 +54,7 @@ def rules_show(rule_id, rules_dirs) -> None:
         f"{rule.id}: {rule.title}",
         f"severity: {rule.severity}    category: {rule.category}    istio: {rule.istio}    confidence: {rule.confidence}",
         f"applies to: {', '.join(rule.applies_to)}",
+        f"when a move to ambient introduces it (mesh-audit plan): {rule.migration}",
         f"tags: {', '.join(rule.tags) or '-'}",
     ]
     if rule.aliases:

@@ -50,6 +50,7 @@ class Rule:
     confidence: str = "high"
     severity_expression: str | None = None
     fields: str | None = None  # CEL: JSON Pointers of the fields a finding is about
+    migration: str = "change"  # what `plan` makes of a finding a move introduces (see the rule schema)
     programs: dict = field(default_factory=dict, repr=False)
     backend: object = field(default=None, repr=False, compare=False)  # the CEL runtime `programs` are for
 
@@ -76,6 +77,7 @@ class Rule:
             "tags": self.tags,
             "aliases": self.aliases,
             "confidence": self.confidence,
+            "migration": self.migration,
             "rationale": self.rationale.strip(),
             "remediation": self.remediation.strip(),
             "references": self.references,
@@ -114,6 +116,7 @@ def load_rule_file(path: Path, category: str | None = None, backend=None) -> Rul
         references=data["references"], istio=istio, path=name, category=category or path.parent.name,
         tags=data.get("tags", []), aliases=data.get("aliases", []), confidence=data.get("confidence", "high"),
         severity_expression=data.get("severity_expression"), fields=data.get("fields"),
+        migration=data.get("migration", "change"),
     )
     backend = backend or get_backend()
     rule.backend = backend

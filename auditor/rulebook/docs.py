@@ -41,7 +41,9 @@ def render(rules) -> str:
         f"{len(rules)} rules. Severity: **error** = traffic broken or a policy silently not enforced; "
         "**warning** = likely misconfiguration; **info** = maturity or hygiene. Istio versions: the releases a rule "
         "applies to (`all`, or a range checked against `--istio-version` or the istiod image). Confidence `medium` "
-        "marks rules whose evidence is partly inferred; SARIF carries it as `precision`.",
+        "marks rules whose evidence is partly inferred; SARIF carries it as `precision`. `mesh-audit plan` reads each "
+        "rule's migration class when moving a namespace introduces a finding: needs-waypoint, blocked, change (made "
+        "with the move), order (resolved by moving callers first) or notice.",
         "",
         "| id | severity | subject | Istio | title |",
         "|---|---|---|---|---|",
@@ -63,6 +65,7 @@ def render(rules) -> str:
                 f"- applies to: {_subjects(rule)}",
                 f"- Istio: {rule.istio}",
                 f"- confidence: {rule.confidence}",
+                f"- when a move to ambient introduces it (`plan`): {rule.migration}",
                 f"- tags: {', '.join(rule.tags) or '-'}",
             ]
             if rule.aliases:
