@@ -19,21 +19,24 @@ def cluster_object(name: str) -> K8sObject:
     return K8sObject({"apiVersion": "mesh-audit.io/v1", "kind": "Cluster", "metadata": {"name": name}})
 
 
-def evaluate(ctx: Context, rules: list[Rule], backend=None, jobs: int | None = None) -> Report:
+def evaluate(ctx: Context, rules: list[Rule], backend=None, jobs: int | None = None,
+             subjects: list[K8sObject] | None = None, cluster: bool = True) -> Report:
     """Findings of `rules` on the context's snapshot, evaluated with the CEL runtime the
     rules were compiled for. `jobs` caps the processes that evaluate rules (default:
-    auto_jobs()); a large audit forks, with the same report as one process."""
+    auto_jobs()); a large audit forks, with the same report as one process. `subjects`
+    limits the audit to these objects (and the cluster as a whole, unless `cluster` is
+    false): what a plan re-audits when one namespace moves."""
     backend = backend or next((r.backend for r in rules if r.backend is not None), None) or get_backend()
     snapshot = ctx.snapshot
     version = ctx.settings.istio_version
-    active = [r for r in rules if r.istio.admits(version)]
+    active = _active(rules, version)
     by_kind: dict[str, list[Rule]] = defaultdict(list)
     for rule in active:
         for kind in rule.kinds:
             by_kind[kind].append(rule)
 
-    subjects = list(snapshot)
-    if k.CLUSTER in by_kind:
+    subjects = list(snapshot) if subjects is None else list(subjects)
+    if k.CLUSTER in by_kind and cluster:
         subjects.append(cluster_object(ctx.options.cluster_name))
     # Replicas of one owner with equal signatures are one workload (ctx.workloads):
     # evaluated once, on the first of them, and counted `count` times.
@@ -67,6 +70,18 @@ def evaluate(ctx: Context, rules: list[Rule], backend=None, jobs: int | None = N
         version_source=ctx.settings.version_source,
         skipped_rules=sorted(r.id for r in rules if r not in active),
     )
+
+
+def _active(rules: list[Rule], version) -> list[Rule]:
+    """The rules whose Istio range admits the version (kept per list and version: a plan
+    evaluates the same rules hundreds of times)."""
+    key = (tuple(map(id, rules)), version)
+    if key not in _ACTIVE:
+        _ACTIVE[key] = ([r for r in rules if r.istio.admits(version)], rules)  # the rules kept alive with their ids
+    return _ACTIVE[key][0]
+
+
+_ACTIVE: dict[tuple, tuple] = {}
 
 
 # Below this many objects to evaluate, forking costs more than it saves.
@@ -152,13 +167,20 @@ def _fields(backend, rule: Rule, activation) -> tuple[str, ...]:
 
 def _combined_program(backend, rules: list[Rule]):
     """Every rule's `when` as one CEL list, `[when_1, when_2, ...]`, so an object costs one
-    evaluation; None for a single rule, or when the list does not compile."""
+    evaluation; None for a single rule, or when the list does not compile. Compiled once
+    per backend and list of conditions (a plan evaluates the same rules many times)."""
     if len(rules) < 2:
         return None
-    try:
-        return backend.compile("[" + ", ".join(f"({r.when.strip()})" for r in rules) + "]")
-    except CelError:
-        return None
+    key = (backend, tuple(r.when for r in rules))
+    if key not in _COMBINED:
+        try:
+            _COMBINED[key] = backend.compile("[" + ", ".join(f"({r.when.strip()})" for r in rules) + "]")
+        except CelError:
+            _COMBINED[key] = None
+    return _COMBINED[key]
+
+
+_COMBINED: dict[tuple, object] = {}
 
 
 def _all_conditions(backend, program, rules: list[Rule], activation) -> list | None:

@@ -78,6 +78,8 @@ class K8sObject:
 _META_KEPT = ("name", "generateName", "namespace", "uid", "labels", "annotations", "ownerReferences")
 _SPEC_KEPT = ("hostNetwork", "serviceAccountName")
 _CONTAINER_KEPT = ("name", "image", "ports", "restartPolicy")
+# The sidecar's requests are what moving the pod to ambient saves (`plan`).
+_PROXY_KEPT = (*_CONTAINER_KEPT, "resources")
 # nodeName is left out on purpose: replicas on different nodes must look alike.
 
 
@@ -88,7 +90,8 @@ def _project_pod_spec(spec) -> dict:
     for key in ("initContainers", "containers"):
         containers = spec.get(key)
         if isinstance(containers, list):
-            out[key] = [{k: c[k] for k in _CONTAINER_KEPT if k in c} if isinstance(c, dict) else c for c in containers]
+            out[key] = [{k: c[k] for k in (_PROXY_KEPT if c.get("name") == "istio-proxy" else _CONTAINER_KEPT) if k in c}
+                        if isinstance(c, dict) else c for c in containers]
         elif key in spec:
             out[key] = containers
     return out
@@ -206,16 +209,55 @@ class Snapshot:
         self.collection: dict = {"source": "files"}
         self.errors: list = []
         self.warnings: list = []
+        self._position_cache: dict[str, dict[tuple, int]] = {}
         for obj in objects:
             self.add(obj)
 
     def add(self, obj: K8sObject) -> None:
+        self._position_cache.clear()
         previous = self._by_key.get(obj.key)
         if previous is not None:
             self.duplicates.append((previous, obj))
             self._by_gk[obj.gk].remove(previous)
         self._by_key[obj.key] = obj
         self._by_gk[obj.gk].append(obj)
+
+    def changed(self, put: Iterable[K8sObject] = (), remove: Iterable[tuple] = ()) -> "Snapshot":
+        """A copy with objects replaced or added (`put`, by key) and keys removed, sharing
+        every other object: what-if copies cost the changes, not the cluster. Replaced
+        objects keep their place in iteration order; new ones come last."""
+        put = {obj.key: obj for obj in put}
+        removed = set(remove) - put.keys()
+        out = Snapshot.__new__(Snapshot)
+        out._by_key = dict(self._by_key)
+        out._by_gk = defaultdict(list, self._by_gk)
+        out.duplicates, out._line_resolver, out._position_cache = self.duplicates, self._line_resolver, {}
+        out.collection, out.errors, out.warnings = self.collection, self.errors, self.warnings
+        for key in removed:
+            out._by_key.pop(key, None)
+        for key, obj in put.items():
+            out._by_key[key] = obj
+        touched = {key[0] for key in put.keys() | removed}
+        for gk in touched:
+            listed = self._by_gk.get(gk, [])
+            positions = self._positions(gk)
+            if not any(key[0] == gk for key in removed) and all(key in positions for key in put if key[0] == gk):
+                kept = list(listed)  # replacements only: in place
+                for key, obj in put.items():
+                    if key[0] == gk:
+                        kept[positions[key]] = obj
+            else:
+                kept = [put.get(o.key, o) for o in listed if o.key not in removed]
+                kept += [obj for key, obj in put.items() if key[0] == gk and key not in positions]
+            out._by_gk[gk] = kept
+        return out
+
+    def _positions(self, gk: str) -> dict[tuple, int]:
+        """Where each object of a kind sits in `of(gk)` (built once per kind, for `changed`)."""
+        cache = self._position_cache
+        if gk not in cache:
+            cache[gk] = {o.key: i for i, o in enumerate(self._by_gk.get(gk, ()))}
+        return cache[gk]
 
     def __iter__(self) -> Iterator[K8sObject]:
         return iter(self._by_key.values())

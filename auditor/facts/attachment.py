@@ -178,6 +178,11 @@ class TargetIndex:
         return self._by_target.get((gk, namespace, name), [])
 
 
+def warm_targets(ctx: Context) -> None:
+    """Build the policy target index now (see Context.warm)."""
+    ctx.once("policy_targets", lambda: TargetIndex(ctx))
+
+
 def waypoint_policies(ctx: Context, target: K8sObject, binding: Binding) -> list[str]:
     """L7 policies a waypoint applies to traffic for `target`: those naming the target,
     the waypoint's Gateway, or (from the root namespace) the waypoint's class."""

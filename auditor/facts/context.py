@@ -79,6 +79,15 @@ class Context:
         self._lazy: dict[str, object] = {}
         self.mesh = self._mesh_facts()
 
+    def warm(self) -> None:
+        """Build every index that is otherwise built on first use, so that what-if copies
+        (auditor.facts.derive) share them instead of each building its own. (An audit that forked
+        built them in its worker processes, not here.) The policy target index is built by
+        auditor.facts.attachment.warm_targets."""
+        self.routes, self.netpols, self.egress_routes_by_host(), self.services_of(-1), self.sidecar_services()
+        self.asks_for_waypoints()
+        self.once("waypoint_users", self._build_waypoint_users)
+
     # -- lookups ---------------------------------------------------------------------------
 
     def ns_labels(self, namespace: str | None) -> dict:
@@ -161,29 +170,79 @@ class Context:
             return reverse
         return self.once("services_of", build).get(workload_id, [])
 
+    def asks_for_waypoints(self) -> bool:
+        """Whether a Namespace, Service or ServiceEntry carries istio.io/use-waypoint (per
+        namespace, so a what-if copy looks again only where something changed)."""
+        found = self.once("use_waypoint_labels", dict)
+        if len(found) < len(self.namespace_labels) or not found:
+            by_ns = self.once("services_by_namespace", self._services_by_namespace)
+            entries: dict[str, list[K8sObject]] = {}
+            for se in self.snapshot.of(k.SERVICE_ENTRY):
+                entries.setdefault(se.namespace or "", []).append(se)
+            for ns in set(self.namespace_labels) | set(by_ns) | set(entries):
+                if ns not in found:
+                    found[ns] = USE_WAYPOINT in self.ns_labels(ns) or any(
+                        USE_WAYPOINT in o.labels for o in (*by_ns.get(ns, ()), *entries.get(ns, ())))
+        return any(found.values())
+
+    def sidecar_services(self) -> int:
+        """How many Services select sidecar workloads (counted per namespace, so a what-if
+        copy recounts only the namespaces that changed)."""
+        counts = self.once("sidecar_services", dict)
+        by_ns = self.once("services_by_namespace", self._services_by_namespace)
+        for ns, services in by_ns.items():
+            if ns not in counts:
+                counts[ns] = sum(1 for svc in services if self.mode_counts(self.services.selected_workloads(svc))["sidecar"])
+        return sum(counts.values())
+
+    def _services_by_namespace(self) -> dict[str, list[K8sObject]]:
+        out: dict[str, list[K8sObject]] = {}
+        for svc in self.snapshot.of(k.SERVICE):
+            out.setdefault(svc.namespace or "", []).append(svc)
+        return out
+
     def waypoint_users(self, gateway: K8sObject) -> list[str]:
         """Objects whose labels ask for this Gateway as their waypoint."""
         return self.once("waypoint_users", self._build_waypoint_users).get((gateway.namespace, gateway.name), [])
 
     def _build_waypoint_users(self) -> dict[tuple, list[str]]:
         users: dict[tuple, list[str]] = {}
-        for obj in self.snapshot.of(k.NAMESPACE, k.SERVICE, k.SERVICE_ENTRY):
-            b = self.binding(obj)
-            if b.requested:
-                users.setdefault(b.requested, []).append(obj.ref())
-        for w in self.workloads:
+        for part in self.once("waypoint_user_parts", self._waypoint_user_parts).values():
+            for requested, ref in part:
+                users.setdefault(requested, []).append(ref)
+        return {key: sorted(set(v)) for key, v in users.items()}
+
+    def _waypoint_user_parts(self, namespaces: set[str] | None = None) -> dict[str, list[tuple]]:
+        """Namespace -> (requested waypoint, who asks) of its Namespace, Services,
+        ServiceEntries and workloads: kept per namespace so a what-if copy redoes only
+        the namespaces that changed."""
+        parts: dict[str, list[tuple]] = {}
+        if namespaces is None:
+            objects = self.snapshot.of(k.NAMESPACE, k.SERVICE, k.SERVICE_ENTRY)
+        else:
+            by_ns = self.once("services_by_namespace", self._services_by_namespace)
+            objects = [o for ns in namespaces for o in (self.snapshot.get(k.NAMESPACE, None, ns), *by_ns.get(ns, ()))
+                       if o is not None] + [o for o in self.snapshot.of(k.SERVICE_ENTRY) if o.namespace in namespaces]
+        for obj in objects:
+            ns = obj.name if obj.gk == k.NAMESPACE else obj.namespace or ""
+            if namespaces is None or ns in namespaces:
+                b = self.binding(obj)
+                if b.requested:
+                    parts.setdefault(ns, []).append((b.requested, obj.ref()))
+        for w in self.workloads if namespaces is None else (self.workloads[i] for ns in namespaces
+                                                            for i in self.index.in_namespace(ns)):
             if USE_WAYPOINT not in w.labels:  # only a workload's own label binds it directly
                 continue
             b = self.binding(w.obj)
             if b.requested and b.source == "object":
-                users.setdefault(b.requested, []).append(subject_ref(w))
-        return {key: sorted(set(v)) for key, v in users.items()}
+                parts.setdefault(w.namespace, []).append((b.requested, subject_ref(w)))
+        return parts
 
     # -- cluster-wide ----------------------------------------------------------------------
 
-    def _mesh_facts(self) -> dict:
+    def _mesh_facts(self, counts: dict | None = None) -> dict:
         s = self.settings
-        counts = self.mode_counts(range(len(self.workloads)))
+        counts = counts if counts is not None else self.mode_counts(range(len(self.workloads)))
         return {
             "root_namespace": s.root_namespace,
             "istio_version": str(s.istio_version) if s.istio_version else None,

@@ -34,17 +34,17 @@ def hidden_identities(ctx: Context, policy: K8sObject) -> list[str]:
     ingress_opted_in = any(ingress_use_waypoint(ctx, svc) for svc in services.values())
     trust_domain = str(ctx.settings.mesh_config.get("trustDomain") or DEFAULT_TRUST_DOMAIN)
     found = []
-    for kind, value in _named_identities(policy.spec):
+    for kind, value in named_identities(policy.spec):
         match = _matcher(kind, value, trust_domain)
         if any(match(ns, sa) for ns, sa in waypoints):
             continue  # the rule admits (or denies) the waypoint itself
-        clients = _clients_through_waypoint(ctx, match, ingress_opted_in, _namespace_of(kind, value))
+        clients = _clients_through_waypoint(ctx, match, ingress_opted_in, identity_namespace(kind, value))
         if clients:
             found.append(f"{kind} {value} ({', '.join(clients[:EXAMPLES])})")
     return sorted(set(found))
 
 
-def _named_identities(spec: dict) -> list[tuple[str, str]]:
+def named_identities(spec: dict) -> list[tuple[str, str]]:
     """(principal | namespace | serviceAccount, value) the rules name as sources."""
     out = []
     for rule in as_list(spec.get("rules")):
@@ -73,7 +73,7 @@ def _matcher(kind: str, value: str, trust_domain: str):
     return lambda ns, sa: matches(f"{ns}/{sa}") or matches(sa)
 
 
-def _namespace_of(kind: str, value: str) -> str | None:
+def identity_namespace(kind: str, value: str) -> str | None:
     """The one namespace an identity names, when it names one without wildcards."""
     if "*" in value:
         return None

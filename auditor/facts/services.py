@@ -35,6 +35,25 @@ class ServiceIndex:
             for host in as_list(se.spec.get("hosts")):
                 self.entries_by_host.setdefault(str(host).lower(), []).append(se)
 
+    def with_changes(self, put, remove) -> ServiceIndex:
+        """A copy with these Services and ServiceEntries replaced, added or removed."""
+        out = ServiceIndex.__new__(ServiceIndex)
+        out._workloads, out.by_fqdn = self._workloads, dict(self.by_fqdn)
+        out.entries_by_host = {host: list(found) for host, found in self.entries_by_host.items()}
+        gone = {key for key in remove if key[0] in (k.SERVICE, k.SERVICE_ENTRY)} | {o.key for o in put}
+        for gk, namespace, name in gone:
+            if gk == k.SERVICE:
+                out.by_fqdn.pop(service_fqdn(name, namespace or ""), None)
+        for host, found in out.entries_by_host.items():
+            found[:] = [se for se in found if se.key not in gone]
+        for obj in put:
+            if obj.gk == k.SERVICE:
+                out.by_fqdn[service_fqdn(obj.name, obj.namespace or "")] = obj
+            elif obj.gk == k.SERVICE_ENTRY:
+                for host in as_list(obj.spec.get("hosts")):
+                    out.entries_by_host.setdefault(str(host).lower(), []).append(obj)
+        return out
+
     def selected_workloads(self, svc: K8sObject) -> list[int]:
         """Workload ids a Service selects. A Service without a selector selects nothing."""
         selector = svc.spec.get("selector")

@@ -45,6 +45,8 @@ class ResourceType:
 NAMESPACES = ResourceType("", "v1", "namespaces", "Namespace", False)
 CONFIGMAPS = ResourceType("", "v1", "configmaps", "ConfigMap", True)
 WEBHOOKS = ResourceType("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", False)
+# Nodes are read by name only (a metadata list): `plan` counts them to cost ztunnel.
+NODES = ResourceType("", "v1", "nodes", "Node", False)
 CRDS = ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False)
 WORKLOAD_TYPES = (
     ResourceType("", "v1", "pods", "Pod", True),

@@ -6,7 +6,6 @@ from __future__ import annotations
 from auditor import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.maturity import alpha_features
-from auditor.facts.waypoint import USE_WAYPOINT
 from auditor.snapshot import K8sObject, as_list
 from auditor.words import plural
 
@@ -17,12 +16,8 @@ def build(ctx: Context, obj: K8sObject) -> dict:
     collected = ctx.options.collected or frozenset()
     daemonsets = ctx.snapshot.of(k.DAEMON_SET)
     crds = {c.name for c in ctx.snapshot.of(k.CRD)}
-    uses_waypoints = bool(ctx.snapshot.of(k.GATEWAY)) or any(
-        USE_WAYPOINT in o.labels for o in ctx.snapshot.of(k.NAMESPACE, k.SERVICE, k.SERVICE_ENTRY)
-    )
-    sidecar_services = sum(
-        1 for svc in ctx.snapshot.of(k.SERVICE) if ctx.mode_counts(ctx.services.selected_workloads(svc))["sidecar"]
-    )
+    uses_waypoints = bool(ctx.snapshot.of(k.GATEWAY)) or ctx.asks_for_waypoints()
+    sidecar_services = ctx.sidecar_services()
     return {
         "daemonsets_collected": "daemonsets.apps" in collected,
         "crds_collected": "customresourcedefinitions.apiextensions.k8s.io" in collected,
