@@ -33,7 +33,7 @@ from auditor.snapshot import K8sObject, Snapshot
 from auditor.suppress import cli_ignores, read_baseline
 from auditor.versions import Version, parse_version
 
-__all__ = ["ClusterSource", "Settings", "audit", "context", "load", "scan", "UsageError"]
+__all__ = ["ClusterSource", "Settings", "audit", "context", "load", "plan", "scan", "UsageError"]
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,39 @@ def audit(snapshot: Snapshot, settings: Settings | None = None, *, ctx: Context 
         report.comparison = _compare(snapshot, settings.rules, settings, report)
     finish(report, snapshot, settings)
     return report
+
+
+def plan(snapshot: Snapshot, settings: Settings | None = None, *, namespaces: tuple[str, ...] = (),
+         include_unmeshed: bool = False, nodes: int | None = None, emit: str | None = None, verify: bool = False):
+    """Which namespaces of `snapshot` can move to ambient (auditor.plan.model.Plan): for
+    every namespace in sidecar mode (or only `namespaces`; with `include_unmeshed`, also
+    those not in the mesh), a verdict with the findings behind it, the change set, the
+    wave to move in, and the cost. `nodes` counts nodes where the input has no Node list.
+    `emit` writes the change set to that folder; `verify` re-audits the cluster with the
+    written change set applied wave by wave (in a temporary folder without `emit`) and
+    records the outcome in `plan.verification`. UsageError for a namespace the input does
+    not have, or a folder that cannot be written."""
+    import tempfile
+
+    from auditor.plan.emit import emit as write_change_set
+    from auditor.plan.planner import PlanOptions, make_plan
+    from auditor.plan.verify import verify as verify_change_set
+
+    settings = resolve(settings or Settings())
+    ctx = context(snapshot, settings)
+    made, whatif = make_plan(snapshot, settings, PlanOptions(tuple(namespaces), include_unmeshed, nodes), ctx)
+    if emit is not None:
+        write_change_set(made, emit)
+        made.emitted = emit
+    if verify:
+        if emit is not None:
+            made.verification = verify_change_set(made, ctx, whatif.findings, emit, settings)
+        else:
+            with tempfile.TemporaryDirectory(prefix="mesh-audit-plan-") as folder:
+                write_change_set(made, folder)
+                made.verification = verify_change_set(made, ctx, whatif.findings, folder, settings)
+                made.verification["directory"] = None
+    return made
 
 
 def resolve(settings: Settings) -> Settings:

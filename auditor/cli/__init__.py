@@ -1,7 +1,8 @@
 """Command line: parse options, call the library (auditor.api), pick a reporter, set the
 exit code. One module per command.
 
-Exit codes: 0 nothing at or above --fail-on; 1 findings at or above it; 2 usage, input
+Exit codes: 0 nothing at or above --fail-on; 1 findings at or above it (for `plan`: a
+failed --verify, or a namespace named with -n that cannot move); 2 usage, input
 or rule-file errors (the report of what did load is still written); 3 the cluster could
 not be read, or something was not collected (unless --allow-partial); 130 interrupted.
 """
@@ -17,6 +18,7 @@ import click
 from auditor import __version__
 from auditor.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, write_output
 from auditor.cli.explain import explain_cmd
+from auditor.cli.plan import plan_cmd
 from auditor.cli.rules import rules
 from auditor.cli.scan import scan
 from auditor.cli.snapshot import snapshot_cmd
@@ -30,7 +32,7 @@ def cli() -> None:
     """Audit Istio sidecar and ambient configuration for settings the data plane ignores."""
 
 
-for command in (scan, explain_cmd, snapshot_cmd, rules):
+for command in (scan, plan_cmd, explain_cmd, snapshot_cmd, rules):
     cli.add_command(command)
 
 
