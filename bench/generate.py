@@ -85,8 +85,11 @@ def _istio_proxy():
     }
 
 
-def generate(pods: int, seed: int = 7) -> dict[str, list[dict]]:
-    """{"declared": [...], "observed": [...]}: manifests, and what the cluster adds."""
+def generate(pods: int, seed: int = 7, modes: list[str] | None = None) -> dict[str, list[dict]]:
+    """{"declared": [...], "observed": [...]}: manifests, and what the cluster adds.
+    `modes` cycles over the namespaces (default MODES: the mix of a mesh in migration;
+    ["sidecar"] gives a mesh that has not started)."""
+    modes = modes or MODES
     rng = random.Random(seed)
     declared: list[dict] = []
     observed: list[dict] = []
@@ -95,7 +98,7 @@ def generate(pods: int, seed: int = 7) -> dict[str, list[dict]]:
     ns_modes = {}
     for i in range(namespaces):
         name = f"{TEAMS[i % len(TEAMS)]}-{i:03d}"
-        mode = MODES[i % len(MODES)]
+        mode = modes[i % len(modes)]
         labels = {"team": TEAMS[i % len(TEAMS)]}
         waypoint = mode == "ambient" and i % 2 == 0
         if mode == "ambient":
@@ -243,8 +246,8 @@ def _yaml_dump(docs: list[dict]) -> str:
     return yaml.dump_all(docs, Dumper=Dumper, sort_keys=False, default_flow_style=False)
 
 
-def write(pods: int, out: Path, seed: int = 7) -> dict:
-    cluster = generate(pods, seed)
+def write(pods: int, out: Path, seed: int = 7, modes: list[str] | None = None) -> dict:
+    cluster = generate(pods, seed, modes)
     out.mkdir(parents=True, exist_ok=True)
     manifests = out / "manifests"
     manifests.mkdir(exist_ok=True)
@@ -279,8 +282,10 @@ def main() -> None:
     parser.add_argument("--pods", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--modes", default=None, help="comma-separated modes cycled over namespaces (ambient, sidecar, "
+                                                      "plain); default: 40%% ambient, 40%% sidecar, 20%% outside the mesh")
     args = parser.parse_args()
-    print(write(args.pods, args.out, args.seed))
+    print(write(args.pods, args.out, args.seed, args.modes.split(",") if args.modes else None))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python bench/run.py                       # 10k and 50k pods (generated on first use)
     python bench/run.py --sizes 1k,10k,50k --update-docs
+    python bench/run.py --plan --sizes 10k,50k --update-docs   # mesh-audit plan against scan
 
 Each measurement is a separate process, timed wall-clock (the median of three runs),
 with its peak RSS. Floors are what no implementation can avoid: parsing the snapshot with orjson
@@ -34,7 +35,11 @@ TARGETS = {
     "rss_mb": 600,  # peak RSS of scan --snapshot, at the largest size
     "growth": 5.5,  # scan --snapshot time, largest size / 10k
     "yaml_ratio": 1.5,  # manifest scan vs YAML parse floor, at 10k
+    "plan_ratio": 3.0,  # plan --snapshot vs scan --snapshot, at the largest size (--plan)
 }
+# The mesh in migration the scan benchmark uses, and one that has not started (every
+# namespace in sidecar mode or outside the mesh: each planned move flips mesh-wide facts).
+PLAN_MIXES = {"": None, "-sidecar": ["sidecar", "sidecar", "plain"]}
 
 SNAPSHOT_FLOOR = """
 import gc, sys, orjson
@@ -112,14 +117,14 @@ def _measure_once(args: list[str], env: dict | None = None) -> dict:
             "cpu_seconds": round(float(fields[-2]) + float(fields[-1]), 2)}
 
 
-def ensure_data(size: str) -> Path:
-    out = DATA / size
+def ensure_data(size: str, mix: str = "") -> Path:
+    out = DATA / f"{size}{mix}"
     if not (out / "snapshot.json").exists() or not (out / "yaml").is_dir():
         from generate import write
 
         pods = int(size.rstrip("k")) * 1000
-        print(f"generating {size} ...", file=sys.stderr)
-        write(pods, out)
+        print(f"generating {size}{mix} ...", file=sys.stderr)
+        write(pods, out, modes=PLAN_MIXES[mix])
     return out
 
 
@@ -153,6 +158,42 @@ def bench_live(data: Path) -> dict:
         snapshot = measure([PY, "-m", "auditor", "snapshot", "--kubeconfig", str(kubeconfig), "-q",
                             "-o", str(Path(tmp) / "snapshot.json.gz")])
     return {"live_floor": floor, "live_collect": collect, "live_scan": scan, "live_snapshot": snapshot}
+
+
+def bench_plan(size: str) -> dict:
+    """`plan --snapshot` against `scan --snapshot` of the same snapshot, for each mix."""
+    out = {"size": size}
+    for mix in PLAN_MIXES:
+        snapshot = str(ensure_data(size, mix) / "snapshot.json")
+        out[f"scan{mix}"] = measure(scan_args("--snapshot", snapshot))
+        out[f"plan{mix}"] = measure([PY, "-m", "auditor", "plan", "--snapshot", snapshot, "-o", f"json={os.devnull}", "-q"])
+    return out
+
+
+def render_plan(results: list[dict]) -> tuple[str, bool]:
+    lines = [f"Machine: {machine()}.", "", "| pods | mesh | scan --snapshot | plan --snapshot | plan / scan |", "|---|---|---|---|---|"]
+    ok = True
+    for r in results:
+        for mix, words in (("", "in migration (40% ambient, 40% sidecar)"), ("-sidecar", "not started (2/3 sidecar)")):
+            scan, plan = r[f"scan{mix}"], r[f"plan{mix}"]
+            ratio = plan["seconds"] / scan["seconds"]
+            if r is results[-1]:
+                ok = ok and ratio <= TARGETS["plan_ratio"]
+            lines.append(f"| {r['size']} | {words} | {scan['seconds']} s ({scan['cpu_seconds']} s CPU), {scan['rss_mb']} MB | "
+                         f"{plan['seconds']} s ({plan['cpu_seconds']} s CPU), {plan['rss_mb']} MB | {ratio:.2f}x |")
+    lines += ["", f"Target: plan at most {TARGETS['plan_ratio']}x scan on the same snapshot at {results[-1]['size']}: "
+                  f"{'met' if ok else '**not met**'}."]
+    return "\n".join(lines) + "\n", ok
+
+
+def _update_docs(text: str, start: str, end: str) -> None:
+    doc = ROOT / "docs" / "performance.md"
+    current = doc.read_text()
+    if start not in current:
+        current += f"\n{start}\n{end}\n"
+    head, _, rest = current.partition(start)
+    _, _, tail = rest.partition(end)
+    doc.write_text(f"{head}{start}\n{text}{end}{tail}")
 
 
 def _yaml_docs(path: Path) -> list[dict]:
@@ -246,8 +287,15 @@ def main() -> None:
     parser.add_argument("--update-docs", action="store_true", help="rewrite the results section of docs/performance.md")
     parser.add_argument("--checkov", metavar="PATH", help="Checkov executable (default: $CHECKOV, else checkov on PATH)")
     parser.add_argument("--no-checkov", action="store_true", help="skip Checkov even where it is installed")
+    parser.add_argument("--plan", action="store_true", help="measure mesh-audit plan against scan instead")
     args = parser.parse_args()
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    if args.plan:
+        text, ok = render_plan([bench_plan(size) for size in sizes])
+        print(text)
+        if args.update_docs:
+            _update_docs(text, "<!-- plan:start -->", "<!-- plan:end -->")
+        sys.exit(0 if ok else 1)
     results = [bench_size(size) for size in sizes]
     checkov = bench_checkov("10k", args.checkov) if "10k" in sizes and not args.no_checkov else None
     checks = check(results, checkov)
@@ -256,12 +304,7 @@ def main() -> None:
     (ROOT / "bench" / "results.json").write_text(json.dumps({"machine": machine(), "results": results, "checkov": checkov,
                                                              "checks": checks}, indent=2) + "\n")
     if args.update_docs:
-        doc = ROOT / "docs" / "performance.md"
-        current = doc.read_text()
-        start, end = "<!-- results:start -->", "<!-- results:end -->"
-        head, _, rest = current.partition(start)
-        _, _, tail = rest.partition(end)
-        doc.write_text(f"{head}{start}\n{text}{end}{tail}")
+        _update_docs(text, "<!-- results:start -->", "<!-- results:end -->")
     sys.exit(0 if all(ok for _, _, ok in checks) else 1)
 
 

@@ -34,7 +34,7 @@ def test_scan_gives_the_findings_the_cli_reports():
     cli_doc = json.loads(CliRunner().invoke(cli, ["scan", "-f", DEMO, "-o", "json"]).stdout)
     assert [f.to_dict() for f in report.findings] == cli_doc["findings"]
     assert report.exit_code() == 1 and report.fail_on == "error"
-    assert report.collection == {"source": "files", "files_read": 6}
+    assert report.collection == {"source": "files", "files_read": 8}
 
 
 def test_load_then_audit_with_settings():

@@ -37,7 +37,7 @@ def test_demo_table_groups_by_rule_and_summarises():
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0].startswith("ERROR  authz-custom-at-ztunnel")
-    assert lines[-1] == "4 errors, 6 warnings, 2 info in 27 objects; 52 rules; Istio 1.23.4"
+    assert lines[-1] == "4 errors, 6 warnings, 2 info in 34 objects; 52 rules; Istio 1.23.4"
 
 
 def test_demo_json_matches_schema_and_is_sorted():

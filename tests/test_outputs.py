@@ -89,7 +89,7 @@ def test_the_junit_checker_catches_what_the_schema_forbids():
 def test_markdown_comment_groups_findings_and_carries_a_marker():
     text = scan("-o", "markdown").stdout
     assert text.startswith("<!-- mesh-audit -->\n## mesh-audit\n")
-    assert "🔴 4 error, 🟠 6 warning, 🔵 2 info in 27 objects (Istio 1.23.4)." in text
+    assert "🔴 4 error, 🟠 6 warning, 🔵 2 info in 34 objects (Istio 1.23.4)." in text
     assert "<summary>🔴 <b>authz-l7-at-ztunnel</b>: ALLOW policy with L7 rules" in text
     assert f"| AuthorizationPolicy payments/payments-read-only | `{DEMO}/payments.yaml:50` |" in text
     assert "**Fix:**" in text
@@ -109,7 +109,7 @@ def test_github_annotations_point_at_files_and_escape():
                          "(AuthorizationPolicy payments/payments-read-only)::")  # relative to the repository root
     info = next(line for line in lines if "virtualservice-alpha" in line)
     assert info.startswith("::notice ")
-    assert lines[-1] == "mesh-audit: 4 errors, 6 warnings, 2 info in 27 objects"
+    assert lines[-1] == "mesh-audit: 4 errors, 6 warnings, 2 info in 34 objects"
     f = Finding("r", "error", "100% sure\nreally", ObjectRef("v1", "Service", "ns", "a,b"), None, False)
     [line, _] = github.render(Report(findings=[f], rules=[], objects=1)).splitlines()
     assert line == "::error title=r (Service ns/a%2Cb)::100%25 sure%0Areally"
