@@ -8,7 +8,8 @@ writes, for a cluster of about that many pods:
 - yaml/<namespace>.yaml: everything the cluster holds, pods included, as YAML (what
   `kubectl get -o yaml` per namespace gives; the YAML throughput benchmark reads these);
 - dump.json: what `kubectl get <everything> -A -o json` returns, pods and ReplicaSets
-  with owner references and status included;
+  with owner references and status included, indented as kubectl indents it;
+- dump.yaml: the same List as `kubectl get ... -o yaml` writes it (keys sorted);
 - snapshot.json: the same objects as a `mesh-audit snapshot`.
 
 The mix is a mesh in migration: 40% ambient namespaces (half with a namespace
@@ -235,7 +236,7 @@ def _control_plane() -> list[dict]:
     ]
 
 
-def _yaml_dump(docs: list[dict]) -> str:
+def _yaml_dump(docs: list[dict], sort_keys: bool = False) -> str:
     """YAML as kubectl writes it: block style, no anchors (objects here share sub-dicts)."""
     import yaml
 
@@ -243,7 +244,7 @@ def _yaml_dump(docs: list[dict]) -> str:
         def ignore_aliases(self, data):
             return True
 
-    return yaml.dump_all(docs, Dumper=Dumper, sort_keys=False, default_flow_style=False)
+    return yaml.dump_all(docs, Dumper=Dumper, sort_keys=sort_keys, default_flow_style=False)
 
 
 def write(pods: int, out: Path, seed: int = 7, modes: list[str] | None = None) -> dict:
@@ -265,7 +266,11 @@ def write(pods: int, out: Path, seed: int = 7, modes: list[str] | None = None) -
         by_ns.setdefault(obj["metadata"].get("namespace") or "_cluster", []).append(obj)
     for ns, docs in sorted(by_ns.items()):
         (full / f"{ns}.yaml").write_text(_yaml_dump(docs))
-    (out / "dump.json").write_bytes(orjson.dumps({"apiVersion": "v1", "kind": "List", "items": everything}))
+    listed = {"apiVersion": "v1", "items": everything, "kind": "List", "metadata": {"resourceVersion": ""}}
+    with open(out / "dump.json", "w") as fh:  # kubectl's layout: four-space indents, "key": value
+        json.dump(listed, fh, indent=4, ensure_ascii=False)
+        fh.write("\n")
+    (out / "dump.yaml").write_text(_yaml_dump([listed], sort_keys=True))
     # The snapshot holds what `mesh-audit snapshot` keeps of the same cluster.
     from auditor.collect.cluster.lister import strip_bookkeeping
     from auditor.collect.collection import Collection
