@@ -36,7 +36,8 @@ def reports(folder: Path, keep: dict | None = None) -> dict[str, str]:
             result = subprocess.run([sys.executable, "-m", "auditor", "scan", *args, "-o", fmt, "--fail-on", "never", "-q"],
                                     capture_output=True, cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
             assert result.returncode == 0, result.stderr.decode()
-            out[f"{shape}.{fmt}"] = hashlib.sha256(result.stdout).hexdigest()
+            text = result.stdout.replace(str(folder.resolve()).encode(), b"<folder>")  # SARIF's %SRCROOT%
+            out[f"{shape}.{fmt}"] = hashlib.sha256(text).hexdigest()
             if keep is not None and fmt == "json":
                 keep[shape] = json.loads(result.stdout)
     return out
