@@ -34,7 +34,7 @@ def finish(report: Report, snapshot: Snapshot, settings) -> None:
         mapping = SourceMap(settings.source_map)
         report.warnings += [w.to_dict() for w in mapping.warnings]
         mapping.apply(report)
-    place_findings(report)
+    place_findings(report, getattr(snapshot, "object_span", None))
     apply_suppressions(report, snapshot, settings.exemptions, settings.names, settings.today or date.today(), config.path)
     if settings.baseline is not None:
         apply_baseline(report, settings.baseline_entries, settings.baseline)

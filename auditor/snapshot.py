@@ -75,22 +75,22 @@ class K8sObject:
         return f"<{self.ref()}>"
 
 
-_META_KEPT = ("name", "generateName", "namespace", "uid", "labels", "annotations", "ownerReferences")
-_SPEC_KEPT = ("hostNetwork", "serviceAccountName")
-_CONTAINER_KEPT = ("name", "image", "ports", "restartPolicy")
+META_KEPT = ("name", "generateName", "namespace", "uid", "labels", "annotations", "ownerReferences")
+SPEC_KEPT = ("hostNetwork", "serviceAccountName")
+CONTAINER_KEPT = ("name", "image", "ports", "restartPolicy")
 # The sidecar's requests are what moving the pod to ambient saves (`plan`).
-_PROXY_KEPT = (*_CONTAINER_KEPT, "resources")
+_PROXY_KEPT = (*CONTAINER_KEPT, "resources")
 # nodeName is left out on purpose: replicas on different nodes must look alike.
 
 
 def _project_pod_spec(spec) -> dict:
     if not isinstance(spec, dict):
         return spec
-    out = {k: spec[k] for k in _SPEC_KEPT if k in spec}
+    out = {k: spec[k] for k in SPEC_KEPT if k in spec}
     for key in ("initContainers", "containers"):
         containers = spec.get(key)
         if isinstance(containers, list):
-            out[key] = [{k: c[k] for k in (_PROXY_KEPT if c.get("name") == "istio-proxy" else _CONTAINER_KEPT) if k in c}
+            out[key] = [{k: c[k] for k in (_PROXY_KEPT if c.get("name") == "istio-proxy" else CONTAINER_KEPT) if k in c}
                         if isinstance(c, dict) else c for c in containers]
         elif key in spec:
             out[key] = containers
@@ -106,7 +106,7 @@ def project(raw: dict) -> dict:
     meta = raw.get("metadata")
     if kind not in ("Pod", "ReplicaSet") or not isinstance(meta, dict):
         return raw
-    out = {"apiVersion": raw.get("apiVersion"), "kind": kind, "metadata": {k: meta[k] for k in _META_KEPT if k in meta}}
+    out = {"apiVersion": raw.get("apiVersion"), "kind": kind, "metadata": {k: meta[k] for k in META_KEPT if k in meta}}
     spec = raw.get("spec")
     if kind == "Pod":
         if "spec" in raw:
@@ -147,6 +147,11 @@ class Projector:
         out = project(raw)
         if out.get("kind") != "Pod" or out is raw:
             return out, None
+        return self.adopt(out)
+
+    def adopt(self, out: dict) -> tuple[dict, bytes | None]:
+        """(pod, signature) for a running pod already projected (collect.decode reads pods
+        straight into their projection): its replicas are recognized the same way."""
         meta = out["metadata"]
         try:
             text = orjson.dumps([out.get("apiVersion"), *(meta.get(k) for k in _SHARED_META), out.get("spec"),

@@ -25,7 +25,6 @@ import json
 import random
 from pathlib import Path
 
-import orjson
 
 ISTIO = "1.24.2"
 TEAMS = ["payments", "catalog", "search", "checkout", "identity", "ledger", "media", "ads", "growth", "ops"]

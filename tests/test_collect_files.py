@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from auditor.collect.files import json_item_lines, load_paths
+from auditor.collect.files import load_paths
+from auditor.collect.json_dump import json_item_lines
 from auditor.errors import UsageError
 
 POD = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: apps\n"

@@ -213,8 +213,13 @@ def test_an_end_of_input_is_never_mistaken_for_ctrl_c(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["mesh-audit", "scan", "-f", str(FIXTURES / "demo")])
     exits = []
     monkeypatch.setattr(os, "_exit", lambda code: exits.append(code) or (_ for _ in ()).throw(SystemExit(code)))
-    with pytest.raises(SystemExit):
-        cli.main()
+    import gc
+
+    try:
+        with pytest.raises(SystemExit):
+            cli.main()
+    finally:
+        gc.enable()  # main() turns the collector off for the run; the rest of this process needs it
     assert exits == [2]
 
 

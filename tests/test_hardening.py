@@ -73,6 +73,7 @@ def test_a_bad_file_does_not_lose_the_others(tmp_path):
     (tmp_path / "b.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: both\n"
                                      "  labels: {istio.io/dataplane-mode: ambient, istio-injection: enabled}\n")
     result = run("scan", str(tmp_path), "-o", "json")
+    assert result.stdout, (result.exit_code, result.stderr)
     doc = json.loads(result.stdout)
     assert result.exit_code == 2
     assert [f["rule"] for f in doc["findings"]] == ["mode-namespace-conflict"]

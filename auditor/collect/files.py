@@ -2,17 +2,16 @@
 
 YAML is read by `yaml_docs` (yaml-rs where it reads a document as Kubernetes does, PyYAML
 otherwise); every object (and every item of a `kind: List`) keeps the line it starts on.
-JSON is parsed with orjson; the lines of list items are found only when a finding needs
-one (a scan of a 1 GB dump should not pay for positions it never prints). Running pods are projected and their replicas recognized as
-they are read (snapshot.Projector). Many large files are read by forked processes.
+JSON is parsed with orjson. `kubectl get` List dumps, JSON or YAML, are read an item at a
+time (collect.dumps), and running pods straight into their projection (collect.decode);
+replicas are recognized as they are read (snapshot.Projector). Many large files are read
+by forked processes.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -24,85 +23,24 @@ from auditor.collect.snapshot_file import (
     is_snapshot,
     open_snapshot,
 )
+from auditor.collect import json_dump
+from auditor.collect.decode import Projected, projected_line
+from auditor.collect.dumps import (BOM, SNAPSHOT_HEAD, load_json_items, load_mapped_dump, load_yaml_items,
+                                   refuse_duplicates)
 from auditor.collect.excludes import Excluder
+from auditor.collect.loaded import LoadResult, add_object
 from auditor.collect.paths import STDIN, Expansion, gunzip, read_stream, regular_file_size
 from auditor.collect.render import (NotRendered, RenderSettings, chart_documents, kustomize_documents, render_chart,
                                     render_kustomization)
-from auditor.collect.validate import json_duplicate, metadata_problem
-from auditor.collect.yaml_docs import documents, is_list
+from auditor.collect.yaml_docs import documents, is_list, list_items
 from auditor.errors import UsageError, json_problem
-from auditor.snapshot import K8sObject, Projector, Snapshot
+from auditor.snapshot import K8sObject
 from auditor.workers import auto_jobs, map_shares, split
 
-BOM = b"\xef\xbb\xbf"
-# The start of a snapshot's header line (see snapshot_file).
-SNAPSHOT_HEAD = b'{"kind":"MeshAuditSnapshot"'
 STDIN_NAME = "<stdin>"
 # PyYAML parses a few MB/s: past this size a YAML input is refused with a pointer to JSON,
 # which is parsed two orders of magnitude faster (override with MESH_AUDIT_MAX_YAML_MB).
 MAX_YAML_MB = 64
-
-
-@dataclass
-class LoadResult:
-    objects: list[K8sObject] = field(default_factory=list)
-    warnings: list[UsageError] = field(default_factory=list)
-    errors: list[UsageError] = field(default_factory=list)
-    # Snapshot files met among the inputs: (path, Collection) with what they did not collect.
-    snapshots: list = field(default_factory=list)
-    files_read: int = 0  # inputs opened: files, pipes and stdin
-    rendered: list = field(default_factory=list)  # [{"path", "by", "objects"}]: charts and kustomizations
-    not_rendered: list = field(default_factory=list)  # [{"path", "reason"}]: skipped, their tool missing
-    _texts: dict[str, bytes] = field(default_factory=dict)
-    _json_lines: dict[str, list[int]] = field(default_factory=dict)
-    _project: Projector = field(default_factory=Projector, repr=False)
-
-    def absorb(self, part: "LoadResult") -> None:
-        """Append what another load found (a staged document, a forked share's file)."""
-        self.objects.extend(part.objects)
-        self.warnings.extend(part.warnings)
-        self.errors.extend(part.errors)
-        self.snapshots.extend(part.snapshots)
-        self.files_read += part.files_read
-        self.rendered.extend(part.rendered)
-        self.not_rendered.extend(part.not_rendered)
-
-    def snapshot(self) -> Snapshot:
-        snap = Snapshot(self.objects, line_resolver=self.resolve_line)
-        for previous, later in snap.duplicates:
-            self.warnings.append(
-                UsageError(
-                    f"{later.ref()} is also defined at {_where(previous)}; using this one",
-                    later.file,
-                    later.line,
-                )
-            )
-        return snap
-
-    def resolve_line(self, obj: K8sObject) -> int | None:
-        """Line of a JSON list item, computed on first use per file."""
-        if obj.index is None or obj.file is None:
-            return obj.line
-        return self.item_line(obj.file, obj.index)
-
-    def item_line(self, name: str, index: int | None) -> int | None:
-        """Line of item `index` of a JSON document's list (computed once per file)."""
-        if index is None:
-            return None
-        lines = self._json_lines.get(name)
-        if lines is None:
-            data = self._texts.get(name)
-            if data is None:
-                try:
-                    data = Path(name).read_bytes()
-                except OSError:
-                    return None
-            lines = self._json_lines[name] = json_item_lines(data)
-        return lines[index] if index < len(lines) else None
-
-
-def _where(obj: K8sObject) -> str:
-    return f"{obj.file}:{obj.line}" if obj.line else str(obj.file)
 
 
 # Below this much input (YAML counted six-fold: it parses that much slower than JSON),
@@ -145,7 +83,7 @@ def _render(expansion: Expansion, settings: RenderSettings, result: LoadResult) 
         try:
             for doc, file, line in produce():
                 if doc is not None:
-                    _add_object(doc, file, line, None, result)
+                    add_object(doc, file, line, None, result)
         except NotRendered as reason:
             result.not_rendered.append({"path": source, "by": tool, "reason": str(reason)})
             result.warnings.append(UsageError(f"not audited: {reason}", source))
@@ -164,15 +102,15 @@ def _load_file(path: str, result: LoadResult, stdin=None) -> None:
     result.files_read += 1
     try:
         if path == STDIN:
-            _load_data(read_stream(stdin or sys.stdin.buffer, STDIN_NAME), STDIN_NAME, result)
+            _load_data([read_stream(stdin or sys.stdin.buffer, STDIN_NAME)], STDIN_NAME, result)
         elif regular_file_size(path) is None:  # a pipe named on the command line: -f <(kubectl ...)
             with open(path, "rb") as stream:
-                _load_data(read_stream(stream, path), path, result)
-        elif not _load_snapshot_stream(path, result):
-            data = Path(path).read_bytes()
-            if path.endswith(".gz") and data[:2] != GZIP_MAGIC:
+                _load_data([read_stream(stream, path)], path, result)
+        elif not _load_snapshot_stream(path, result) and not load_mapped_dump(path, result):
+            box = [Path(path).read_bytes()]
+            if path.endswith(".gz") and box[0][:2] != GZIP_MAGIC:
                 raise UsageError("named .gz, but not a gzip file (cut short, or renamed?)", path)
-            _load_data(data, path, result, as_json=path.endswith(".json"), rereadable=True)
+            _load_data(box, path, result, as_json=path.endswith(".json"), rereadable=True)
     except UsageError as err:
         result.errors.append(err)
     except OSError as err:
@@ -181,14 +119,17 @@ def _load_file(path: str, result: LoadResult, stdin=None) -> None:
         result.errors.append(UsageError("ran out of memory reading it", path))
 
 
-def _load_data(data: bytes, name: str, result: LoadResult, as_json: bool | None = None, rereadable: bool = False) -> None:
-    """Bytes already read: gzip is unpacked, a snapshot read as one, anything else as JSON
-    (by name, else by its first character) or YAML."""
-    if data[:2] == GZIP_MAGIC:
-        data, as_json, rereadable = gunzip(data, name), None, False
-    if data.startswith(SNAPSHOT_HEAD) and _load_snapshot_stream(name, result, data):
+def _load_data(box: list[bytes], name: str, result: LoadResult, as_json: bool | None = None,
+               rereadable: bool = False) -> None:
+    """Bytes already read (`box`, a one-item list: whoever reads them last may drop them):
+    gzip is unpacked, a snapshot read as one, anything else as JSON (by name, else by its
+    first character) or YAML."""
+    if box[0][:2] == GZIP_MAGIC:
+        box[0], as_json, rereadable = gunzip(box[0], name), None, False
+    if box[0].startswith(SNAPSHOT_HEAD) and _load_snapshot_stream(name, result, box[0]):
         return
-    _load_bytes(data, name, result, as_json=_looks_like_json(data) if as_json is None else as_json, rereadable=rereadable)
+    as_json = _looks_like_json(box[0]) if as_json is None else as_json
+    _load_bytes(box, name, result, as_json=as_json, rereadable=rereadable)
 
 
 def _shares(files: list[str], jobs: int | None) -> list[range] | None:
@@ -228,7 +169,7 @@ def _load_snapshot_stream(path: str, result: LoadResult, data: bytes | None = No
     """Read a snapshot written one object per line (from the file, or from `data` when it
     was read already), projecting objects as they arrive so a large cluster never sits in
     memory whole. False when it is not such a snapshot."""
-    stream = open_snapshot(path, data)
+    stream = open_snapshot(path, data, decode=projected_line)
     if stream is None:
         return False
     collection, items = stream
@@ -236,12 +177,16 @@ def _load_snapshot_stream(path: str, result: LoadResult, data: bytes | None = No
     objects = result.objects
     projector = result._project
     for item in items:
+        if isinstance(item, Projected):  # a pod or ReplicaSet read straight into its projection
+            raw, signature = projector.adopt(item.raw) if item.raw["kind"] == "Pod" else (item.raw, None)
+            objects.append(K8sObject(raw, signature=signature))
+            continue
         kind = item.get("kind") if isinstance(item, dict) else None
         if kind in ("Pod", "ReplicaSet") and isinstance(item.get("metadata"), dict):
             item, signature = projector(item)
             objects.append(K8sObject(item, signature=signature))
         else:
-            _add_object(item, path, None, None, result, from_cluster=True)
+            add_object(item, path, None, None, result, from_cluster=True)
     return True
 
 
@@ -257,38 +202,48 @@ def _max_yaml_bytes() -> int:
         return MAX_YAML_MB * 1024 * 1024
 
 
-def _load_bytes(data: bytes, name: str, result: LoadResult, as_json: bool, rereadable: bool = False) -> None:
-    """Objects from one input's bytes; `rereadable` when they are the file's own bytes
-    (list items' lines are then found later, from the file)."""
+def _load_bytes(box: list[bytes] | bytes, name: str, result: LoadResult, as_json: bool, rereadable: bool = False) -> None:
+    """Objects from one input's bytes (taken out of `box`, so a YAML input's bytes are freed
+    once decoded to text); `rereadable` when they are the file's own bytes (list items'
+    lines are then found later, from the file)."""
+    data = box.pop() if isinstance(box, list) else box
     if data.startswith(BOM):  # editors on Windows write one; YAML and JSON are the same without it
         data, rereadable = data[len(BOM):], False
     if b"\x00" in data[:8192]:
         raise UsageError("a binary file, not a manifest (it contains NUL bytes)", name)
     if as_json:
+        raws = json_dump.raw_items(data)
+        if raws is not None:
+            objects, errors = len(result.objects), len(result.errors)
+            try:
+                load_json_items(data, raws, name, result, rereadable)
+                return
+            except orjson.JSONDecodeError:  # an item msgspec let through: the whole-document path says what is wrong
+                del result.objects[objects:], result.errors[errors:]
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError as err:
             raise UsageError(f"invalid JSON: {json_problem(err)}", name, err.lineno) from None
-        duplicate = json_duplicate(data)
-        if duplicate is not None:
-            key, first, second = duplicate
-            raise UsageError(f"the key '{key}' appears twice in one object (first at line {first}); only one may stay",
-                             name, second)
+        refuse_duplicates(data, name)
         if not rereadable:
             result._texts[name] = data  # stdin, a pipe or unpacked gzip cannot be read again for item lines
         _add_document(doc, name, 1, [], result, json_items=True)
         return
-    if len(data) > _max_yaml_bytes():
-        raise UsageError(
-            f"{len(data) / 1048576:.0f} MiB of YAML is over the {_max_yaml_bytes() / 1048576:.0f} MiB limit; "
-            "export it as JSON (kubectl get -o json), which is read much faster, or raise MESH_AUDIT_MAX_YAML_MB",
-            name,
-        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise UsageError(f"not valid UTF-8 (byte {err.start})", name, line) from None
+    del data  # the text is the YAML from here on
+    listed = list_items(text)
+    if listed is not None and load_yaml_items(listed, name, result):
+        return  # a kubectl -o yaml List, item by item: fast at any size
+    if len(text) > _max_yaml_bytes():
+        raise UsageError(
+            f"{len(text) / 1048576:.0f} MiB of YAML is over the {_max_yaml_bytes() / 1048576:.0f} MiB limit; "
+            "export it as JSON (kubectl get -o json), which is read much faster, or raise MESH_AUDIT_MAX_YAML_MB",
+            name,
+        )
     for doc, line, item_lines in documents(text, name):
         _add_document(doc, name, line, item_lines, result, json_items=False)
 
@@ -298,71 +253,20 @@ def _add_document(doc, name: str, line: int, item_lines: list[int], result: Load
         return  # empty document, e.g. a trailing `---`
     if isinstance(doc, list):  # a bare JSON array of objects
         for i, item in enumerate(doc):
-            _add_object(item, name, None if json_items else line, i if json_items else None, result)
+            add_object(item, name, None if json_items else line, i if json_items else None, result)
         return
     if is_snapshot(doc):
         # A snapshot's objects came from a cluster, not from lines of this file.
         collection = from_document(doc, name)
         result.snapshots.append((name, collection))
         for item in collection.objects:
-            _add_object(item, name, None, None, result, from_cluster=True)
+            add_object(item, name, None, None, result, from_cluster=True)
         return
     if isinstance(doc, dict) and is_list(doc):
         for i, item in enumerate(doc["items"]):
             if json_items:
-                _add_object(item, name, None, i, result)
+                add_object(item, name, None, i, result)
             else:
-                _add_object(item, name, item_lines[i] if i < len(item_lines) else line, None, result)
+                add_object(item, name, item_lines[i] if i < len(item_lines) else line, None, result)
         return
-    _add_object(doc, name, line if not json_items else 1, None, result)
-
-
-def _add_object(doc, name: str, line: int | None, index: int | None, result: LoadResult, from_cluster: bool = False) -> None:
-    if isinstance(doc, dict) and isinstance(doc.get("apiVersion"), str) and isinstance(doc.get("kind"), str) and doc["kind"]:
-        problem = None if from_cluster else metadata_problem(doc.get("metadata"))
-        if problem is not None:  # audited under a wrong name, it would give wrong answers
-            where = line if line is not None else result.item_line(name, index)
-            result.errors.append(UsageError(f"{doc['kind']}: {problem}", name, where))
-            return
-        signature = None
-        if doc["kind"] in ("Pod", "ReplicaSet"):
-            doc, signature = result._project(doc)
-        result.objects.append(K8sObject(doc, None if from_cluster else name, line, index, signature))
-    else:
-        result.warnings.append(UsageError("skipped: not a Kubernetes object (needs apiVersion and kind)", name, line))
-
-
-_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]]')
-
-
-def json_item_lines(data: bytes) -> list[int]:
-    """Start line of each element of a JSON document's top-level `items` array (or of a
-    top-level array). Strings are skipped whole, so braces inside them do not count."""
-    lines: list[int] = []
-    depth = 0
-    items_depth = None
-    last_key = None
-    pos = 0
-    line = 1
-    for m in _JSON_TOKEN.finditer(data):
-        tok = m.group()
-        c = tok[:1]
-        if c == b'"':
-            if depth == 1:
-                last_key = tok
-            continue
-        if c in (b"{", b"["):
-            if depth == 0 and c == b"[":
-                items_depth = 1
-            elif depth == 1 and c == b"[" and last_key == b'"items"':
-                items_depth = 2
-            elif items_depth is not None and depth == items_depth:
-                line += data.count(b"\n", pos, m.start())
-                pos = m.start()
-                lines.append(line)
-            depth += 1
-        else:
-            depth -= 1
-            if items_depth is not None and depth < items_depth:
-                items_depth = None
-    return lines
+    add_object(doc, name, line if not json_items else 1, None, result)

@@ -25,7 +25,7 @@ def documents(text: str, name: str) -> Iterator[Document]:
     if _yaml_rs is None or not _fast_path_possible(text):
         yield from _slow_documents(text, name)
         return
-    spans = _document_spans(text)
+    spans = document_spans(text)
     if not _needs_complete_path(text):
         whole = _whole_documents(text, spans)
         if whole is not None:
@@ -145,7 +145,7 @@ def _fast_path_possible(text: str) -> bool:
     return not text.startswith("%") and "\n..." not in text
 
 
-def _document_spans(text: str) -> list[tuple[int, int, int]]:
+def document_spans(text: str) -> list[tuple[int, int, int]]:
     """(start, end, first line) of each `---`-separated document, without copying text."""
     starts = [0]
     pos = text.find("\n---")
@@ -230,6 +230,72 @@ def _placed_items(doc, chunk: str, first_line: int) -> list[int] | None:
         return []
     lines = _list_item_lines(chunk, first_line)
     return lines if len(lines) == len(doc["items"]) else None
+
+
+class NotStreamable(Exception):
+    """An item of a List read as a stream did not parse on its own (the whole-document path
+    then reads it, and says what is wrong)."""
+
+
+_ITEMS_END = re.compile(r"\n(?=[^\s#-])")  # the next line at the margin that is not an entry
+
+
+class ListItems:
+    """The items of a `kubectl get -o yaml` List: where each starts, parsed on demand."""
+
+    def __init__(self, text: str, starts: list[int], end: int):
+        self.text, self.starts, self.end = text, starts, end
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def parsed(self, share: range | None = None) -> Iterator[tuple[object, int]]:
+        """(item, line) of each item of `share` (default all), parsed alone; NotStreamable
+        when one does not parse alone."""
+        text, starts = self.text, self.starts
+        share = share if share is not None else range(len(starts))
+        if not len(share):
+            return
+        counted = starts[share.start]
+        line = text.count("\n", 0, counted) + 1
+        for i in share:
+            line += text.count("\n", counted, starts[i])
+            counted = starts[i]
+            try:
+                parsed = _fast_loads(text[starts[i]:starts[i + 1] if i + 1 < len(starts) else self.end])
+            except Exception:
+                raise NotStreamable() from None
+            if not isinstance(parsed, list) or len(parsed) != 1:
+                raise NotStreamable()
+            yield parsed[0], line
+
+
+def list_items(text: str) -> ListItems | None:
+    """The items of a `kubectl get -o yaml` List, to be parsed each on its own so the whole
+    list never sits in memory as objects; None when the text is not such a List laid out
+    as kubectl writes it (one document, items as a block sequence at the left margin) or
+    needs the complete path."""
+    if _yaml_rs is None or not _fast_path_possible(text) or "\n---" in text or _needs_complete_path(text):
+        return None
+    begin = 0 if text.startswith("items:\n") else text.find("\nitems:\n") + 1
+    if begin == 0 and not text.startswith("items:\n"):
+        return None
+    body = begin + len("items:\n")
+    if not text.startswith("- ", body):
+        return None
+    starts, pos = [body], text.find("\n- ", body)
+    while pos != -1:
+        starts.append(pos + 1)
+        pos = text.find("\n- ", pos + 3)
+    tail = _ITEMS_END.search(text, starts[-1])
+    end = tail.start() + 1 if tail else len(text)
+    try:
+        head = _fast_loads(text[:begin] + text[end:])
+    except Exception:
+        return None
+    if not isinstance(head, dict) or not isinstance(head.get("kind"), str) or not head["kind"].endswith("List"):
+        return None
+    return ListItems(text, starts, end)
 
 
 def parse_yaml_documents(text: str) -> list:

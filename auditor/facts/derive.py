@@ -72,6 +72,10 @@ def derive(base: Context, put: Iterable[K8sObject] = (), remove: Iterable[tuple]
 def _carry_over(base: Context, out: Context, put: list[K8sObject], namespaces: set, gks: set) -> None:
     """Indices a what-if copy can take over with a few entries patched."""
     lazy, mine = out._lazy, base._lazy
+    if "callers_by_namespace" in mine:  # the workloads of the changed namespaces are new objects
+        callers = lazy["callers_by_namespace"] = dict(mine["callers_by_namespace"])
+        for ns in namespaces & callers.keys():
+            callers[ns] = [(out.workloads[w.id], account) for w, account in callers[ns]]  # same ids
     for name in ("sidecar_services", "use_waypoint_labels"):  # per namespace: redone where something changed
         if name in mine:
             lazy[name] = {ns: n for ns, n in mine[name].items() if ns not in namespaces}

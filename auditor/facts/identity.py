@@ -88,8 +88,11 @@ def _clients_through_waypoint(ctx: Context, match, ingress_opted_in: bool, names
     """Known workloads with this identity whose traffic passes the waypoint; for an identity
     in a namespace with no such workload here, what a new pod there would be."""
     found, seen_namespaces = [], set()
-    for w in ctx.workloads:
-        if w.role not in ("app", "gateway") or not match(w.namespace, _service_account(w)):
+    by_namespace = ctx.once("callers_by_namespace", lambda: _callers_by_namespace(ctx))
+    candidates = by_namespace.get(namespace, ()) if namespace is not None else (
+        entry for entries in by_namespace.values() for entry in entries)
+    for w, account in candidates:
+        if not match(w.namespace, account):
             continue
         seen_namespaces.add(w.namespace)
         through = (w.role == "app" and w.mode == "ambient") or (w.role == "gateway" and ingress_opted_in)
@@ -99,6 +102,21 @@ def _clients_through_waypoint(ctx: Context, match, ingress_opted_in: bool, names
     if namespace is not None and namespace not in seen_namespaces and m.namespace_in_ambient(ctx.ns_labels(namespace)):
         found.append(f"workloads of ambient namespace {namespace}")
     return sorted(set(found))
+
+
+def warm_callers(ctx: Context) -> None:
+    """Build the callers index now, for what-if copies to share (see Context.warm)."""
+    ctx.once("callers_by_namespace", lambda: _callers_by_namespace(ctx))
+
+
+def _callers_by_namespace(ctx: Context) -> dict[str, list[tuple]]:
+    """Workloads that can be callers (applications and gateways) with their service
+    account, by namespace: an identity that names its namespace looks only there."""
+    out: dict[str, list[tuple]] = {}
+    for w in ctx.workloads:
+        if w.role in ("app", "gateway"):
+            out.setdefault(w.namespace, []).append((w, _service_account(w)))
+    return out
 
 
 def _service_account(w) -> str:

@@ -29,7 +29,7 @@ from auditor.engine import cluster_object, evaluate
 from auditor.facts.attachment import warm_targets
 from auditor.facts.context import Context
 from auditor.facts.derive import derive
-from auditor.facts.identity import identity_namespace, named_identities
+from auditor.facts.identity import identity_namespace, named_identities, warm_callers
 from auditor.facts.routes import backend_refs, host_targets, parent_refs, route_destinations
 from auditor.report import Finding
 from auditor.rulebook import Rule
@@ -102,6 +102,7 @@ class WhatIf:
         self.ctx, self.rules, self.findings = ctx, rules, findings
         ctx.warm()
         warm_targets(ctx)
+        warm_callers(ctx)
         self.scope = Scope(ctx)
         self.flags = mesh_flags(ctx)
         self._today = {(f.identity(), f.severity) for f in findings}

@@ -7,8 +7,11 @@ from __future__ import annotations
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypedDict
 
+import msgspec
 import orjson
+from msgspec import Raw
 
 from auditor.collect.cluster.http import (
     Deadline,
@@ -29,6 +32,7 @@ from auditor.collect.cluster.resources import (
     ResourceType,
 )
 from auditor.collect.cluster.spool import Spool
+from auditor.collect.decode import Projected, project_json
 from auditor.collect.collection import Collection
 from auditor.coverage import Gap
 from auditor.errors import json_problem
@@ -152,12 +156,17 @@ class Lister:
             early = continue_token(resp.body) if self.ahead is not None else None
             if early:
                 ahead = (early, self.ahead.submit(self.http.get, path, page_query(early), accept))
-            page, token = _list_page(resp)
+            if self.projected and rtype.kind in ("Pod", "ReplicaSet"):
+                page, token = _projected_page(resp, rtype)
+            else:
+                page, token = _list_page(resp)
             if token in seen:
                 raise Unavailable("the API server sent the same continue token twice; the list would never end")
             if token:
                 seen.add(token)
-            prepared = [_prepare(i, rtype, self.projected) for i in page if isinstance(i, dict)]
+            prepared = [i if isinstance(i, Projected) else _prepare(i, rtype, self.projected) for i in page
+                        if isinstance(i, (dict, Projected))]
+            prepared = [i.raw if isinstance(i, Projected) else i for i in prepared]
             count += len(prepared)
             if spool is None:
                 items.extend(prepared)
@@ -286,6 +295,35 @@ def continue_token(body: bytes) -> str | None:
     except orjson.JSONDecodeError:
         return None
     return token or None
+
+
+class _Page(TypedDict, total=False):
+    metadata: dict
+    items: list[Raw] | None
+
+
+_PAGE = msgspec.json.Decoder(_Page)
+
+
+def _projected_page(resp: Response, rtype: ResourceType) -> tuple[list, str | None]:
+    """A page of running Pods or ReplicaSets: each item read straight into its projection
+    (collect.decode); what that cannot read, and any malformed page, as _list_page does."""
+    try:
+        doc = _PAGE.decode(resp.body)
+    except (msgspec.DecodeError, RecursionError):
+        return _list_page(resp)
+    out: list = []
+    for raw in doc.get("items") or ():
+        projected = project_json(raw, rtype.kind, rtype.api_version)
+        if projected is not None:
+            out.append(Projected(projected))
+        else:
+            try:
+                out.append(orjson.loads(raw))
+            except orjson.JSONDecodeError:
+                return _list_page(resp)
+    token = (doc.get("metadata") or {}).get("continue")
+    return out, str(token) if token else None
 
 
 def _list_page(resp: Response) -> tuple[list, str | None]:

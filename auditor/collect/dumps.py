@@ -1,0 +1,141 @@
+"""Large dumps read item by item: a JSON List through a read-only mapping of the file,
+whose pages are dropped behind the reader, and a kubectl -o yaml List parsed an item at a
+time (in forked shares when large). Either way memory holds the objects, not the whole
+document."""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+import orjson
+
+from auditor.collect import json_dump
+from auditor.collect.loaded import LoadResult, add_object
+from auditor.collect.snapshot_file import GZIP_MAGIC
+from auditor.collect.validate import json_duplicate, metadata_problem
+from auditor.collect.yaml_docs import NotStreamable
+from auditor.errors import UsageError
+from auditor.snapshot import K8sObject
+from auditor.workers import auto_jobs, map_shares, split
+
+BOM = b"\xef\xbb\xbf"
+# The start of a snapshot's header line (see snapshot_file).
+SNAPSHOT_HEAD = b'{"kind":"MeshAuditSnapshot"'
+MAPPED_MIN_BYTES = 64 * 1024 * 1024  # JSON dumps this large are read through a mapping
+# Below this much YAML, parsing a List's items in a second process costs more than it saves.
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024
+
+
+def load_mapped_dump(path: str, result: LoadResult) -> bool:
+    """A large `.json` List dump read through a read-only mapping of the file, whose pages
+    are dropped behind the reader: memory holds the objects, not the file. False when the
+    file is small or not such a dump (the general path reads it)."""
+    if not path.endswith(".json") or os.path.getsize(path) < MAPPED_MIN_BYTES:
+        return False
+    with open(path, "rb") as fh:
+        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        head = mapped[:8192]
+        if head.startswith((BOM, GZIP_MAGIC, SNAPSHOT_HEAD)) or b"\x00" in head:
+            return False
+        raws = json_dump.raw_items(mapped)
+        if raws is None:
+            return False
+        _forget(mapped, len(mapped))  # the split touched every page; the items are read again as they go
+        objects, errors = len(result.objects), len(result.errors)
+        try:
+            load_json_items(mapped, raws, path, result, rereadable=True)
+        except orjson.JSONDecodeError:
+            del result.objects[objects:], result.errors[errors:]
+            return False
+        del raws
+    finally:
+        try:
+            mapped.close()
+        except BufferError:  # a view into it is still alive (an error on the way): freed with it
+            pass
+    return True
+
+
+def _forget(mapped: mmap.mmap, end: int) -> None:
+    """Drop the mapping's pages before `end` from memory (they are the file's: read back if needed)."""
+    end -= end % mmap.PAGESIZE
+    if end > 0 and hasattr(mapped, "madvise"):
+        mapped.madvise(mmap.MADV_DONTNEED, 0, end)
+
+
+def load_yaml_items(listed, name: str, result: LoadResult) -> bool:
+    """A kubectl -o yaml List, item by item (never the whole list at once), a large one in
+    forked shares; False when an item does not parse alone (nothing is kept then)."""
+    jobs = auto_jobs() if len(listed.text) > PARALLEL_MIN_BYTES else 1
+    shares = split([1] * len(listed), jobs) if jobs > 1 else [range(len(listed))]
+    try:
+        parts = map_shares(_YamlShare(listed, name), shares)
+    except NotStreamable:
+        return False
+    if any(part is None for part in parts):
+        return False
+    for part in parts:
+        result.absorb(part)
+    if listed.text.isascii():  # characters are bytes: where each item lies in the file, for locate
+        spans, line, counted = {}, 1, 0
+        for i, start in enumerate(listed.starts):
+            line += listed.text.count("\n", counted, start)
+            counted = start
+            spans[line] = (start, listed.starts[i + 1] if i + 1 < len(listed.starts) else listed.end)
+        result._yaml_spans[name] = spans
+    return True
+
+
+class _YamlShare:
+    """Parses a share of a List's items into a LoadResult (picklable, for a forked loader);
+    None when an item does not parse alone."""
+
+    def __init__(self, listed, name: str):
+        self.listed, self.name = listed, name
+
+    def __call__(self, share: range) -> LoadResult | None:
+        part = LoadResult()
+        try:
+            for item, line in self.listed.parsed(share):
+                add_object(item, self.name, line, None, part)
+        except NotStreamable:
+            return None
+        part._project = None
+        return part
+
+
+def load_json_items(data, raws: list, name: str, result: LoadResult, rereadable: bool) -> None:
+    """A JSON List dump (or array), item by item: never the whole document at once."""
+    if isinstance(data, bytes):
+        refuse_duplicates(data, name)
+    if not rereadable:
+        result._texts[name] = data  # stdin, a pipe or unpacked gzip cannot be read again for item lines
+    offsets: list[int] = []
+    lines: list[int | None] = []
+    result._json_lines[name] = lines  # filled as the items go by
+    mapped = data if isinstance(data, mmap.mmap) else None
+    for i, (at, line, obj, projected) in enumerate(json_dump.items(data, raws)):
+        if mapped is not None and i % 4096 == 0 and at > 0:
+            _forget(mapped, at)
+        offsets.append(at)
+        lines.append(line)
+        if not projected:
+            add_object(obj, name, None, i, result)
+            continue
+        problem = metadata_problem(obj["metadata"])
+        if problem is not None:
+            result.errors.append(UsageError(f"{obj['kind']}: {problem}", name, line))
+            continue
+        obj, signature = result._project.adopt(obj) if obj["kind"] == "Pod" else (obj, None)
+        result.objects.append(K8sObject(obj, name, None, i, signature))
+    result._json_offsets[name] = offsets
+
+
+def refuse_duplicates(data: bytes, name: str) -> None:
+    duplicate = json_duplicate(data)
+    if duplicate is not None:
+        key, first, second = duplicate
+        raise UsageError(f"the key '{key}' appears twice in one object (first at line {first}); only one may stay",
+                         name, second)

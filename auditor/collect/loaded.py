@@ -1,0 +1,117 @@
+"""What loading inputs produces (LoadResult: objects, problems, and where list items sit
+in their files), and how one decoded document becomes an object (add_object)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from auditor.collect import json_dump
+from auditor.collect.validate import metadata_problem
+from auditor.errors import UsageError
+from auditor.snapshot import K8sObject, Projector, Snapshot
+
+MAX_ITEM_BYTES = 64 * 1024 * 1024  # the last item of a dump: searched to here at most
+
+
+@dataclass
+class LoadResult:
+    objects: list[K8sObject] = field(default_factory=list)
+    warnings: list[UsageError] = field(default_factory=list)
+    errors: list[UsageError] = field(default_factory=list)
+    # Snapshot files met among the inputs: (path, Collection) with what they did not collect.
+    snapshots: list = field(default_factory=list)
+    files_read: int = 0  # inputs opened: files, pipes and stdin
+    rendered: list = field(default_factory=list)  # [{"path", "by", "objects"}]: charts and kustomizations
+    not_rendered: list = field(default_factory=list)  # [{"path", "reason"}]: skipped, their tool missing
+    _texts: dict[str, bytes] = field(default_factory=dict)
+    _json_lines: dict[str, list[int]] = field(default_factory=dict)
+    _json_offsets: dict[str, list[int]] = field(default_factory=dict)  # of list items read as a stream
+    _json_index: dict[str, dict[int, int]] = field(default_factory=dict)  # line -> item, for object_span
+    _yaml_spans: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)  # line -> bytes of a List item
+    _project: Projector = field(default_factory=Projector, repr=False)
+
+    def absorb(self, part: "LoadResult") -> None:
+        """Append what another load found (a staged document, a forked share's file)."""
+        self.objects.extend(part.objects)
+        self.warnings.extend(part.warnings)
+        self.errors.extend(part.errors)
+        self.snapshots.extend(part.snapshots)
+        self.files_read += part.files_read
+        self.rendered.extend(part.rendered)
+        self.not_rendered.extend(part.not_rendered)
+
+    def snapshot(self) -> Snapshot:
+        snap = Snapshot(self.objects, line_resolver=self.resolve_line)
+        snap.object_span = self.object_span
+        for previous, later in snap.duplicates:
+            self.warnings.append(
+                UsageError(
+                    f"{later.ref()} is also defined at {where(previous)}; using this one",
+                    later.file,
+                    later.line,
+                )
+            )
+        return snap
+
+    def resolve_line(self, obj: K8sObject) -> int | None:
+        """Line of a JSON list item, computed on first use per file."""
+        if obj.index is None or obj.file is None:
+            return obj.line
+        return self.item_line(obj.file, obj.index)
+
+    def object_span(self, name: str, line: int) -> tuple[int, int] | None:
+        """The byte range of the list item that starts on `line` of a dump read as a stream."""
+        yaml_spans = self._yaml_spans.get(name)
+        if yaml_spans is not None:
+            return yaml_spans.get(line)
+        offsets = self._json_offsets.get(name)
+        if not offsets or self.item_line(name, 0) is None:
+            return None
+        index = self._json_index.setdefault(name, {})
+        if not index:
+            for i, at in enumerate(self._json_lines[name]):
+                index[at] = -1 if at in index else i  # items sharing a line (compact JSON): no key starts it
+        i = index.get(line)
+        if i is None or offsets[i] < 0:
+            return None
+        if i == -1:
+            return 0, 0
+        end = offsets[i + 1] if i + 1 < len(offsets) and offsets[i + 1] >= 0 else offsets[i] + MAX_ITEM_BYTES
+        return offsets[i], end
+
+    def item_line(self, name: str, index: int | None) -> int | None:
+        """Line of item `index` of a JSON document's list (computed once per file)."""
+        if index is None:
+            return None
+        lines = self._json_lines.get(name)
+        if lines is None:
+            data = self._texts.get(name)
+            if data is None:
+                try:
+                    data = Path(name).read_bytes()
+                except OSError:
+                    return None
+            offsets = self._json_offsets.get(name)
+            lines = json_dump.lines_at(data, offsets) if offsets is not None else json_dump.json_item_lines(data)
+            self._json_lines[name] = lines
+        return lines[index] if index < len(lines) else None
+
+
+def where(obj: K8sObject) -> str:
+    return f"{obj.file}:{obj.line}" if obj.line else str(obj.file)
+
+
+def add_object(doc, name: str, line: int | None, index: int | None, result: LoadResult, from_cluster: bool = False) -> None:
+    if isinstance(doc, dict) and isinstance(doc.get("apiVersion"), str) and isinstance(doc.get("kind"), str) and doc["kind"]:
+        problem = None if from_cluster else metadata_problem(doc.get("metadata"))
+        if problem is not None:  # audited under a wrong name, it would give wrong answers
+            where = line if line is not None else result.item_line(name, index)
+            result.errors.append(UsageError(f"{doc['kind']}: {problem}", name, where))
+            return
+        signature = None
+        if doc["kind"] in ("Pod", "ReplicaSet"):
+            doc, signature = result._project(doc)
+        result.objects.append(K8sObject(doc, None if from_cluster else name, line, index, signature))
+    else:
+        result.warnings.append(UsageError("skipped: not a Kubernetes object (needs apiVersion and kind)", name, line))

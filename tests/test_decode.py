@@ -1,0 +1,140 @@
+"""The fast readers give what the general ones give: a pod decoded straight into its
+projection equals the projection of the whole pod, and a JSON dump read item by item
+gives the objects, lines and problems of a dump parsed whole."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from auditor.collect import json_dump
+from auditor.collect.decode import kind_of, project_json
+from auditor.collect.files import load_paths
+from auditor.snapshot import project
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=4))
+anything = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                         st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+                        max_leaves=6)
+maybe = lambda s: st.one_of(st.just(None), s, anything)  # noqa: E731  (a field of the expected shape, or not)
+container = st.fixed_dictionaries({}, optional={
+    "name": st.sampled_from(["app", "istio-proxy", "istio-init"]), "image": scalars, "ports": anything,
+    "restartPolicy": scalars, "resources": anything, "env": anything})
+pod_spec = st.fixed_dictionaries({}, optional={
+    "containers": st.one_of(st.lists(container, max_size=3), anything), "initContainers": st.lists(container, max_size=2),
+    "hostNetwork": scalars, "serviceAccountName": scalars, "volumes": anything, "nodeName": scalars})
+metadata = st.fixed_dictionaries({}, optional={
+    "name": scalars, "namespace": scalars, "uid": scalars, "generateName": scalars, "resourceVersion": scalars,
+    "labels": maybe(st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=3)),
+    "annotations": anything, "ownerReferences": anything, "managedFields": anything})
+pods = st.fixed_dictionaries({"kind": st.just("Pod")}, optional={
+    "apiVersion": st.sampled_from(["v1", None]), "metadata": maybe(metadata), "spec": maybe(pod_spec),
+    "status": maybe(st.fixed_dictionaries({}, optional={"phase": scalars, "podIP": scalars}))})
+replica_sets = st.fixed_dictionaries({"kind": st.just("ReplicaSet")}, optional={
+    "apiVersion": st.just("apps/v1"), "metadata": maybe(metadata), "status": anything,
+    "spec": maybe(st.fixed_dictionaries({}, optional={
+        "replicas": scalars, "selector": anything,
+        "template": maybe(st.fixed_dictionaries({}, optional={
+            "metadata": maybe(st.fixed_dictionaries({}, optional={"labels": anything, "annotations": anything,
+                                                                  "name": scalars})),
+            "spec": maybe(pod_spec)}))}))})
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(pods, replica_sets))
+def test_a_pod_decoded_into_its_projection_equals_the_projection_of_the_pod(obj):
+    data = orjson.dumps(obj)
+    fast = project_json(data)
+    if fast is None:  # the general path takes it
+        return
+    assert orjson.dumps(fast) == orjson.dumps(project(orjson.loads(data)))  # key order included
+
+
+@settings(max_examples=200, deadline=None)
+@given(pods)
+def test_a_list_item_without_kind_takes_the_lists(obj):
+    """Items of a PodList carry no kind or apiVersion: the collector restores the list's."""
+    item = {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
+    fast = project_json(orjson.dumps(item), "Pod", "v1")
+    if fast is None:
+        return
+    assert orjson.dumps(fast) == orjson.dumps(project({**item, "apiVersion": "v1", "kind": "Pod"}))
+
+
+def test_what_the_fast_path_leaves_to_the_general_one():
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}}
+    assert project_json(orjson.dumps(manifest)) is None  # declared, not running: never projected
+    assert project_json(orjson.dumps({**manifest, "status": {}, "metadata": "p"})) is None  # odd metadata
+    assert project_json(b'{"apiVersion":"v1","kind":"Service"}') is None
+    assert kind_of(b'{"apiVersion": "v1", "kind": "Pod", "metadata": {}}') == "Pod"
+    assert kind_of(b'{"metadata": {"ownerReferences": [{"kind": "ReplicaSet"}]}, "kind": "Pod"}') == "ReplicaSet"
+    deep = b'{"apiVersion":"v1","kind":"Pod","status":{},"metadata":{"annotations":' + b"[" * 3000 + b"]" * 3000 + b"}}"
+    assert project_json(deep) is None
+
+
+def _items(count: int) -> list[dict]:
+    out = []
+    for i in range(count):
+        out.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}", "namespace": "shop", "uid": str(i),
+                                                                    "labels": {"app": "a"}},
+                    "spec": {"containers": [{"name": "app", "image": "x", "env": [{"name": "A", "value": "{["}]}]},
+                    "status": {"phase": "Running"}})
+        out.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}", "namespace": "shop"},
+                    "data": {"brace": "}{", "quote": 'say "items": ['}})
+    return out
+
+
+def test_dump_items_lines_and_objects_match_the_whole_document_path(tmp_path):
+    for name, text in (("indented.json", json.dumps({"apiVersion": "v1", "kind": "List", "items": _items(5)}, indent=4)),
+                       ("compact.json", json.dumps({"kind": "PodList", "items": _items(3)})),
+                       ("array.json", json.dumps(_items(2), indent=2))):
+        data = text.encode()
+        raws = json_dump.raw_items(data)
+        assert raws is not None, name
+        streamed = list(json_dump.items(data, raws))
+        assert [line for _, line, _, _ in streamed] == json_dump.json_item_lines(data)
+        whole = orjson.loads(data)
+        whole = whole if isinstance(whole, list) else whole["items"]
+        assert [obj["metadata"]["name"] for _, _, obj, _ in streamed] == [o["metadata"]["name"] for o in whole]
+        assert [projected for *_, projected in streamed] == [o["kind"] == "Pod" for o in whole]
+
+
+def test_documents_that_are_not_lists_or_not_json_take_the_general_path(tmp_path):
+    assert json_dump.raw_items(b'{"kind": "Namespace", "items": []}') is None
+    assert json_dump.raw_items(b'{"kind": "List", "items": [') is None
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"kind": "List", "items": [{"apiVersion": "v1", "kind": "Pod",}]}')
+    result = load_paths([str(bad)])
+    assert [str(e) for e in result.errors] == [f"{bad}:1: invalid JSON: trailing comma is not allowed"]
+    twice = tmp_path / "twice.json"
+    twice.write_text('{"kind": "List", "items": [\n{"apiVersion": "v1", "kind": "Namespace",\n'
+                     ' "metadata": {"name": "a", "name": "b"}}]}')
+    assert "appears twice" in str(load_paths([str(twice)]).errors[0])
+
+
+def test_a_dump_item_with_a_bad_name_is_an_error_at_its_line(tmp_path):
+    items = _items(1)
+    items[0]["metadata"]["name"] = 7
+    path = tmp_path / "dump.json"
+    path.write_text(json.dumps({"kind": "List", "items": items}, indent=4))
+    result = load_paths([str(path)])
+    assert [str(e) for e in result.errors] == [
+        f"{path}:4: Pod: metadata.name is the number 7, not a string; kubectl rejects it: quote the value"]
+    assert [o.name for o in result.objects] == ["c0"]
+
+
+def test_a_large_dump_read_through_a_mapping_gives_what_reading_it_gives(tmp_path, monkeypatch):
+    from auditor.collect import dumps
+
+    path = tmp_path / "dump.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": _items(300)}, indent=4))
+    read = load_paths([str(path)])
+    monkeypatch.setattr(dumps, "MAPPED_MIN_BYTES", 0)
+    mapped = load_paths([str(path)])
+    assert [(o.raw, o.index) for o in mapped.objects] == [(o.raw, o.index) for o in read.objects]
+    snapshot_read, snapshot_mapped = read.snapshot(), mapped.snapshot()
+    assert [snapshot_mapped.location(o) for o in snapshot_mapped] == [snapshot_read.location(o) for o in snapshot_read]
+    assert mapped.object_span(str(path), snapshot_mapped.location(mapped.objects[0])[1])[0] > 0
