@@ -8,8 +8,13 @@
         print(finding.severity, finding.rule, finding.object, finding.message)
 
 `api.scan(inputs, settings)` does both. Without inputs, `load` reads the cluster of the
-current kubeconfig context (`api.ClusterSource` picks another). Every command of the CLI
-is this module plus option parsing, rendering and an exit code.
+current kubeconfig context (`api.ClusterSource` picks another). Several clusters are
+audited as one mesh when `load` is given a mapping of cluster names to inputs:
+
+    mesh = api.load({"east": api.ClusterSource(context="east"), "west": ["west-dump.json"]})
+    report = api.audit(mesh)                            # each finding's object.cluster says where
+
+Every command of the CLI is this module plus option parsing, rendering and an exit code.
 
 Problems in the input do not raise: they are in `snapshot.errors` (a file that does not
 parse) and `snapshot.warnings`, and in the report. What cannot go on raises: UsageError
@@ -24,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
+from auditor.clusters import ClusterSource, Clusters
 from auditor.config import Config, load_config
 from auditor.errors import UsageError
 from auditor.facts.context import AuditOptions, Context
@@ -33,19 +39,7 @@ from auditor.snapshot import K8sObject, Snapshot
 from auditor.suppress import cli_ignores, read_baseline
 from auditor.versions import Version, parse_version
 
-__all__ = ["ClusterSource", "Settings", "audit", "context", "load", "plan", "scan", "UsageError"]
-
-
-@dataclass(frozen=True)
-class ClusterSource:
-    """A live cluster to read: kubeconfig (default $KUBECONFIG, then ~/.kube/config, then
-    the pod's service account), context, namespaces (default all) and a time limit."""
-
-    kubeconfig: str | None = None
-    context: str | None = None
-    namespaces: tuple[str, ...] = ()
-    timeout: float = 300.0
-    progress: bool = False  # a progress line on stderr while collecting
+__all__ = ["ClusterSource", "Clusters", "Settings", "audit", "context", "load", "plan", "scan", "UsageError"]
 
 
 @dataclass
@@ -82,23 +76,35 @@ class Settings:
 
 
 def load(inputs=None, *, snapshot: str | None = None, jobs: int | None = None, stdin=None, follow_symlinks: bool = False,
-         settings: Settings | None = None) -> Snapshot:
+         settings: Settings | None = None) -> Snapshot | Clusters:
     """The objects to audit, with `collection` (where they came from), `errors` and
     `warnings`. `inputs`: paths (files, directories, dumps, snapshots, "-" for stdin), or
-    a ClusterSource, or None for the current kubeconfig context. `snapshot`: a snapshot
-    file, which must be one. Symlinks in a directory are followed only within it, unless
-    `follow_symlinks`. `settings` say what to exclude and how to render Helm charts."""
-    from auditor.collect.sources import load_cluster, load_files
+    a ClusterSource, or None for the current kubeconfig context; or a mapping of cluster
+    names to any of these, for an audit of several clusters (Clusters; live ones are
+    collected concurrently). `snapshot`: a snapshot file, which must be one (a snapshot
+    of several clusters gives Clusters). Symlinks in a directory are followed only within
+    it, unless `follow_symlinks`. `settings` say what to exclude and how to render Helm charts."""
+    from auditor.collect.sources import load_cluster, load_cluster_snapshot, load_files
 
     options = _file_options(resolve(settings) if settings is not None else None)
+    if isinstance(inputs, dict):
+        from auditor.multicluster import load_clusters
+
+        return load_clusters(inputs, lambda paths: load(paths, jobs=jobs, stdin=stdin, follow_symlinks=follow_symlinks,
+                                                        settings=settings), load_cluster)
     if snapshot is not None:
         if inputs:
             raise UsageError("use -f or --snapshot, not both")
-        return load_files([snapshot], jobs, stdin, snapshot_only=True)
+        return load_cluster_snapshot(snapshot) or load_files([snapshot], jobs, stdin, snapshot_only=True)
     if inputs is None or isinstance(inputs, ClusterSource):
         return load_cluster(inputs or ClusterSource())
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
+    several = [p for p in inputs if load_cluster_snapshot(str(p), peek=True)]
+    if several:
+        if len(inputs) > 1:
+            raise UsageError("a snapshot of several clusters is audited on its own, not with other inputs", str(several[0]))
+        return load_cluster_snapshot(str(several[0]))
     return load_files([str(p) for p in inputs], jobs, stdin, follow_symlinks=follow_symlinks, **options)
 
 
@@ -122,18 +128,39 @@ def scan(inputs=None, settings: Settings | None = None, *, snapshot: str | None 
     return audit(load(inputs, snapshot=snapshot, jobs=settings.jobs, stdin=stdin, settings=settings), settings)
 
 
-def context(snapshot: Snapshot, settings: Settings | None = None) -> Context:
-    """The indexed snapshot facts are read from (what `explain` and `plan` inspect)."""
+def context(snapshot: Snapshot | Clusters, settings: Settings | None = None, *, cluster: str | None = None) -> Context:
+    """The indexed snapshot facts are read from (what `explain` and `plan` inspect); for
+    several clusters, the one named `cluster`, joined to the mesh's topology."""
     settings = resolve(settings or Settings())
+    if isinstance(snapshot, Clusters):
+        from auditor.multicluster import contexts
+
+        if cluster not in snapshot.members:
+            raise UsageError(f"name the cluster (one of {', '.join(snapshot.members)})" if cluster is None
+                             else f"no cluster named {cluster!r} (the input has {', '.join(snapshot.members)})")
+        return contexts(snapshot, lambda s, name: _member_context(s, name, settings))[cluster]
+    if cluster is not None:
+        raise UsageError(f"--cluster {cluster}: the input holds one cluster")
     return Context(snapshot, _version(settings.istio_version, "--istio-version"), _options(snapshot, settings))
 
 
-def audit(snapshot: Snapshot, settings: Settings | None = None, *, ctx: Context | None = None) -> Report:
+def _member_context(snapshot: Snapshot, name: str, settings: Settings) -> Context:
+    options = replace(_options(snapshot, settings), member=name, cluster_name=name)
+    return Context(snapshot, _version(settings.istio_version, "--istio-version"), options)
+
+
+def audit(snapshot: Snapshot | Clusters, settings: Settings | None = None, *, ctx: Context | None = None) -> Report:
     """The finished report: findings of the rules in force, the collection record, input
-    problems, scope, source map, suppressions and baseline applied."""
+    problems, scope, source map, suppressions and baseline applied. Several clusters
+    (Clusters) are audited as one mesh, each finding naming its cluster."""
     from auditor.gate import finish
 
     settings = resolve(settings or Settings())
+    if isinstance(snapshot, Clusters):
+        from auditor.multicluster import audit_clusters
+
+        return audit_clusters(snapshot, settings, lambda s, name: _member_context(s, name, settings),
+                              lambda member: _evaluate(member, settings.rules, settings))
     ctx = ctx or context(snapshot, settings)
     report = _evaluate(ctx, settings.rules, settings)
     if settings.compare_version is not None:
@@ -159,6 +186,8 @@ def plan(snapshot: Snapshot, settings: Settings | None = None, *, namespaces: tu
     from auditor.plan.verify import verify as verify_change_set
 
     settings = resolve(settings or Settings())
+    if isinstance(snapshot, Clusters):
+        raise UsageError("plan reads one cluster: plan each cluster of the mesh on its own")
     ctx = context(snapshot, settings)
     made, whatif = make_plan(snapshot, settings, PlanOptions(tuple(namespaces), include_unmeshed, nodes), ctx)
     if emit is not None:
@@ -256,7 +285,16 @@ def find_object(snapshot: Snapshot, ref: str) -> K8sObject:
     return find(snapshot, ref)
 
 
-def save_snapshot(source: ClusterSource, path: str):
+def save_snapshots(sources: dict[str, ClusterSource], path: str) -> dict[str, tuple[dict, int]]:
+    """Collect several clusters at once into one snapshot file (one segment per cluster,
+    named by its key); returns each cluster's collection record and object count. A
+    cluster that cannot be reached is written with no objects and its gap."""
+    from auditor.multicluster import save_clusters
+
+    return save_clusters(sources, path, lambda source, segment, name: save_snapshot(source, segment, cluster=name))
+
+
+def save_snapshot(source: ClusterSource, path: str, cluster: str | None = None):
     """Collect the cluster and write a snapshot file (`.json`, or `.json.gz` compressed),
     atomically; returns the Collection record (objects counted, gaps). Large lists are
     serialized page by page as they arrive, so memory stays a fraction of the cluster's."""
@@ -268,5 +306,5 @@ def save_snapshot(source: ClusterSource, path: str):
     live = collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout,
                    progress=Progress() if source.progress else Progress(enabled=False), projected=False,
                    spool=Spool(compress=path.endswith(".gz")))
-    write_snapshot(live, path)
+    write_snapshot(live, path, cluster)
     return live

@@ -15,7 +15,8 @@ def describe_gap(gap: dict) -> str:
     """`pods in namespace shop: forbidden (403): ...`, one line for any output."""
     what = gap["resource"] + (f"/{gap['name']}" if gap.get("name") else "")
     where = f" in namespace {gap['namespace']}" if gap.get("namespace") else ""
-    return f"{what}{where}: {gap['reason']}"
+    cluster = f"cluster {gap['cluster']}: " if gap.get("cluster") else ""
+    return f"{cluster}{what}{where}: {gap['reason']}"
 
 
 @dataclass

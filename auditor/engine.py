@@ -203,14 +203,15 @@ def _record(found: dict, rule: Rule, severity: str, message: str, obj: K8sObject
     """Add a finding; a pod's finding goes to its top owner, once per rule and owner."""
     workload = ctx.workload(obj)
     owner = workload.owner if workload is not None else None
+    cluster = ctx.options.member
     if owner is None:
-        subject, ref = obj, ObjectRef(obj.api_version, obj.kind, obj.namespace, obj.name)
+        subject, ref = obj, ObjectRef(obj.api_version, obj.kind, obj.namespace, obj.name, cluster)
     else:
         subject = snapshot.get(owner.gk, owner.namespace, owner.name)
         ref = (
-            ObjectRef(subject.api_version, subject.kind, subject.namespace, subject.name)
+            ObjectRef(subject.api_version, subject.kind, subject.namespace, subject.name, cluster)
             if subject is not None
-            else ObjectRef(owner.api_version, owner.kind, owner.namespace, owner.name)
+            else ObjectRef(owner.api_version, owner.kind, owner.namespace, owner.name, cluster)
         )
     key = (rule.id, ref.kind, ref.namespace, ref.name)
     from_pod = owner is not None

@@ -72,6 +72,7 @@ def explain(ctx: Context, report: Report, obj: K8sObject) -> dict:
         {"rule": f.rule, "severity": f.severity, "message": f.message}
         for f in report.findings
         if (f.object.kind, f.object.namespace, f.object.name) == _reported_as(ctx, obj)
+        and f.object.cluster == ctx.options.member
     ]
     return doc
 

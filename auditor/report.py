@@ -19,12 +19,17 @@ class ObjectRef:
     kind: str
     namespace: str | None
     name: str
+    cluster: str | None = None  # the cluster that holds it, in an audit of several
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+        ref = f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+        return f"{ref} @{self.cluster}" if self.cluster else ref
 
     def to_dict(self) -> dict:
-        return {"apiVersion": self.api_version, "kind": self.kind, "namespace": self.namespace, "name": self.name}
+        out = {"apiVersion": self.api_version, "kind": self.kind, "namespace": self.namespace, "name": self.name}
+        if self.cluster:
+            out["cluster"] = self.cluster
+        return out
 
     @property
     def group(self) -> str:
@@ -64,13 +69,15 @@ class Finding:
         return not self.suppressions and self.baseline_state != "unchanged"
 
     def identity(self) -> tuple:
-        """Rule and object identity, never the message: what baselines and fingerprints key on."""
+        """Rule and object identity, never the message: what baselines and fingerprints key on
+        (and the object's cluster, in an audit of several)."""
         o = self.object
-        return (self.rule, o.group, o.kind, o.namespace or "", o.name)
+        identity = (self.rule, o.group, o.kind, o.namespace or "", o.name)
+        return (*identity, o.cluster) if o.cluster else identity
 
     def sort_key(self) -> tuple:
         o = self.object
-        return (SEVERITY_RANK[self.severity], self.rule, o.namespace or "", o.kind, o.name, self.message)
+        return (SEVERITY_RANK[self.severity], self.rule, o.cluster or "", o.namespace or "", o.kind, o.name, self.message)
 
     def _location(self) -> dict | None:
         if self.location is None:

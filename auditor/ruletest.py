@@ -9,6 +9,9 @@ Header comments drive a fixture:
     # collected: daemonsets.apps, ...        as if read from a cluster that collected these
     # sidecar-scope-threshold: 2             lower that threshold
     # strict-maturity: true                  as --strict-maturity (Alpha features are warnings)
+    # cluster: east                          the documents below belong to cluster east: a
+                                             fixture with these lines is a mesh of clusters,
+                                             and its expect lines name objects `... @east`
 
 A pass fixture must produce no finding of its rule. The built-in catalog is tested with
 this harness, and `mesh-audit rules test` runs it on a user's rules.
@@ -17,6 +20,7 @@ this harness, and `mesh-audit rules test` runs it on a user's rules.
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +62,27 @@ def fixture_settings(path: Path, rules: list) -> api.Settings:
     )
 
 
+def cluster_parts(path: Path, folder: Path) -> dict[str, list[str]] | None:
+    """For a fixture with `# cluster: NAME` lines: each cluster's documents written to a
+    file of its own in `folder` (name -> [file]); None for a single-cluster fixture."""
+    parts: dict[str, list[str]] = {}
+    current = None
+    for line in path.read_text("utf-8").splitlines(keepends=True):
+        if line.startswith("# cluster:"):
+            current = line[len("# cluster:"):].strip()
+            parts.setdefault(current, [])
+        elif current is not None:
+            parts[current].append(line)
+    if not parts:
+        return None
+    out = {}
+    for name, lines in parts.items():
+        file = folder / f"{len(out)}.yaml"
+        file.write_text("".join(lines), "utf-8")
+        out[name] = [str(file)]
+    return out
+
+
 @dataclass
 class Outcome:
     path: Path
@@ -73,7 +98,12 @@ def run_fixture(path: Path, rules: list) -> Outcome:
     """Audit one fixture file with `rules` and compare what its rule finds with its header."""
     rule_id = path.parent.name
     outcome = Outcome(path, rule_id)
-    snapshot = api.load([str(path)])
+    with tempfile.TemporaryDirectory(prefix="mesh-audit-fixture-") as folder:
+        parts = cluster_parts(path, Path(folder))
+        if parts is not None and len(parts) < 2:
+            outcome.problems.append("a fixture of several clusters needs at least two '# cluster:' sections")
+            return outcome
+        snapshot = api.load(parts if parts else [str(path)])
     outcome.problems += [f"input: {e}" for e in snapshot.errors]
     versions = header(path, "istio-version")
     if versions and parse_version(versions[0]) is None:

@@ -72,8 +72,11 @@ def apply_suppressions(report: Report, snapshot: Snapshot, exemptions: list[Exem
 # -- baselines ----------------------------------------------------------------------------
 
 def _entry(identity: tuple) -> dict:
-    rule, group, kind, namespace, name = identity
-    return {"rule": rule, "group": group, "kind": kind, "namespace": namespace or None, "name": name}
+    rule, group, kind, namespace, name, *cluster = identity
+    entry = {"rule": rule, "group": group, "kind": kind, "namespace": namespace or None, "name": name}
+    if cluster:
+        entry["cluster"] = cluster[0]
+    return entry
 
 
 def baseline_document(report: Report) -> dict:
@@ -98,7 +101,8 @@ def read_baseline(path: str) -> set[tuple]:
     if not isinstance(doc, dict) or doc.get("kind") != BASELINE_KIND or not isinstance(doc.get("findings"), list):
         raise UsageError("not a mesh-audit baseline (write one with --write-baseline)", path)
     try:
-        return {(e["rule"], e.get("group") or "", e["kind"], e.get("namespace") or "", e["name"]) for e in doc["findings"]}
+        return {(e["rule"], e.get("group") or "", e["kind"], e.get("namespace") or "", e["name"],
+                 *((e["cluster"],) if e.get("cluster") else ())) for e in doc["findings"]}
     except (KeyError, TypeError):
         raise UsageError("baseline entries need rule, kind and name", path) from None
 

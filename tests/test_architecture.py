@@ -19,7 +19,7 @@ PACKAGE = ROOT / "auditor"
 LAYERS = [
     ("foundation", ["auditor", "auditor.errors", "auditor.versions", "auditor.kinds", "auditor.coverage",
                     "auditor.yamlread", "auditor.fileio", "auditor.workers", "auditor.schemas", "auditor.words"]),
-    ("snapshot", ["auditor.snapshot", "auditor.components"]),
+    ("snapshot", ["auditor.snapshot", "auditor.components", "auditor.clusters"]),
     ("collect", ["auditor.collect"]),
     ("facts", ["auditor.facts"]),
     ("rules", ["auditor.rulebook"]),
@@ -27,7 +27,7 @@ LAYERS = [
     ("reporters", ["auditor.reporters"]),
     ("gate", ["auditor.config", "auditor.suppress", "auditor.compare", "auditor.sourcemap", "auditor.gate", "auditor.locate",
               "auditor.explain"]),
-    ("library", ["auditor.api", "auditor.ruletest", "auditor.plan"]),
+    ("library", ["auditor.api", "auditor.ruletest", "auditor.plan", "auditor.multicluster"]),
     ("command line", ["auditor.cli", "auditor.__main__"]),
 ]
 # Narrower than the layers: what must never be reached from here, even indirectly by layer.

@@ -15,12 +15,28 @@ SEVERITY_WORDS = re.compile(r"\b(error|warning|info)\b")
 pytestmark = pytest.mark.skipif(not CATALOG.exists(), reason="rules.md is not beside the project")
 
 
+# Rules added after catalog v1, for audits of several clusters (AMB-MULTICLUSTER-LIMITS,
+# Section D's multi-cluster and multi-network rows, istioctl's IST0170), as rows would say.
+ADDED = {
+    "multicluster-ambient": ("error (info, warning with --strict-maturity, while Alpha)", "cluster", "all"),
+    "multinetwork-ambient-unsupported": ("error", "cluster", "all (multi-network ambient is absent before 1.27)"),
+    "multicluster-ambient-single-network": ("warning", "cluster", ">=1.27"),
+    "primary-remote-ambient": ("warning", "cluster", ">=1.27"),
+    "waypoint-multicluster-mismatch": ("warning", "Service", ">=1.27"),
+    "headless-multicluster-ambient": ("warning", "Service", ">=1.27"),
+    "service-multicluster-conflict": ("warning", "Service", "all"),
+    "mesh-identity-mismatch": ("error (warning for the mesh ID alone)", "cluster", "all"),
+}
+
+
 def catalog_rows() -> dict[str, dict]:
     rows = {}
     for line in CATALOG.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 6 and cells[0] != "id" and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", cells[0]):
             rows[cells[0]] = {"severity": cells[1], "subject": cells[2], "versions": cells[4]}
+    for rule, (severity, subject, versions) in ADDED.items():
+        rows[rule] = {"severity": severity, "subject": subject, "versions": versions}
     return rows
 
 

@@ -8,12 +8,14 @@ namespaces by default would inject it now"; a bare Pod told about "its pod templ
 from __future__ import annotations
 
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from auditor import api
 from auditor.rulebook import load_rules
-from auditor.ruletest import fixture_files, fixture_settings
+from auditor.ruletest import cluster_parts, fixture_files, fixture_settings
 from conftest import FIXTURES
 
 RULES = load_rules()
@@ -60,13 +62,16 @@ def has_path(value, segments: list[str]) -> bool:
 
 
 def findings(path):
-    snapshot = api.load([str(path)])
+    with tempfile.TemporaryDirectory() as folder:
+        parts = cluster_parts(path, Path(folder))  # a fixture of several clusters
+        snapshot = api.load(parts or [str(path)])
     report = api.audit(snapshot, fixture_settings(path, RULES))
     rule = path.parent.name
     for f in report.findings:
         if f.rule == rule:
-            obj = next((o for o in snapshot if (o.kind, o.namespace, o.name) == (f.object.kind, f.object.namespace,
-                                                                                   f.object.name)), None)
+            held = snapshot.members[f.object.cluster] if f.object.cluster else snapshot
+            obj = next((o for o in held if (o.kind, o.namespace, o.name) == (f.object.kind, f.object.namespace,
+                                                                               f.object.name)), None)
             yield f, obj
 
 

@@ -44,7 +44,7 @@ def error_of(tmp_path, text, name="demo-rule.yaml") -> str:
 
 def test_builtin_rules_load_and_are_unique():
     rules = load_rules()
-    assert len({r.id for r in rules}) == len(rules) == 54
+    assert len({r.id for r in rules}) == len(rules) == 62
     assert all({"when", "message"} <= set(r.programs) for r in rules)
 
 

@@ -109,7 +109,10 @@ def cluster_options(func):
     """Options of every command that reads a live cluster."""
     options = [
         click.option("--kubeconfig", metavar="FILE", help="Kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config)."),
-        click.option("--context", metavar="NAME", help="Kubeconfig context (default: the current one)."),
+        click.option("--context", "contexts", multiple=True, metavar="[NAME=]CONTEXT",
+                     help="Kubeconfig context (default: the current one). Repeat it to audit several clusters as one "
+                          "mesh, each named by its context or by NAME."),
+        click.option("--all-contexts", is_flag=True, help="Audit every context of the kubeconfig as one mesh."),
         click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NS",
                      help="Audit only these namespaces (repeatable; default all). Istio's own namespaces are read too."),
         click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True, metavar="SECONDS",
@@ -122,20 +125,91 @@ def cluster_options(func):
     return func
 
 
-def cluster_source(opts: dict, quiet: bool):
+def cluster_sources(opts: dict, quiet: bool) -> dict:
+    """The clusters to read, by name: one (the current or given context) under the name
+    None, or several with --context given more than once, or --all-contexts."""
     from auditor.api import ClusterSource
 
-    return ClusterSource(opts["kubeconfig"], opts["context"], tuple(opts["namespaces"]), opts["timeout"], progress=not quiet)
+    contexts = list(opts.get("contexts") or ())
+    if opts.get("all_contexts"):
+        from auditor.collect.cluster.kubeconfig import context_names
+
+        if contexts:
+            fail("use --context or --all-contexts, not both")
+        contexts = call(context_names, opts["kubeconfig"])
+        if not contexts:
+            fail("--all-contexts: the kubeconfig defines no contexts")
+    single = len(contexts) <= 1
+    out: dict = {}
+    for value in contexts or [None]:
+        name, context = _named_context(value) if value is not None else (None, None)
+        if single:
+            name = None
+        elif name in out:
+            fail(f"--context {value}: two clusters named {name!r}; name them with --context NAME=CONTEXT")
+        out[name] = ClusterSource(opts["kubeconfig"], context, tuple(opts["namespaces"]), opts["timeout"],
+                                  progress=not quiet and single)
+    return out
+
+
+def _named_context(value: str) -> tuple[str, str]:
+    """`NAME=CONTEXT`, else the context's name made fit for a cluster name (letters,
+    digits, '.', '_', '-'), as SARIF paths and reports name the cluster."""
+    import re
+
+    from auditor.clusters import NAME
+
+    name, sep, context = value.partition("=")
+    if sep and NAME.match(name) and context:
+        return name, context
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip("-._")[:63] or "cluster", value
+
+
+def cluster_source(opts: dict, quiet: bool):
+    """The one cluster to read; exit 2 when several were named."""
+    sources = cluster_sources(opts, quiet)
+    if len(sources) > 1:
+        fail("this command reads one cluster: give --context once")
+    return next(iter(sources.values()))
+
+
+def named_paths(paths) -> dict[str, list[str]] | None:
+    """`-f NAME=PATH` inputs by cluster (a path that exists as written is a path, never a
+    NAME=); None when no input names a cluster. Exit 2 when some do and some do not."""
+    import os
+
+    from auditor.clusters import NAME
+
+    named: dict[str, list[str]] = {}
+    plain = []
+    for path in paths:
+        name, sep, rest = path.partition("=")
+        if sep and rest and NAME.match(name) and not os.path.exists(path):
+            named.setdefault(name, []).append(rest)
+        else:
+            plain.append(path)
+    if named and plain:
+        fail(f"-f {plain[0]}: give every input a cluster (-f NAME=PATH), or none")
+    return named or None
 
 
 def load_input(paths, snapshot_path, opts: dict, quiet: bool, jobs=None, settings=None):
-    """Objects from files (-f), a snapshot (--snapshot) or, with neither, the live cluster."""
+    """Objects from files (-f, NAME=PATH for several clusters), a snapshot (--snapshot) or,
+    with neither, the live cluster (several with --context repeated or --all-contexts)."""
     from auditor import api
 
+    named = named_paths(paths)
+    if named is not None:
+        if snapshot_path:
+            fail("use -f or --snapshot, not both")
+        if len(named) < 2:
+            fail(f"-f {next(iter(named))}=...: name at least two clusters to audit them as one mesh")
+        return call(api.load, named, jobs=jobs, follow_symlinks=opts.get("follow_symlinks", False), settings=settings)
     if paths or snapshot_path:
         return call(api.load, list(paths) or None, snapshot=snapshot_path, jobs=jobs,
                     follow_symlinks=opts.get("follow_symlinks", False), settings=settings)
-    return call(api.load, cluster_source(opts, quiet))
+    sources = cluster_sources(opts, quiet)
+    return call(api.load, sources if len(sources) > 1 else sources[None])
 
 
 def report_gaps(gaps: list[dict], quiet: bool) -> None:

@@ -17,11 +17,12 @@ from auditor.cli.common import (EXIT_OK, EXIT_USAGE, VERSION, call, cluster_opti
 @file_options
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--istio-version", type=VERSION, help="Explain for this Istio version instead of the detected one.")
+@click.option("--cluster", "member", metavar="NAME", help="In an audit of several clusters, the cluster that holds the object.")
 @rules_dir_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no warnings on stderr.")
 @cluster_options
-def explain_cmd(ref, paths, snapshot_path, fmt, istio_version, rules_dirs, quiet, exclude, no_gitignore, require_rendering,
-                **cluster) -> None:
+def explain_cmd(ref, paths, snapshot_path, fmt, istio_version, member, rules_dirs, quiet, exclude, no_gitignore,
+                require_rendering, **cluster) -> None:
     """Why mesh-audit sees one object as it does: its data plane mode and the label that
     decided it, its waypoint binding, the policies that reach it and who enforces them,
     its findings, and the facts rules evaluate (KIND/NAME for cluster-scoped kinds)."""
@@ -37,9 +38,9 @@ def explain_cmd(ref, paths, snapshot_path, fmt, istio_version, rules_dirs, quiet
     for err in snapshot.errors:
         click.echo(f"mesh-audit: error: {err}", err=True)
     report_gaps(snapshot.collection.get("not_collected") or [], quiet)
-    ctx = api.context(snapshot, settings)
-    report = api.audit(snapshot, settings, ctx=ctx)
-    obj = call(api.find_object, snapshot, ref)
+    ctx = call(api.context, snapshot, settings, cluster=member)
+    report = api.audit(snapshot, settings, ctx=None if member else ctx)
+    obj = call(api.find_object, ctx.snapshot, ref)
     doc = explain(ctx, report, obj)
     if fmt == "json":
         import orjson

@@ -8,7 +8,7 @@ import sys
 import click
 
 from auditor.cli.common import (EXIT_CLUSTER, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, VERSION, call, fail, file_options,
-                                report_gaps, rules_dir_option, warn, where, write_output)
+                                named_paths, report_gaps, rules_dir_option, warn, where, write_output)
 
 FORMATS = ["table", "json", "markdown", "html"]
 
@@ -100,6 +100,8 @@ def _load(opts: dict, settings):
     paths = opts["paths"] + opts["extra_paths"]
     if opts["no_cluster"] and not paths and not opts["snapshot_path"]:
         paths = (".",)
+    if named_paths(paths) is not None:
+        fail("plan reads one cluster: plan each cluster of the mesh on its own")
     if paths or opts["snapshot_path"]:
         return call(api.load, list(paths) or None, snapshot=opts["snapshot_path"], jobs=opts["jobs"],
                     follow_symlinks=opts["follow_symlinks"], settings=settings)

@@ -85,7 +85,8 @@ def scan(**opts) -> None:
     if opts["no_cluster"] and not paths and not opts["snapshot_path"]:
         paths = (".",)
     snapshot = load_input(paths, opts["snapshot_path"], opts, opts["quiet"], opts["jobs"], settings)
-    if not len(snapshot) and not snapshot.errors and not opts["allow_empty"] and snapshot.collection["source"] != "cluster":
+    if not len(snapshot) and not snapshot.errors and not opts["allow_empty"] and \
+            snapshot.collection["source"] not in ("cluster", "clusters"):
         if not opts["quiet"]:
             for warning in snapshot.warnings:  # what was skipped, and why
                 warn(str(warning))

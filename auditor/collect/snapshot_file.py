@@ -11,6 +11,11 @@ last-applied annotation), and an end marker:
     ...
     {"kind": "MeshAuditSnapshotEnd", "objects": N}
 
+A snapshot of several clusters (version 4) is one such segment per cluster, one after
+the other, each header naming its cluster (`"cluster": "east"`); a reader of version 3
+would stop at the first end marker and miss the rest, hence the new version. Segments
+are read by auditor.collect.sources.load_cluster_snapshot.
+
 One object per line lets a reader keep only what it needs of each object as it goes: a
 50,000-pod cluster is read in a few hundred MB. The header is checked against
 auditor/schemas/snapshot.schema.json, and a file that stops before its end marker (a
@@ -39,21 +44,25 @@ from auditor.fileio import atomic_file
 
 KIND = "MeshAuditSnapshot"
 END = "MeshAuditSnapshotEnd"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # the newest this reads; a single cluster is still written as 3
+CLUSTERS_VERSION = 4
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def header(collection: Collection) -> dict:
-    return {
+def header(collection: Collection, cluster: str | None = None) -> dict:
+    out = {
         "kind": KIND,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": CLUSTERS_VERSION if cluster else 3,
         "tool": {"name": "mesh-audit", "version": __version__},
         "objects": collection.object_count,
         "collection": collection.describe(),
     }
+    if cluster:
+        out["cluster"] = cluster
+    return out
 
 
-def write_snapshot(collection: Collection, path: str) -> None:
+def write_snapshot(collection: Collection, path: str, cluster: str | None = None) -> None:
     """Header line, then one object per line, then the end marker; through a temporary
     file renamed into place. The collection's spooled pages follow its in-memory objects,
     as they are (already JSON lines; gzip members when compressed, which a gzip reader
@@ -65,7 +74,7 @@ def write_snapshot(collection: Collection, path: str) -> None:
     end = orjson.dumps({"kind": END, "objects": collection.object_count}) + b"\n"
     with atomic_file(path) as raw:
         out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if compress else raw
-        out.write(orjson.dumps(header(collection)) + b"\n")
+        out.write(orjson.dumps(header(collection, cluster)) + b"\n")
         for obj in collection.objects:
             out.write(orjson.dumps(obj) + b"\n")
         if out is not raw:

@@ -4,6 +4,8 @@ stdin) or a live cluster. The snapshot carries the record of how it was read
 
 from __future__ import annotations
 
+import os
+
 from auditor.collect.excludes import Excluder
 from auditor.collect.files import LoadResult, load_paths
 from auditor.collect.render import RenderSettings
@@ -58,3 +60,68 @@ def load_cluster(source) -> Snapshot:
     snapshot = Snapshot(K8sObject(o) for o in live.objects)
     snapshot.collection = {"source": "cluster", **live.describe()}
     return snapshot
+
+
+def load_cluster_snapshot(path: str, peek: bool = False):
+    """A snapshot of several clusters (version 4: one segment per cluster) as Clusters,
+    each cluster's objects read as a single-cluster snapshot's are; None for any other
+    file. With `peek`, only whether it is one (its first line is read)."""
+    import gzip
+    import zlib
+
+    import orjson
+
+    from auditor.clusters import Clusters
+    from auditor.collect.files import _load_snapshot_stream
+    from auditor.collect.paths import max_file_bytes
+    from auditor.collect.snapshot_file import GZIP_MAGIC
+
+    try:
+        if not os.path.isfile(path):
+            return None
+        with open(path, "rb") as fh:
+            compressed = fh.read(2) == GZIP_MAGIC
+        opener = gzip.open if compressed else open
+        with opener(path, "rb") as fh:
+            first = fh.readline(1 << 20)
+            if not first.startswith(b'{"kind":"MeshAuditSnapshot"') or b'"cluster":' not in first:
+                return None
+            if peek:
+                return True
+            data = first + fh.read(max_file_bytes() + 1)
+    except (OSError, EOFError, zlib.error):
+        return None
+    if len(data) > max_file_bytes():
+        raise UsageError(f"over the {max_file_bytes() // 1048576:,} MiB limit for one input once decompressed "
+                         "(raise MESH_AUDIT_MAX_FILE_MB)", path)
+    members, line = {}, 1
+    for segment in _segments(data):
+        try:
+            name = orjson.loads(segment[:segment.find(b"\n")]).get("cluster")
+        except orjson.JSONDecodeError:
+            name = None
+        if not isinstance(name, str) or name in members:
+            raise UsageError("a snapshot of several clusters needs a distinct cluster name in every header"
+                             if name in members or name is None else f"cluster {name!r} is not a name", path, line)
+        result = LoadResult()
+        try:
+            _load_snapshot_stream(path, result, segment)
+        except UsageError as err:
+            raise UsageError(err.message, path, err.line + line - 1 if err.line else line) from None
+        snapshot = result.snapshot()
+        snapshot.collection = {"source": "snapshot", "snapshot": path, **result.snapshots[0][1].describe()}
+        snapshot.errors, snapshot.warnings = result.errors, result.warnings
+        members[name] = snapshot
+        line += segment.count(b"\n")
+    return Clusters(members)
+
+
+def _segments(data: bytes) -> list[bytes]:
+    """The file cut before each header line: one segment per cluster."""
+    marker = b'\n{"kind":"MeshAuditSnapshot",'
+    starts = [0]
+    at = data.find(marker)
+    while at != -1:
+        starts.append(at + 1)
+        at = data.find(marker, at + 1)
+    return [data[a:b] for a, b in zip(starts, starts[1:] + [len(data)])]

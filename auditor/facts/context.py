@@ -53,6 +53,7 @@ class AuditOptions:
     collected: frozenset | None = None
     kubernetes_version: Version | None = None
     cluster_name: str = "cluster"
+    member: str | None = None  # in an audit of several clusters, this one's name (findings carry it)
 
 
 class Context:
@@ -77,6 +78,8 @@ class Context:
         # How each policy attaches, filled by auditor.facts.attachment.attachment_of.
         self.attachments: dict[tuple, object] = {}
         self._lazy: dict[str, object] = {}
+        # In an audit of several clusters, the mesh across them (facts.topology.Topology).
+        self.topology = None
         self.mesh = self._mesh_facts()
 
     def warm(self) -> None:
@@ -259,7 +262,13 @@ class Context:
             "istio_version_number": version_number(s.istio_version),
             "strict_maturity": self.options.strict_maturity,
             "live": self.options.collected is not None,
+            "clusters": 1,  # in an audit of several, their number (see join_mesh)
         }
+
+    def join_mesh(self, topology) -> None:
+        """Make this cluster's context part of an audit of several (facts.topology)."""
+        self.topology = topology
+        self.mesh = {**self.mesh, **topology.mesh_facts()}
 
 
 def version_number(v: Version | None) -> int:

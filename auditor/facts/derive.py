@@ -63,6 +63,7 @@ def derive(base: Context, put: Iterable[K8sObject] = (), remove: Iterable[tuple]
     out.waypoints = WaypointResolver(snapshot, out.namespace_labels, out.settings.istio_version)
     out.egress_gateway_hosts = base.egress_gateway_hosts
     out.facts_cache, out._service_bindings, out.attachments = {}, {}, {}
+    out.topology = base.topology
     out._lazy = {name: index for name, index in base._lazy.items()
                  if name in LAZY_INPUTS and not gks & LAZY_INPUTS[name]}
     _carry_over(base, out, put, namespaces, gks)

@@ -58,6 +58,7 @@ def _rule_descriptor(rule) -> dict:
 def pseudo_path(finding: Finding, cluster: str | None = None) -> str:
     """`k8s/[<cluster>/]<namespace>/<Kind>/<name>`: stable per object, so alerts keep their identity."""
     o = finding.object
+    cluster = o.cluster or cluster
     parts = ("k8s", *((cluster,) if cluster else ()), o.namespace or CLUSTER_SCOPE, o.kind, o.name)
     return "/".join(quote(part, safe="") for part in parts)
 
@@ -74,7 +75,9 @@ def artifact_uri(path: str, root: str | None = None) -> tuple[str, bool]:
 
 
 def fingerprint(finding: Finding, cluster: str | None = None) -> str:
-    identity = "\x00".join((*((cluster,) if cluster else ()), *finding.identity()))
+    """Stable per rule and object: the finding's own cluster (in an audit of several) is
+    already in its identity; --cluster-name prefixes a single cluster's."""
+    identity = "\x00".join((*((cluster,) if cluster and not finding.object.cluster else ()), *finding.identity()))
     return hashlib.sha256(identity.encode()).hexdigest()[:32]
 
 

@@ -58,7 +58,8 @@ def _comparison(report: Report) -> list[str]:
 
 
 def _ref(o: dict) -> str:
-    return f"{o['kind']} {o['namespace']}/{o['name']}" if o["namespace"] else f"{o['kind']} {o['name']}"
+    ref = f"{o['kind']} {o['namespace']}/{o['name']}" if o["namespace"] else f"{o['kind']} {o['name']}"
+    return f"{ref} @{o['cluster']}" if o.get("cluster") else ref
 
 
 def render(report: Report, color: bool = False) -> str:

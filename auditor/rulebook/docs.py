@@ -19,6 +19,7 @@ CATEGORY_TITLES = {
     "platform": "Platform",
     "sidecar": "Sidecar mode costs",
     "upgrade": "Upgrade gate",
+    "multicluster": "Several clusters",
 }
 
 

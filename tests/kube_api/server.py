@@ -448,3 +448,28 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args) -> None:  # noqa: A002 - keep test output quiet
         pass
+
+
+def mesh_kubeconfig(path: Path, servers: dict, current: str | None = None, unreachable: tuple[str, ...] = ()) -> Path:
+    """A kubeconfig with one context per server (named by its key), as a platform team's
+    kubeconfig holds its clusters; `unreachable` contexts point at a loopback port nothing
+    listens on."""
+    import socket
+
+    ca = base64.b64encode(CA_FILE.read_bytes()).decode()
+    clusters, users, contexts = [], [], []
+    for name, server in servers.items():
+        clusters.append({"name": name, "cluster": {"server": server.url, "certificate-authority-data": ca}})
+        users.append({"name": name, "user": {"token": server.token}})
+        contexts.append({"name": name, "context": {"cluster": name, "user": name}})
+    for name in unreachable:
+        with socket.socket() as probe:  # a port just freed: nothing listens there
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        clusters.append({"name": name, "cluster": {"server": f"https://127.0.0.1:{port}", "certificate-authority-data": ca}})
+        users.append({"name": name, "user": {"token": "none"}})
+        contexts.append({"name": name, "context": {"cluster": name, "user": name}})
+    config = {"apiVersion": "v1", "kind": "Config", "clusters": clusters, "users": users, "contexts": contexts,
+              "current-context": current or next(iter(servers))}
+    path.write_text(yaml.safe_dump(config))
+    return path

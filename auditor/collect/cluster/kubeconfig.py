@@ -75,6 +75,27 @@ def connect(kubeconfig: str | None = None, context: str | None = None, environ=N
     return Connection(config, current, config.host)
 
 
+def context_names(kubeconfig: str | None = None, environ=None) -> list[str]:
+    """Every context the kubeconfig defines (kubectl config get-contexts -o name), in the
+    order written; several files of $KUBECONFIG in order, the first of a name winning."""
+    environ = os.environ if environ is None else environ
+    paths = kubeconfig or environ.get("KUBECONFIG")
+    if not paths:
+        default = Path(environ.get("HOME") or Path.home()) / ".kube" / "config"
+        paths = str(default) if default.exists() else None
+    if paths is None:
+        raise UsageError("--all-contexts: no kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config)")
+    files = [paths] if kubeconfig else [p for p in paths.split(os.pathsep) if p and Path(p).exists()]
+    names: list[str] = []
+    for path in files:
+        doc = _read_kubeconfig(path)
+        for entry in (doc.get("contexts") if isinstance(doc, dict) else None) or []:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str) and name and name not in names:
+                names.append(name)
+    return names
+
+
 def _read_kubeconfig(path: str):
     """A kubeconfig file parsed, or a UsageError at its line (exit 2: a file to fix, not a
     cluster that cannot be reached)."""

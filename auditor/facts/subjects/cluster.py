@@ -6,6 +6,7 @@ from __future__ import annotations
 from auditor import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.maturity import alpha_features
+from auditor.facts.topology import SINGLE
 from auditor.snapshot import K8sObject, as_list
 from auditor.words import plural
 
@@ -31,6 +32,7 @@ def build(ctx: Context, obj: K8sObject) -> dict:
         "sidecar_scope_threshold": ctx.options.sidecar_scope_threshold,
         "egress_scoped_sidecars": sorted(s.ref() for s in ctx.snapshot.of(k.SIDECAR) if as_list(s.spec.get("egress"))),
         "alpha_features": alpha_features(ctx.settings.istio_version, _interoperability(ctx)),
+        "multicluster": ctx.topology.cluster_facts(ctx.options.member) if ctx.topology is not None else SINGLE,
     }
 
 

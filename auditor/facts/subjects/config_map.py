@@ -16,7 +16,7 @@ def build(ctx: Context, obj: K8sObject) -> dict:
     policy = ctx.settings.outbound_traffic_policy if is_mesh else None
     found: list[tuple[str, str]] = []
     if ctx.ambient_in_use():
-        if is_mesh and ctx.settings.mesh_config.get("meshNetworks"):
+        if is_mesh and ctx.settings.mesh_config.get("meshNetworks") and ctx.topology is None:
             found.append(("multi-network", "meshNetworks in the mesh config"))
         if obj.name == CNI_CONFIG:
             data = obj.raw.get("data") if isinstance(obj.raw.get("data"), dict) else {}

@@ -27,5 +27,5 @@ def build(ctx: Context, obj: K8sObject) -> dict:
         "network": labels.get(NETWORK),
         "alpha_features": alpha_features(ctx.settings.istio_version,
                                          [("multi-network", f"{NETWORK}={labels[NETWORK]}")]
-                                         if NETWORK in labels and ctx.ambient_in_use() else []),
+                                         if NETWORK in labels and ctx.ambient_in_use() and ctx.topology is None else []),
     }

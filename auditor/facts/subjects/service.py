@@ -8,6 +8,7 @@ from auditor.facts.attachment import waypoint_policies
 from auditor.facts.context import Context
 from auditor.facts.ingress import ingress_use_waypoint
 from auditor.facts.maturity import alpha_features
+from auditor.facts.topology import SINGLE
 from auditor.facts.waypoint import legacy_reference
 from auditor.snapshot import K8sObject, as_list
 from auditor.versions import Version
@@ -37,6 +38,7 @@ def build(ctx: Context, obj: K8sObject) -> dict:
         "ingress_use_waypoint_supported": ctx.version_at_least(V1_24),
         "server_first_ports": _server_first_ports(ctx, obj, selected) if counts["sidecar"] else [],
         "alpha_features": alpha_features(ctx.settings.istio_version, _dual_stack(obj) if counts["ambient"] else []),
+        "multicluster": ctx.topology.service_facts(ctx.options.member, obj) if ctx.topology is not None else SINGLE,
     }
 
 

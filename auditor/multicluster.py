@@ -1,0 +1,194 @@
+"""Audit several clusters as one mesh (what api.load and api.audit do when given a
+mapping of cluster names to inputs, or a snapshot file holding several clusters).
+
+Live clusters are collected at the same time, each in its own forked process where that
+is safe (a collection is mostly parsing, which threads would serialize); a cluster that
+cannot be reached becomes a gap and the others are still audited. Each cluster is then
+audited as it would be alone, with the mesh's topology (facts.topology) joined to its
+context so that rules about several clusters see it, and the reports are merged: every
+finding names its cluster.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import orjson
+
+from auditor.clusters import EVERYTHING, ClusterSource, Clusters, check_name, unreachable
+from auditor.errors import UsageError
+from auditor.report import Report
+from auditor.snapshot import K8sObject, Snapshot
+
+
+def load_clusters(members: dict, load_files, load_source) -> Clusters:
+    """`members`: cluster name -> an api.ClusterSource, or paths (files, dumps, a
+    snapshot). `load_files(paths)` and `load_source(source)` load one; live clusters are
+    collected concurrently."""
+    if len(members) < 2:
+        raise UsageError("an audit of several clusters needs at least two")
+    for name in members:
+        check_name(str(name))
+    live = [(name, source) for name, source in members.items() if isinstance(source, ClusterSource)]
+    collected = dict(zip((name for name, _ in live), _collect_all(live, load_source)))
+    out = {}
+    for name, source in members.items():
+        if name in collected:
+            out[name] = collected[name]
+        else:
+            paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+            out[name] = load_files([str(p) for p in paths])
+    return Clusters(out)
+
+
+def _collect_all(live: list[tuple], load_source) -> list[Snapshot]:
+    from auditor.workers import map_shares
+
+    parent = os.getpid()
+
+    def collect(item) -> tuple:
+        """("ok", snapshot) in this process; ("ok", bytes) from a child; or a failure."""
+        from auditor.collect.cluster.kubeconfig import ClusterError
+
+        name, source = item
+        try:
+            snapshot = load_source(source)
+        except ClusterError as err:
+            return "unreachable", str(err)
+        except UsageError as err:
+            return "usage", str(err)
+        if os.getpid() == parent:
+            return "ok", snapshot
+        return "ok", orjson.dumps({"collection": snapshot.collection, "objects": [o.raw for o in snapshot]})
+
+    out = []
+    for (name, source), (outcome, value) in zip(live, map_shares(collect, live)):
+        if outcome == "usage":
+            raise UsageError(f"cluster {name}: {value}")
+        if outcome == "unreachable":
+            out.append(unreachable(source.context, value))
+        elif isinstance(value, Snapshot):
+            out.append(value)
+        else:
+            doc = orjson.loads(value)
+            snapshot = Snapshot(K8sObject(o) for o in doc["objects"])
+            snapshot.collection = doc["collection"]
+            out.append(snapshot)
+    return out
+
+
+def save_clusters(sources: dict, path: str, save_one) -> dict[str, tuple[dict, int]]:
+    """Collect every cluster at once, each into its own segment (`save_one(source,
+    segment_path, name)` writes one and returns its Collection), then join the segments
+    into one snapshot at `path`, atomically. An unreachable cluster gets a segment with
+    no objects and its gap. Returns each cluster's record and object count."""
+    import shutil
+    import tempfile
+
+    from auditor.collect.cluster.kubeconfig import ClusterError
+    from auditor.collect.collection import Collection
+    from auditor.collect.snapshot_file import write_snapshot
+    from auditor.coverage import Gap
+    from auditor.fileio import atomic_file
+    from auditor.workers import map_shares
+
+    if len(sources) < 2:
+        raise UsageError("a snapshot of several clusters needs at least two")
+    suffix = ".json.gz" if path.endswith(".gz") else ".json"
+    with tempfile.TemporaryDirectory(prefix="mesh-audit-snapshot-") as folder:
+        def save(item) -> tuple:
+            i, (name, source) = item
+            segment = os.path.join(folder, f"{i}{suffix}")
+            try:
+                live = save_one(source, segment, check_name(name))
+            except ClusterError as err:
+                write_snapshot(Collection(context=source.context, not_collected=[Gap(EVERYTHING, str(err))]), segment, name)
+                return "unreachable", segment, (Collection(context=source.context).describe(), 0), str(err)
+            except UsageError as err:
+                return "usage", segment, None, str(err)
+            return "ok", segment, (live.describe(), live.object_count), None
+
+        outcomes = map_shares(save, list(enumerate(sources.items())))
+        for name, (outcome, _, _, message) in zip(sources, outcomes):
+            if outcome == "usage":
+                raise UsageError(f"cluster {name}: {message}")
+        with atomic_file(path) as out:
+            for _, segment, _, _ in outcomes:
+                with open(segment, "rb") as part:
+                    shutil.copyfileobj(part, out)
+    return {name: (record, count) if outcome == "ok" else
+            ({**record, "not_collected": [Gap(EVERYTHING, message).to_dict()]}, 0)
+            for name, (outcome, _, (record, count), message) in zip(sources, outcomes)}
+
+
+def audit_clusters(clusters: Clusters, settings, context_of, evaluate) -> Report:
+    """One report for the mesh: each cluster audited with the topology of them all.
+    `context_of(snapshot, name)` builds a cluster's facts.context.Context and
+    `evaluate(ctx)` its unfinished report (api's own, so settings apply alike)."""
+    from auditor.gate import finish
+    from auditor.suppress import apply_baseline
+
+    if settings.compare_version is not None:
+        raise UsageError("--compare-version compares one cluster's versions; audit the clusters one at a time for it")
+    by_name = contexts(clusters, context_of)
+    reports = []
+    for name, snapshot in clusters.items():
+        report = evaluate(by_name[name])
+        finish(report, snapshot, replace(settings, baseline=None))
+        reports.append((name, report))
+    merged = merge(reports, clusters)
+    if settings.baseline is not None:
+        apply_baseline(merged, settings.baseline_entries, settings.baseline)
+    return merged
+
+
+def contexts(clusters: Clusters, context_of) -> dict:
+    """Each cluster's context (`context_of(snapshot, name)`), joined to the topology of
+    the clusters that could be read."""
+    from auditor.facts.topology import Topology, member
+
+    out = {name: context_of(snapshot, name) for name, snapshot in clusters.items()}
+    topology = Topology([member(name, out[name]) for name in clusters.reachable()])
+    for name in clusters.reachable():
+        out[name].join_mesh(topology)
+    return out
+
+
+def merge(reports: list[tuple[str, Report]], clusters: Clusters) -> Report:
+    """The clusters' finished reports as one: findings in the usual order, rules and
+    exemptions that went unused everywhere, each problem naming its cluster."""
+    first = reports[0][1]
+    rules = {}
+    for _, report in reports:
+        for rule in report.rules:
+            rules.setdefault(rule.id, rule)
+    versions = {name: r.istio_version for name, r in reports}
+    unused = [e for e in first.unused_exemptions if all(e in r.unused_exemptions for _, r in reports[1:])]
+    return replace(
+        first,
+        findings=sorted((f for _, r in reports for f in r.findings), key=lambda f: f.sort_key()),
+        rules=list(rules.values()),
+        errors=[_named(e, name) for name, r in reports for e in r.errors],
+        warnings=[w for _, r in reports for w in r.warnings],
+        objects=sum(r.objects for _, r in reports),
+        istio_version=_versions(versions),
+        skipped_rules=sorted(set.intersection(*(set(r.skipped_rules) for _, r in reports))),
+        collection=clusters.collection,
+        unused_exemptions=unused,
+    )
+
+
+def _named(problem: dict, cluster: str) -> dict:
+    out = {**problem, "cluster": cluster}
+    if out.get("object"):
+        out["object"] = f"{out['object']} @{cluster}"
+    return out
+
+
+def _versions(versions: dict[str, str | None]) -> str | None:
+    """The Istio version, or each cluster's when they differ (`1.27.1 (east), 1.28.0 (west)`)."""
+    known = {v for v in versions.values() if v}
+    if len(known) <= 1 and all(versions.values()):
+        return next(iter(known), None)
+    return ", ".join(f"{v or 'unknown'} ({name})" for name, v in versions.items()) if known else None

@@ -1,0 +1,284 @@
+"""Several clusters audited as one mesh: from three API test servers (one per cluster),
+from files named by cluster, from a snapshot holding every cluster; an unreachable
+cluster; findings attributed to their cluster in every output; and the topology facts."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import jsonschema
+import pytest
+import yaml
+from click.testing import CliRunner
+from importlib import resources
+
+from auditor import api
+from auditor.cli import cli
+from auditor.clusters import Clusters
+from conftest import FIXTURES, ROOT
+
+MESH = FIXTURES / "multicluster"
+NAMES = ("east", "west", "central")
+VALIDATOR = ROOT.parent / "shared" / "sarif" / "validate_sarif.py"
+
+# What the three-cluster fixture must give on 1.27.1: (rule, severity, object, cluster).
+EXPECTED = {
+    ("mesh-identity-mismatch", "error", "Cluster central", "central"),
+    ("primary-remote-ambient", "warning", "Cluster central", "central"),
+    ("headless-multicluster-ambient", "warning", "Service shop/db", "east"),
+    ("headless-multicluster-ambient", "warning", "Service shop/db", "west"),
+    ("service-multicluster-conflict", "warning", "Service shop/payments", "central"),
+    ("waypoint-multicluster-mismatch", "warning", "Service shop/cart", "central"),
+    ("waypoint-multicluster-mismatch", "warning", "Service shop/payments", "central"),
+    ("multicluster-ambient", "info", "Cluster east", "east"),
+    ("multicluster-ambient", "info", "Cluster west", "west"),
+    ("multicluster-ambient", "info", "Cluster central", "central"),
+}
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def objects(name: str) -> list[dict]:
+    docs = [d for d in yaml.safe_load_all((MESH / f"{name}.yaml").read_text()) if d]
+    return docs + [d for d in yaml.safe_load_all((FIXTURES / "cluster" / "crds.yaml").read_text()) if d]
+
+
+def found(doc: dict) -> set[tuple]:
+    return {(f["rule"], f["severity"], f"{f['object']['kind']} " + (f"{f['object']['namespace']}/" if f["object"]["namespace"]
+             else "") + f["object"]["name"], f["object"].get("cluster")) for f in doc["findings"]}
+
+
+def file_args() -> list[str]:
+    return [arg for name in NAMES for arg in ("-f", f"{name}={MESH / name}.yaml")]
+
+
+@pytest.fixture
+def mesh(tmp_path):
+    """Three API test servers, one per cluster, and a kubeconfig with a context for each
+    (and `gone`, a context nothing answers)."""
+    from kube_api.server import ApiServer, mesh_kubeconfig
+
+    servers = {name: ApiServer(objects(name)) for name in NAMES}
+    for server in servers.values():
+        server.__enter__()
+    try:
+        path = mesh_kubeconfig(tmp_path / "kubeconfig", servers, unreachable=("gone",))
+        yield servers, str(path)
+    finally:
+        for server in servers.values():
+            server.__exit__(None, None, None)
+
+
+def test_three_clusters_scan_in_one_command_with_findings_on_the_right_cluster(mesh):
+    servers, kubeconfig = mesh
+    result = run("scan", "--kubeconfig", kubeconfig, *[a for n in NAMES for a in ("--context", n)],
+                 "--istio-version", "1.27.1", "-o", "json")
+    assert result.exit_code == 1, result.stderr  # an error-level finding, nothing missing
+    doc = json.loads(result.stdout)
+    assert found(doc) == EXPECTED
+    assert doc["collection"]["source"] == "clusters"
+    assert [c["name"] for c in doc["collection"]["clusters"]] == list(NAMES)
+    assert all(c["context"] == c["name"] and c["source"] == "cluster" for c in doc["collection"]["clusters"])
+    assert doc["summary"]["complete"] is True
+    jsonschema.validate(doc, json.loads(resources.files("auditor.schemas").joinpath("report.schema.json").read_text()))
+    for server in servers.values():  # every cluster was read, with GETs only, never a Secret
+        assert server.methods() == {"GET"} and not any("/secrets" in p for p in server.paths())
+
+
+def test_live_clusters_and_their_manifests_give_the_same_findings(mesh):
+    _, kubeconfig = mesh
+    live = run("scan", "--kubeconfig", kubeconfig, "--context", "east", "--context", "west", "--context", "central",
+               "--istio-version", "1.27.1", "-o", "json")
+    files = run("scan", *file_args(), "--istio-version", "1.27.1", "-o", "json")
+    assert found(json.loads(live.stdout)) == found(json.loads(files.stdout)) == EXPECTED
+    assert files.exit_code == live.exit_code == 1
+
+
+def test_the_detected_version_is_each_clusters_own(mesh):
+    """Without --istio-version each cluster is judged on its own istiod's version; central
+    runs none, so its version is unknown and only version-free rules judge it."""
+    _, kubeconfig = mesh
+    doc = json.loads(run("scan", "--kubeconfig", kubeconfig, *[a for n in NAMES for a in ("--context", n)], "-o", "json").stdout)
+    assert doc["summary"]["istio_version"] == "1.27.1 (east), 1.27.1 (west), unknown (central)"
+    assert ("multicluster-ambient", "info", "Cluster east", "east") in found(doc)
+    assert not any(f[0] == "multicluster-ambient" and f[3] == "central" for f in found(doc))
+
+
+def test_an_unreachable_cluster_is_a_gap_and_the_others_are_audited(mesh):
+    _, kubeconfig = mesh
+    result = run("scan", "--kubeconfig", kubeconfig, "--context", "east", "--context", "west", "--context", "gone",
+                 "--istio-version", "1.27.1", "-o", "json")
+    assert result.exit_code == 3  # incomplete
+    doc = json.loads(result.stdout)
+    gaps = doc["collection"]["not_collected"]
+    assert [(g["cluster"], g["resource"]) for g in gaps] == [("gone", "everything")]
+    assert "unreachable" in gaps[0]["reason"]
+    assert "mesh-audit: warning: not collected: cluster gone: everything: cluster at" in result.stderr
+    # east and west are still a mesh of two: their findings are there, none is on `gone`
+    assert ("multicluster-ambient", "info", "Cluster east", "east") in found(doc)
+    assert {f[3] for f in found(doc)} == {"east", "west"}
+    allowed = run("scan", "--kubeconfig", kubeconfig, "--context", "east", "--context", "gone", "--allow-partial",
+                  "--istio-version", "1.27.1", "-o", "json")
+    assert allowed.exit_code == 0 and json.loads(allowed.stdout)["summary"]["complete"] is False
+
+
+def test_all_contexts_reads_every_context_and_names_clusters_by_context(mesh):
+    _, kubeconfig = mesh
+    result = run("scan", "--kubeconfig", kubeconfig, "--all-contexts", "--istio-version", "1.27.1", "-o", "json")
+    doc = json.loads(result.stdout)
+    assert [c["name"] for c in doc["collection"]["clusters"]] == [*NAMES, "gone"]
+    assert found(doc) >= EXPECTED and result.exit_code == 3
+    both = run("scan", "--kubeconfig", kubeconfig, "--all-contexts", "--context", "east")
+    assert both.exit_code == 2 and "use --context or --all-contexts, not both" in both.stderr
+
+
+def test_contexts_can_be_renamed_and_names_must_be_distinct(mesh):
+    _, kubeconfig = mesh
+    result = run("scan", "--kubeconfig", kubeconfig, "--context", "eu=east", "--context", "us=central",
+                 "--istio-version", "1.27.1", "-o", "json")
+    doc = json.loads(result.stdout)
+    assert {c["name"]: c["context"] for c in doc["collection"]["clusters"]} == {"eu": "east", "us": "central"}
+    assert ("primary-remote-ambient", "warning", "Cluster us", "us") in found(doc)
+    twice = run("scan", "--kubeconfig", kubeconfig, "--context", "a=east", "--context", "a=west")
+    assert twice.exit_code == 2 and "two clusters named 'a'" in twice.stderr
+    missing = run("scan", "--kubeconfig", kubeconfig, "--context", "east", "--context", "nowhere")
+    assert missing.exit_code == 2 and "mesh-audit: error: cluster nowhere: " in missing.stderr
+    assert "Expected object with name nowhere" in missing.stderr
+
+
+@pytest.mark.parametrize("name", ["mesh.json", "mesh.json.gz"])
+def test_one_snapshot_holds_every_cluster_and_scans_like_the_clusters(mesh, tmp_path, name):
+    _, kubeconfig = mesh
+    path = tmp_path / name
+    result = run("snapshot", "--kubeconfig", kubeconfig, "--context", "east", "--context", "west", "--context", "central",
+                 "-o", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert f"wrote {path}: 3 clusters (east: " in result.stderr
+    data = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+    heads = [json.loads(line) for line in data.splitlines() if line.startswith(b'{"kind":"MeshAuditSnapshot"')]
+    assert [(h["cluster"], h["schema_version"]) for h in heads] == [(n, 4) for n in NAMES]
+    scanned = run("scan", "--snapshot", str(path), "--istio-version", "1.27.1", "-o", "json")
+    doc = json.loads(scanned.stdout)
+    assert found(doc) == EXPECTED and scanned.exit_code == 1
+    assert [c["source"] for c in doc["collection"]["clusters"]] == ["snapshot"] * 3
+    assert found(json.loads(run("scan", "-f", str(path), "--istio-version", "1.27.1", "-o", "json").stdout)) == EXPECTED
+
+
+def test_a_snapshot_of_clusters_with_an_unreachable_one_keeps_its_gap(mesh, tmp_path):
+    _, kubeconfig = mesh
+    path = tmp_path / "mesh.json"
+    result = run("snapshot", "--kubeconfig", kubeconfig, "--context", "east", "--context", "gone", "-o", str(path))
+    assert result.exit_code == 3 and "cluster gone: everything:" in result.stderr
+    doc = json.loads(run("scan", "--snapshot", str(path), "-o", "json").stdout)
+    assert [(g["cluster"], g["resource"]) for g in doc["collection"]["not_collected"]] == [("gone", "everything")]
+
+
+def test_a_cut_snapshot_of_clusters_is_an_error_at_its_line(mesh, tmp_path):
+    _, kubeconfig = mesh
+    path = tmp_path / "mesh.json"
+    run("snapshot", "--kubeconfig", kubeconfig, "--context", "east", "--context", "west", "-o", str(path))
+    lines = path.read_bytes().splitlines(keepends=True)
+    cut = tmp_path / "cut.json"
+    cut.write_bytes(b"".join(lines[:-3]))  # west's last objects and end marker are missing
+    result = run("scan", "--snapshot", str(cut))
+    assert result.exit_code == 2
+    assert f"mesh-audit: error: {cut}:" in result.stderr and "cut short" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_files_name_their_cluster_and_must_all_do_so(tmp_path):
+    result = run("scan", *file_args(), "--istio-version", "1.27.1")
+    assert result.exit_code == 1
+    assert "Service shop/cart @central" in result.stdout and "Cluster east @east" in result.stdout
+    mixed = run("scan", "-f", f"east={MESH / 'east.yaml'}", "-f", str(MESH / "west.yaml"))
+    assert mixed.exit_code == 2 and "give every input a cluster (-f NAME=PATH), or none" in mixed.stderr
+    one = run("scan", "-f", f"east={MESH / 'east.yaml'}")
+    assert one.exit_code == 2 and "name at least two clusters" in one.stderr
+    # a file whose name holds '=' is still a file
+    odd = tmp_path / "a=b.yaml"
+    odd.write_text((MESH / "east.yaml").read_text())
+    assert run("scan", "-f", str(odd), "--fail-on", "never").exit_code == 0
+
+
+def test_sarif_paths_fingerprints_and_baselines_carry_the_cluster(tmp_path):
+    sarif = tmp_path / "mesh.sarif"
+    run("scan", *file_args(), "--istio-version", "1.27.1", "-o", f"sarif={sarif}", "--write-baseline",
+        str(tmp_path / "baseline.json"))
+    results = json.loads(sarif.read_text())["runs"][0]["results"]
+    by_object = {(r["ruleId"], r["properties"]["object"].get("cluster"), r["properties"]["object"]["name"]): r for r in results}
+    east = by_object[("headless-multicluster-ambient", "east", "db")]
+    west = by_object[("headless-multicluster-ambient", "west", "db")]
+    assert east["partialFingerprints"] != west["partialFingerprints"]
+    cluster_result = by_object[("multicluster-ambient", "east", "east")]
+    assert cluster_result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "k8s/east/_cluster/Cluster/east"
+    assert "@east" in cluster_result["message"]["text"]
+    if VALIDATOR.exists():
+        import subprocess
+        import sys
+
+        check = subprocess.run([sys.executable, str(VALIDATOR), str(sarif)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    entries = json.loads((tmp_path / "baseline.json").read_text())["findings"]
+    assert {e["cluster"] for e in entries} == set(NAMES)
+    again = run("scan", *file_args(), "--istio-version", "1.27.1", "--baseline", str(tmp_path / "baseline.json"))
+    assert again.exit_code == 0, again.stdout  # every finding is in the baseline
+    # the same object in another cluster is a new finding, not the baselined one
+    only_east = [e for e in entries if e["cluster"] != "west"]
+    (tmp_path / "partial.json").write_text(json.dumps({"kind": "MeshAuditBaseline", "schema_version": 1,
+                                                       "findings": only_east}))
+    partial = json.loads(run("scan", *file_args(), "--istio-version", "1.27.1", "--baseline", str(tmp_path / "partial.json"),
+                             "-o", "json").stdout)
+    new = {(f["rule"], f["object"]["cluster"]) for f in partial["findings"] if f["baseline_state"] == "new"}
+    assert new == {("headless-multicluster-ambient", "west"), ("multicluster-ambient", "west")}
+
+
+def test_explain_takes_the_cluster():
+    result = run("explain", "Service/shop/cart", "--cluster", "central", *file_args(), "--istio-version", "1.27.1",
+                 "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["facts"]["multicluster"]["waypoint"] == {"here": "", "expected": "shop/waypoint", "clusters": ["east", "west"]}
+    assert [f["rule"] for f in doc["findings"]] == ["waypoint-multicluster-mismatch"]
+    east = json.loads(run("explain", "Service/shop/cart", "--cluster", "east", *file_args(), "-o", "json").stdout)
+    assert east["findings"] == [] and east["waypoint"]["bound_to"] == "shop/waypoint"
+    unnamed = run("explain", "Service/shop/cart", *file_args())
+    assert unnamed.exit_code == 2 and "name the cluster (one of east, west, central)" in unnamed.stderr
+    wrong = run("explain", "Service/shop/cart", "--cluster", "north", *file_args())
+    assert wrong.exit_code == 2 and "no cluster named 'north'" in wrong.stderr
+
+
+def test_plan_refuses_several_clusters():
+    result = run("plan", *file_args())
+    assert result.exit_code == 2 and "plan reads one cluster" in result.stderr
+
+
+def test_the_library_audits_a_mapping_of_clusters():
+    mesh = api.load({name: [str(MESH / f"{name}.yaml")] for name in NAMES})
+    assert isinstance(mesh, Clusters) and list(mesh.members) == list(NAMES) and len(mesh) == 27
+    report = api.audit(mesh, api.Settings(istio_version="1.27.1"))
+    assert {(f.rule, f.object.cluster) for f in report.findings} == {(r, c) for r, _, _, c in EXPECTED}
+    assert str(next(f.object for f in report.findings if f.rule == "primary-remote-ambient")) == "Cluster central @central"
+    with pytest.raises(api.UsageError, match="at least two"):
+        api.load({"east": [str(MESH / "east.yaml")]})
+    with pytest.raises(api.UsageError, match="cluster name 'a/b'"):
+        api.load({"a/b": [str(MESH / "east.yaml")], "c": [str(MESH / "west.yaml")]})
+
+
+def test_a_single_cluster_report_names_no_cluster():
+    doc = json.loads(run("scan", "-f", str(MESH / "east.yaml"), "--istio-version", "1.27.1", "-o", "json").stdout)
+    assert doc["findings"] == [] or all("cluster" not in f["object"] for f in doc["findings"])
+    assert doc["collection"]["source"] == "files"
+    assert not any(f["rule"].startswith(("multicluster", "mesh-identity")) for f in doc["findings"])
+
+
+def test_multi_network_upgrade_finding_is_left_to_the_dedicated_rules():
+    """A mesh audited as several clusters reports multi-network through multicluster-ambient
+    only; upgrade-alpha-feature keeps the single-cluster view (one cluster's labels)."""
+    mesh = api.load({name: [str(MESH / f"{name}.yaml")] for name in NAMES})
+    report = api.audit(mesh, api.Settings(istio_version="1.27.1"))
+    assert not [f for f in report.findings if f.rule == "upgrade-alpha-feature"]
+    alone = api.audit(api.load([str(MESH / "central.yaml")]), api.Settings(istio_version="1.27.1"))
+    assert [str(f.object) for f in alone.findings if f.rule == "upgrade-alpha-feature"] == ["Namespace istio-system"]
