@@ -102,10 +102,22 @@ def load(inputs=None, *, snapshot: str | None = None, jobs: int | None = None, s
         inputs = [inputs]
     several = [p for p in inputs if load_cluster_snapshot(str(p), peek=True)]
     if several:
-        if len(inputs) > 1:
-            raise UsageError("a snapshot of several clusters is audited on its own, not with other inputs", str(several[0]))
-        return load_cluster_snapshot(str(several[0]))
+        if len(several) < len(inputs):
+            raise UsageError("a snapshot of several clusters is audited on its own or with other such snapshots, "
+                             "not with other inputs (name those: -f NAME=PATH)", str(several[0]))
+        return _joined([load_cluster_snapshot(str(p)) for p in several], several)
     return load_files([str(p) for p in inputs], jobs, stdin, follow_symlinks=follow_symlinks, **options)
+
+
+def _joined(parts: list[Clusters], paths: list) -> Clusters:
+    """Snapshots of clusters read together: every cluster name once."""
+    members: dict = {}
+    for part, path in zip(parts, paths):
+        for name, snapshot in part.items():
+            if name in members:
+                raise UsageError(f"cluster {name!r} is also in an earlier snapshot", str(path))
+            members[name] = snapshot
+    return Clusters(members)
 
 
 def _file_options(settings: Settings | None) -> dict:

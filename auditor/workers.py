@@ -19,7 +19,7 @@ import os
 import pickle
 import signal
 import sys
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -90,6 +90,48 @@ def map_shares(work: Callable[[T], R], shares: Sequence[T]) -> list[R]:
 _FAILED = object()
 
 
+def as_completed(work: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[int, R]]:
+    """(index, work(item)) for every item, each computed in a forked child when
+    fork_safe(), yielded as the children finish, so the caller can use one result while
+    the others are still being computed (the parent only waits and reads). Without
+    forking, in order, here. A child that fails in any way is run again here."""
+    import selectors
+
+    if len(items) < 2 or not fork_safe():
+        for i, item in enumerate(items):
+            yield i, work(item)
+        return
+    children: dict[int, tuple[int, int, bytearray]] = {}  # read end -> (index, pid, data)
+    again: list[int] = []
+    selector = selectors.DefaultSelector()
+    try:
+        for i, item in enumerate(items):
+            child = _fork(work, item)
+            if child is None:
+                again.append(i)
+                continue
+            children[child[1]] = (i, child[0], bytearray())
+            selector.register(child[1], selectors.EVENT_READ)
+        while children:
+            for key, _ in selector.select():
+                i, pid, data = children[key.fd]
+                chunk = os.read(key.fd, 1 << 20)
+                if chunk:
+                    data += chunk
+                    continue
+                selector.unregister(key.fd)
+                del children[key.fd]
+                os.close(key.fd)
+                result = _result(pid, bytes(data))
+                yield i, (result if result is not _FAILED else work(items[i]))
+        for i in again:
+            yield i, work(items[i])
+    finally:  # interrupted or failed: no child outlives the run
+        for fd, (_, pid, _) in children.items():
+            _kill((pid, fd))
+        selector.close()
+
+
 def _fork(work: Callable, share) -> tuple[int, int] | None:
     read_end, write_end = os.pipe()
     try:
@@ -122,6 +164,11 @@ def _collect(child: tuple[int, int] | None):
     pid, read_end = child
     with os.fdopen(read_end, "rb") as inp:
         data = inp.read()
+    return _result(pid, data)
+
+
+def _result(pid: int, data: bytes):
+    """A finished child's result (reaped here), or _FAILED."""
     _, status = os.waitpid(pid, 0)
     if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
         return _FAILED

@@ -3,6 +3,7 @@
     python bench/run.py                       # 10k and 50k pods (generated on first use)
     python bench/run.py --sizes 1k,10k,50k --update-docs
     python bench/run.py --plan --sizes 10k,50k --update-docs   # mesh-audit plan against scan
+    python bench/run.py --clusters --sizes 10k --update-docs   # three clusters at once against one
 
 Each measurement is a separate process, timed wall-clock (the median of three runs),
 with its peak RSS. Floors are what no implementation can avoid: parsing each snapshot line
@@ -41,6 +42,7 @@ TARGETS = {
     "yaml_dump_ratio": 1.5,  # scan of a kubectl -o yaml dump vs the YAML parser's floor, at 10k
     # and its peak RSS at most twice the file plus 200 MB
     "plan_ratio": 3.0,  # plan --snapshot vs scan --snapshot, at the largest size (--plan)
+    "clusters_ratio": 1.5,  # loading three clusters at once vs one of them (--clusters)
 }
 # The mesh in migration the scan benchmark uses, and one that has not started (every
 # namespace in sidecar mode or outside the mesh: each planned move flips mesh-wide facts).
@@ -97,6 +99,18 @@ import gc, os, sys
 gc.disable()
 from auditor.collect.cluster import collect, connect
 collection = collect(connect(sys.argv[1]), projected=True)
+os._exit(0)
+"""
+
+# api.load of one cluster (argv: kubeconfig, context) or of several at once (more contexts).
+LOAD_CLUSTERS = """
+import gc, os, sys
+gc.disable()
+from auditor import api
+kubeconfig, names = sys.argv[1], sys.argv[2:]
+sources = {name: api.ClusterSource(kubeconfig, name) for name in names}
+loaded = api.load(sources if len(names) > 1 else sources[names[0]])
+assert len(loaded) > 0
 os._exit(0)
 """
 
@@ -183,6 +197,77 @@ def bench_live(data: Path) -> dict:
         snapshot = measure([PY, "-m", "auditor", "snapshot", "--kubeconfig", str(kubeconfig), "-q",
                             "-o", str(Path(tmp) / "snapshot.json.gz")])
     return {"live_floor": floor, "live_collect": collect, "live_scan": scan, "live_snapshot": snapshot}
+
+
+def _serve(objects: list, path: str, latency: float, ready) -> None:
+    """An API test server in a process of its own (as each cluster's API server is)."""
+    import threading
+
+    from kube_api.server import ApiServer
+
+    with ApiServer(objects, latency=latency) as api:
+        api.kubeconfig(Path(path))
+        ready.set()
+        threading.Event().wait()
+
+
+def bench_multicluster(size: str, latencies: tuple[float, ...] = (0.0, 0.02)) -> dict:
+    """Collecting three clusters of `size` at once (each served by its own API test server
+    process) against collecting one of them alone; on loopback, and with a round trip of
+    20 ms added to every answer, as a network would."""
+    import multiprocessing
+
+    import orjson
+    import yaml
+
+    objects = orjson.loads((ensure_data(size) / "dump.json").read_bytes())["items"]
+    objects += [d for d in _yaml_docs(ROOT / "fixtures" / "cluster" / "crds.yaml")]
+    fork = multiprocessing.get_context("fork")
+    out = {"size": size}
+    for latency in latencies:
+        with tempfile.TemporaryDirectory() as tmp:
+            servers, contexts, clusters, users = [], [], [], []
+            for name in ("a", "b", "c"):
+                ready, path = fork.Event(), f"{tmp}/{name}.kubeconfig"
+                proc = fork.Process(target=_serve, args=(objects, path, latency, ready), daemon=True)
+                proc.start()
+                servers.append(proc)
+                if not ready.wait(120):
+                    raise RuntimeError("an API test server did not start")
+                config = yaml.safe_load(Path(path).read_text())
+                clusters.append({**config["clusters"][0], "name": name})
+                users.append({**config["users"][0], "name": name})
+                contexts.append({"name": name, "context": {"cluster": name, "user": name}})
+            kubeconfig = Path(tmp) / "kubeconfig"
+            kubeconfig.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "clusters": clusters, "users": users,
+                                                  "contexts": contexts, "current-context": "a"}))
+            try:
+                key = f"{int(latency * 1000)}ms"
+                out[f"alone_{key}"] = measure([PY, "-c", LOAD_CLUSTERS, str(kubeconfig), "a"])
+                out[f"three_{key}"] = measure([PY, "-c", LOAD_CLUSTERS, str(kubeconfig), "a", "b", "c"])
+            finally:
+                for proc in servers:
+                    proc.kill()
+                    proc.join()
+    return out
+
+
+def render_multicluster(result: dict) -> tuple[str, bool]:
+    lines = [f"Machine: {machine()}.", "",
+             f"| round trip | one {result['size']}-pod cluster | three at once | three / one | within {TARGETS['clusters_ratio']}x |",
+             "|---|---|---|---|---|"]
+    ok = True
+    for key, words in (("0ms", "loopback"), ("20ms", "20 ms added per request")):
+        if f"alone_{key}" not in result:
+            continue
+        alone, three = result[f"alone_{key}"], result[f"three_{key}"]
+        ratio = three["seconds"] / alone["seconds"]
+        met = ratio <= TARGETS["clusters_ratio"]
+        ok = ok and met
+        lines.append(f"| {words} | {alone['seconds']} s ({alone['cpu_seconds']} s CPU), {alone['rss_mb']} MB | "
+                     f"{three['seconds']} s ({three['cpu_seconds']} s CPU), {three['rss_mb']} MB | {ratio:.2f}x | "
+                     f"{'yes' if met else '**no**'} |")
+    return "\n".join(lines) + "\n", ok
 
 
 def bench_plan(size: str) -> dict:
@@ -333,8 +418,16 @@ def main() -> None:
     parser.add_argument("--checkov", metavar="PATH", help="Checkov executable (default: $CHECKOV, else checkov on PATH)")
     parser.add_argument("--no-checkov", action="store_true", help="skip Checkov even where it is installed")
     parser.add_argument("--plan", action="store_true", help="measure mesh-audit plan against scan instead")
+    parser.add_argument("--clusters", action="store_true",
+                        help="measure collecting three clusters at once against one (at the first size) instead")
     args = parser.parse_args()
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    if args.clusters:
+        text, ok = render_multicluster(bench_multicluster(sizes[0]))
+        print(text)
+        if args.update_docs:
+            _update_docs(text, "<!-- clusters:start -->", "<!-- clusters:end -->")
+        sys.exit(0 if ok else 1)
     if args.plan:
         text, ok = render_plan([bench_plan(size) for size in sizes])
         print(text)

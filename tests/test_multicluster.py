@@ -167,6 +167,37 @@ def test_one_snapshot_holds_every_cluster_and_scans_like_the_clusters(mesh, tmp_
     assert found(json.loads(run("scan", "-f", str(path), "--istio-version", "1.27.1", "-o", "json").stdout)) == EXPECTED
 
 
+def test_snapshots_of_clusters_can_be_read_together_but_each_cluster_once(mesh, tmp_path):
+    _, kubeconfig = mesh
+    run("snapshot", "--kubeconfig", kubeconfig, "--context", "east", "--context", "west", "-o", str(tmp_path / "a.json"))
+    run("snapshot", "--kubeconfig", kubeconfig, "--context", "central", "--context", "gone", "-o", str(tmp_path / "b.json"))
+    doc = json.loads(run("scan", "-f", str(tmp_path / "a.json"), "-f", str(tmp_path / "b.json"), "--istio-version", "1.27.1",
+                         "--allow-partial", "-o", "json").stdout)
+    assert [c["name"] for c in doc["collection"]["clusters"]] == ["east", "west", "central", "gone"]
+    assert found(doc) == EXPECTED
+    twice = run("scan", "-f", str(tmp_path / "a.json"), "-f", str(tmp_path / "a.json"))
+    assert twice.exit_code == 2 and "cluster 'east' is also in an earlier snapshot" in twice.stderr
+    mixed = run("scan", "-f", str(tmp_path / "a.json"), "-f", str(MESH / "central.yaml"))
+    assert mixed.exit_code == 2 and "not with other inputs" in mixed.stderr
+
+
+def test_clusters_are_collected_in_forked_processes_with_the_same_report(mesh):
+    """The CLI in a process of its own (single-threaded, so it forks one collector per
+    cluster; inside pytest the servers' threads make it collect one after another)."""
+    import subprocess
+    import sys
+
+    _, kubeconfig = mesh
+    args = [sys.executable, "-m", "auditor", "scan", "--kubeconfig", kubeconfig, "--context", "east", "--context", "west",
+            "--context", "central", "--context", "gone", "--istio-version", "1.27.1", "-o", "json", "-q"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 3, done.stderr
+    doc = json.loads(done.stdout)
+    assert found(doc) == EXPECTED
+    assert [(g["cluster"], g["resource"]) for g in doc["collection"]["not_collected"]] == [("gone", "everything")]
+    assert [c["counts"].get("services", 0) for c in doc["collection"]["clusters"]] == [3, 3, 2, 0]
+
+
 def test_a_snapshot_of_clusters_with_an_unreachable_one_keeps_its_gap(mesh, tmp_path):
     _, kubeconfig = mesh
     path = tmp_path / "mesh.json"

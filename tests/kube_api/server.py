@@ -132,8 +132,10 @@ def _untoken(token: str) -> int | None:
 class ApiServer:
     """Start with `with ApiServer(objects) as api:`; `api.url`, `api.kubeconfig(path)`."""
 
-    def __init__(self, objects: list[dict], token: str | None = "test-token", server_version: dict | None = None):
+    def __init__(self, objects: list[dict], token: str | None = "test-token", server_version: dict | None = None,
+                 latency: float = 0.0):
         self.token = token
+        self.latency = latency  # seconds added to every answer: a network's round trip, for benchmarks
         self.server_version = server_version or SERVER_VERSION
         self.requests: list[Request] = []
         self.unserved: list[dict] = []  # fixture objects with no resource to serve them
@@ -425,6 +427,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         if self.command != "GET":
             self.rfile.read(int(headers.get("content-length") or 0))
+        if self.server.api.latency:
+            time.sleep(self.server.api.latency)
         answer = self.server.api.handle(self.command, self.path, headers)
         if answer is None:
             self.close_connection = True

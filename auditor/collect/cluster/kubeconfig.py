@@ -75,6 +75,16 @@ def connect(kubeconfig: str | None = None, context: str | None = None, environ=N
     return Connection(config, current, config.host)
 
 
+def preload() -> None:
+    """Import the kubernetes client now (about 0.2 s), so that processes forked to read
+    several clusters share it instead of each importing it."""
+    import importlib
+
+    with contextlib.redirect_stdout(sys.stderr):
+        for module in ("kubernetes.client", "kubernetes.config.kube_config"):
+            importlib.import_module(module)
+
+
 def context_names(kubeconfig: str | None = None, environ=None) -> list[str]:
     """Every context the kubeconfig defines (kubectl config get-contexts -o name), in the
     order written; several files of $KUBECONFIG in order, the first of a name winning."""
