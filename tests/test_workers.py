@@ -54,6 +54,47 @@ def test_children_do_their_shares_in_order(forking):
 
 
 @linux_only
+def test_as_completed_runs_every_item_in_a_child_and_yields_each_as_it_finishes(forking):
+    parent = os.getpid()
+
+    def work(item):
+        if item == 0:
+            time.sleep(1.0)  # the first item finishes last
+        return os.getpid(), item * 10
+
+    got = list(workers.as_completed(work, [0, 1, 2]))
+    assert sorted((i, value) for i, (_, value) in got) == [(0, 0), (1, 10), (2, 20)]
+    assert got[-1][0] == 0  # yielded when it finished, not in order
+    pids = {pid for _, (pid, _) in got}
+    assert parent not in pids and len(pids) == 3
+
+
+@linux_only
+@pytest.mark.parametrize("how", ["raise", "exit", "kill"])
+def test_as_completed_does_a_failed_childs_item_here(forking, how):
+    parent = os.getpid()
+
+    def work(item):
+        if item == 1 and os.getpid() != parent:
+            if how == "raise":
+                raise RuntimeError("child failure")
+            if how == "exit":
+                os._exit(3)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return os.getpid(), item
+
+    got = dict(workers.as_completed(work, [0, 1, 2]))
+    assert {i: value for i, (_, value) in got.items()} == {0: 0, 1: 1, 2: 2}
+    assert got[1][0] == parent and got[0][0] != parent
+
+
+def test_as_completed_without_forking_runs_in_order_here(monkeypatch):
+    monkeypatch.setattr(workers, "fork_safe", lambda: False)
+    assert list(workers.as_completed(lambda item: (os.getpid(), item), ["a", "b"])) == \
+        [(0, (os.getpid(), "a")), (1, (os.getpid(), "b"))]
+
+
+@linux_only
 @pytest.mark.parametrize("how", ["raise", "exit", "kill"])
 def test_a_failed_child_share_is_done_here(forking, how):
     parent = os.getpid()
