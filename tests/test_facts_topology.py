@@ -79,6 +79,7 @@ def test_the_mesh_id_defaults_to_the_trust_domain_and_remotes_are_recognized():
     assert member("west", ctx["west"]).istiod is False  # named its control plane
     assert member("south", ctx["south"]).istiod is False  # Deployments collected, no istiod among them
     assert cluster_facts(ctx["west"])["remote"] and cluster_facts(ctx["east"])["primaries"] == ["east"]
+    assert cluster_facts(ctx["west"])["controllers"] == ["east"] and cluster_facts(ctx["south"])["controllers"] == []
 
 
 def test_cluster_facts_give_networks_and_maturity_per_version():

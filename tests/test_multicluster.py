@@ -281,6 +281,21 @@ def test_explain_takes_the_cluster():
     assert wrong.exit_code == 2 and "no cluster named 'north'" in wrong.stderr
 
 
+def test_messages_name_what_each_cluster_shows():
+    report = api.audit(api.load({name: [str(MESH / f"{name}.yaml")] for name in NAMES}), api.Settings(istio_version="1.27.1"))
+    messages = {(f.rule, f.object.cluster, f.object.name): f.message for f in report.findings}
+    assert messages[("primary-remote-ambient", "central", "central")].startswith(
+        "this cluster runs no istiod (a remote whose control plane runs in east) while the mesh runs ambient workloads "
+        "in east, west, central")
+    assert messages[("mesh-identity-mismatch", "central", "central")] == \
+        "trust domain central.local here, cluster.local in east, west"
+    assert messages[("service-multicluster-conflict", "central", "payments")] == (
+        "this Service differs from its copies in the other clusters: ports grpc 9091/TCP here, grpc 9090/TCP in east, west")
+    assert messages[("multicluster-ambient", "east", "east")] == (
+        "ambient workloads run in this cluster, one of the 3 clusters of the mesh (east, west, central): ambient "
+        "multicluster is Alpha in Istio 1.27.1, with no compatibility promise across upgrades")
+
+
 def test_plan_refuses_several_clusters():
     result = run("plan", *file_args())
     assert result.exit_code == 2 and "plan reads one cluster" in result.stderr

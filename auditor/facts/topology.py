@@ -57,6 +57,7 @@ class Member:
     aliases: tuple[str, ...]
     mesh_id: str | None
     istiod: bool | None  # runs a control plane; None when that cannot be told
+    controllers: tuple[str, ...]  # the clusters a remote names as its control plane
     ambient: bool
     services: dict[tuple, ServiceCopy]
 
@@ -78,6 +79,8 @@ def member(name: str, ctx) -> Member:
         # Istio uses the trust domain as the mesh ID when none is set.
         mesh_id=str(mesh_id) if mesh_id else trust_domain,
         istiod=_runs_istiod(ctx, root),
+        controllers=tuple(c.strip() for c in (root.annotations.get(CONTROL_PLANE_CLUSTERS, "") if root is not None else "")
+                          .split(",") if c.strip()),
         ambient=ctx.ambient_in_use(),
         services={(s.namespace, s.name): _copy(name, ctx, s) for s in snapshot.of(k.SERVICE)},
     )
@@ -134,6 +137,7 @@ class Topology:
             "istiod": me.istiod,
             "remote": me.istiod is False,
             "primaries": [m.name for m in members if m.istiod],
+            "controllers": list(me.controllers),
             "ambient_clusters": [m.name for m in members if m.ambient],
             "identity_conflicts": self._identity_conflicts(me),
         }
