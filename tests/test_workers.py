@@ -88,6 +88,46 @@ def test_as_completed_does_a_failed_childs_item_here(forking, how):
     assert got[1][0] == parent and got[0][0] != parent
 
 
+@linux_only
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_a_json_dump_decoded_in_forked_shares_equals_one_process(forking, monkeypatch, tmp_path, jobs):
+    """Items, byte offsets, lines (counted per share, then joined), errors and replica
+    signatures: the same as decoding the dump item after item."""
+    import json
+
+    from auditor.collect import dumps, json_dump
+
+    write(300, tmp_path / "gen")
+    dump = json.loads((tmp_path / "gen" / "dump.json").read_text())
+    dump["items"].insert(7, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": 5, "namespace": "shop"},
+                             "spec": {"containers": []}, "status": {"phase": "Running"}})  # an error, at its line
+    path = tmp_path / "dump.json"
+    path.write_text(json.dumps(dump, indent=4))
+    data = path.read_bytes()
+    raws = json_dump.raw_items(data)
+    assert list(json_dump.items_in_shares(data, raws, jobs)) == list(json_dump.items(data, raws))
+
+    def loaded():
+        result = load_paths([str(path)])
+        snapshot = result.snapshot()
+        return ([(o.key, o.raw, o.line, o.index, o.signature, snapshot.location(o)) for o in snapshot],
+                [str(e) for e in result.errors])
+
+    monkeypatch.setattr(dumps, "PARALLEL_JSON_MIN_BYTES", 0)
+    monkeypatch.setattr(dumps, "auto_jobs", lambda: jobs)
+    forked = loaded()
+    monkeypatch.setattr(dumps, "PARALLEL_JSON_MIN_BYTES", 1 << 40)
+    assert forked == loaded()
+    assert len(forked[0]) > 400 and forked[1] == [f"{path}:{_line_of(data, 7)}: Pod: metadata.name is the number 5, not a string; kubectl rejects it: quote the value"]
+
+
+def _line_of(data: bytes, item: int) -> int:
+    """The line where the dump's item number `item` starts (kubectl-style indentation)."""
+    lines = data.decode().splitlines()
+    starts = [n for n, text in enumerate(lines, start=1) if text == "        {"]
+    return starts[item]
+
+
 def test_as_completed_without_forking_runs_in_order_here(monkeypatch):
     monkeypatch.setattr(workers, "fork_safe", lambda: False)
     assert list(workers.as_completed(lambda item: (os.getpid(), item), ["a", "b"])) == \

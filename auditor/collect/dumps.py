@@ -25,6 +25,8 @@ SNAPSHOT_HEAD = b'{"kind":"MeshAuditSnapshot"'
 MAPPED_MIN_BYTES = 64 * 1024 * 1024  # JSON dumps this large are read through a mapping
 # Below this much YAML, parsing a List's items in a second process costs more than it saves.
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
+# And below this much JSON, decoding a List's items in a second process.
+PARALLEL_JSON_MIN_BYTES = 64 * 1024 * 1024
 
 
 def load_mapped_dump(path: str, result: LoadResult) -> bool:
@@ -116,8 +118,13 @@ def load_json_items(data, raws: list, name: str, result: LoadResult, rereadable:
     lines: list[int | None] = []
     result._json_lines[name] = lines  # filled as the items go by
     mapped = data if isinstance(data, mmap.mmap) else None
-    for i, (at, line, obj, projected) in enumerate(json_dump.items(data, raws)):
-        if mapped is not None and i % 4096 == 0 and at > 0:
+    jobs = auto_jobs() if len(data) >= PARALLEL_JSON_MIN_BYTES else 1
+    if jobs > 1:
+        decoded = json_dump.items_in_shares(data, raws, jobs, _forget if mapped is not None else None)
+    else:
+        decoded = json_dump.items(data, raws)
+    for i, (at, line, obj, projected) in enumerate(decoded):
+        if mapped is not None and jobs == 1 and i % 4096 == 0 and at > 0:
             _forget(mapped, at)
         offsets.append(at)
         lines.append(line)
