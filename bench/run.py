@@ -5,8 +5,8 @@
     python bench/run.py --plan --sizes 10k,50k --update-docs   # mesh-audit plan against scan
     python bench/run.py --clusters --sizes 10k --update-docs   # three clusters at once against one
 
-Each measurement is a separate process, timed wall-clock (the median of three runs),
-with its peak RSS. Floors are what no implementation can avoid: parsing each snapshot line
+Each measurement is a separate process, timed wall-clock (the median of three runs; a
+floor and what is measured against it run alternately), with its peak RSS. Floors are what no implementation can avoid: parsing each snapshot line
 with orjson and dropping it (the garbage collector off), reading a JSON dump and parsing it
 with orjson, paginated raw GETs of the same resource types plus parsing, and parsing the
 manifests (and a kubectl -o yaml dump) with the YAML parser mesh-audit ships. Targets are checked and
@@ -132,6 +132,16 @@ def measure(args: list[str], env: dict | None = None, runs: int = 3) -> dict:
     return samples[len(samples) // 2]
 
 
+def measure_pair(first: list[str], second: list[str], runs: int = 3, env: dict | None = None) -> tuple[dict, dict]:
+    """Medians of two commands run alternately (first, second, first, ...): on a shared
+    machine whose speed drifts, both see the same conditions, so their ratio holds."""
+    a, b = [], []
+    for _ in range(runs):
+        a.append(_measure_once(first, env))
+        b.append(_measure_once(second, env))
+    return (sorted(a, key=lambda m: m["seconds"])[runs // 2], sorted(b, key=lambda m: m["seconds"])[runs // 2])
+
+
 def _measure_once(args: list[str], env: dict | None = None) -> dict:
     """Wall time, peak RSS and CPU time of one command. The command is started by /usr/bin/time, a
     small process: a child forked straight from this one (which holds a whole cluster for
@@ -169,16 +179,16 @@ def bench_size(size: str) -> dict:
     data = ensure_data(size)
     result = {"size": size, "snapshot_mb": round((data / "snapshot.json").stat().st_size / 1048576),
               "manifests_mb": round(sum(p.stat().st_size for p in (data / "yaml").glob("*.yaml")) / 1048576, 1)}
-    result["snapshot_floor"] = measure([PY, "-c", SNAPSHOT_FLOOR, str(data / "snapshot.json")])
-    result["snapshot_scan"] = measure(scan_args("--snapshot", str(data / "snapshot.json")))
-    result["yaml_floor"] = measure([PY, "-c", YAML_FLOOR, str(data / "yaml")])
-    result["yaml_scan"] = measure(scan_args(str(data / "yaml")))
+    result["snapshot_floor"], result["snapshot_scan"] = measure_pair(
+        [PY, "-c", SNAPSHOT_FLOOR, str(data / "snapshot.json")], scan_args("--snapshot", str(data / "snapshot.json")))
+    result["yaml_floor"], result["yaml_scan"] = measure_pair([PY, "-c", YAML_FLOOR, str(data / "yaml")],
+                                                             scan_args(str(data / "yaml")))
     result["json_dump_mb"] = round((data / "dump.json").stat().st_size / 1048576)
-    result["json_dump_floor"] = measure([PY, "-c", JSON_DUMP_FLOOR, str(data / "dump.json")])
-    result["json_dump_scan"] = measure(scan_args("-f", str(data / "dump.json")))
+    result["json_dump_floor"], result["json_dump_scan"] = measure_pair(
+        [PY, "-c", JSON_DUMP_FLOOR, str(data / "dump.json")], scan_args("-f", str(data / "dump.json")))
     result["yaml_dump_mb"] = round((data / "dump.yaml").stat().st_size / 1048576)
-    result["yaml_dump_floor"] = measure([PY, "-c", YAML_DUMP_FLOOR, str(data / "dump.yaml")])
-    result["yaml_dump_scan"] = measure(scan_args("-f", str(data / "dump.yaml")))
+    result["yaml_dump_floor"], result["yaml_dump_scan"] = measure_pair(
+        [PY, "-c", YAML_DUMP_FLOOR, str(data / "dump.yaml")], scan_args("-f", str(data / "dump.yaml")))
     result.update(bench_live(data))
     return result
 
@@ -191,8 +201,8 @@ def bench_live(data: Path) -> dict:
     objects = orjson.loads((data / "dump.json").read_bytes())["items"] + crds
     with ApiServer(objects) as api, tempfile.TemporaryDirectory() as tmp:
         kubeconfig = api.kubeconfig(Path(tmp) / "kubeconfig")
-        floor = measure([PY, "-c", GET_FLOOR, api.url, api.token, str(CA_FILE), json.dumps(LISTED)])
-        collect = measure([PY, "-c", COLLECT, str(kubeconfig)])
+        floor, collect = measure_pair([PY, "-c", GET_FLOOR, api.url, api.token, str(CA_FILE), json.dumps(LISTED)],
+                                      [PY, "-c", COLLECT, str(kubeconfig)])
         scan = measure(scan_args("--kubeconfig", str(kubeconfig)))
         snapshot = measure([PY, "-m", "auditor", "snapshot", "--kubeconfig", str(kubeconfig), "-q",
                             "-o", str(Path(tmp) / "snapshot.json.gz")])
@@ -243,8 +253,8 @@ def bench_multicluster(size: str, latencies: tuple[float, ...] = (0.0, 0.02)) ->
                                                   "contexts": contexts, "current-context": "a"}))
             try:
                 key = f"{int(latency * 1000)}ms"
-                out[f"alone_{key}"] = measure([PY, "-c", LOAD_CLUSTERS, str(kubeconfig), "a"])
-                out[f"three_{key}"] = measure([PY, "-c", LOAD_CLUSTERS, str(kubeconfig), "a", "b", "c"])
+                out[f"alone_{key}"], out[f"three_{key}"] = measure_pair(
+                    [PY, "-c", LOAD_CLUSTERS, str(kubeconfig), "a"], [PY, "-c", LOAD_CLUSTERS, str(kubeconfig), "a", "b", "c"])
             finally:
                 for proc in servers:
                     proc.kill()

@@ -90,9 +90,9 @@ def test_as_completed_does_a_failed_childs_item_here(forking, how):
 
 @linux_only
 @pytest.mark.parametrize("jobs", [2, 3])
-def test_a_json_dump_decoded_in_forked_shares_equals_one_process(forking, monkeypatch, tmp_path, jobs):
-    """Items, byte offsets, lines (counted per share, then joined), errors and replica
-    signatures: the same as decoding the dump item after item."""
+def test_a_json_dump_with_lines_counted_aside_equals_one_process(forking, monkeypatch, tmp_path, jobs):
+    """Items, byte offsets, lines (counted in a child while the items are decoded), errors
+    and replica signatures: the same as decoding the dump item after item."""
     import json
 
     from auditor.collect import dumps, json_dump
@@ -105,7 +105,7 @@ def test_a_json_dump_decoded_in_forked_shares_equals_one_process(forking, monkey
     path.write_text(json.dumps(dump, indent=4))
     data = path.read_bytes()
     raws = json_dump.raw_items(data)
-    assert list(json_dump.items_in_shares(data, raws, jobs)) == list(json_dump.items(data, raws))
+    assert json_dump.items_counting_aside(data, raws) == list(json_dump.items(data, raws))
 
     def loaded():
         result = load_paths([str(path)])

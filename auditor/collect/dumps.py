@@ -13,7 +13,7 @@ import orjson
 from auditor.collect import json_dump
 from auditor.collect.loaded import LoadResult, add_object
 from auditor.collect.snapshot_file import GZIP_MAGIC
-from auditor.collect.validate import json_duplicate, metadata_problem
+from auditor.collect.validate import json_duplicate
 from auditor.collect.yaml_docs import NotStreamable
 from auditor.errors import UsageError
 from auditor.snapshot import K8sObject
@@ -25,7 +25,7 @@ SNAPSHOT_HEAD = b'{"kind":"MeshAuditSnapshot"'
 MAPPED_MIN_BYTES = 64 * 1024 * 1024  # JSON dumps this large are read through a mapping
 # Below this much YAML, parsing a List's items in a second process costs more than it saves.
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
-# And below this much JSON, decoding a List's items in a second process.
+# And below this much JSON, counting a List's lines in a second process.
 PARALLEL_JSON_MIN_BYTES = 64 * 1024 * 1024
 
 
@@ -120,7 +120,7 @@ def load_json_items(data, raws: list, name: str, result: LoadResult, rereadable:
     mapped = data if isinstance(data, mmap.mmap) else None
     jobs = auto_jobs() if len(data) >= PARALLEL_JSON_MIN_BYTES else 1
     if jobs > 1:
-        decoded = json_dump.items_in_shares(data, raws, jobs, _forget if mapped is not None else None)
+        decoded = json_dump.items_counting_aside(data, raws, _forget if mapped is not None else None)
     else:
         decoded = json_dump.items(data, raws)
     for i, (at, line, obj, projected) in enumerate(decoded):
@@ -131,10 +131,7 @@ def load_json_items(data, raws: list, name: str, result: LoadResult, rereadable:
         if not projected:
             add_object(obj, name, None, i, result)
             continue
-        problem = metadata_problem(obj["metadata"])
-        if problem is not None:
-            result.errors.append(UsageError(f"{obj['kind']}: {problem}", name, line))
-            continue
+        # A projected object's metadata was checked as it was decoded (collect.decode).
         obj, signature = result._project.adopt(obj) if obj["kind"] == "Pod" else (obj, None)
         result.objects.append(K8sObject(obj, name, None, i, signature))
     result._json_offsets[name] = offsets

@@ -12,7 +12,6 @@ text.
 
 from __future__ import annotations
 
-import marshal
 import re
 from typing import Any, Iterator, TypedDict
 
@@ -21,7 +20,7 @@ import orjson
 from msgspec import Raw
 
 from auditor.collect.decode import kind_of, project_json
-from auditor.workers import map_shares, split
+from auditor.workers import map_shares
 
 NEEDLE = 64  # bytes of an item searched for to find where it starts
 
@@ -86,54 +85,41 @@ def starts(data, raws: list[Raw]) -> list[int]:
     return out
 
 
-class Share:
-    """Decodes a share of the items (a range of indices) in a forked process: the items as
-    items() gives them, but with lines counted from the share's first found item (line 0),
-    and the newlines from there to `end` (the next share's first found item). marshal'd:
-    the parent reads it back about twice as fast as JSON. Picklable, for workers.map_shares."""
+class _Aside:
+    """The two halves of items_counting_aside, run by workers.map_shares: "lines" in a
+    forked child (a list of ints comes back), "items" here."""
 
     def __init__(self, data, raws: list[Raw], ats: list[int], forget=None):
         self.data, self.raws, self.ats, self.forget = data, raws, ats, forget
 
-    def __call__(self, job: tuple[range, int]) -> bytes:
-        share, end = job
+    def __call__(self, what: str) -> list:
         data, ats = self.data, self.ats
-        count = data.count if isinstance(data, bytes) else (lambda sub, a, b: data[a:b].count(sub))
-        found = [ats[i] for i in share if ats[i] >= 0]
-        counted = found[0] if found else 0
-        line, out = 0, []
-        for n, i in enumerate(share):
-            at = ats[i]
-            if at >= 0:
-                line += count(b"\n", counted, at)
-                counted = at
-            if self.forget is not None and n % 4096 == 0 and at > 0:
-                self.forget(self.data, at)
-            view = memoryview(self.raws[i])
+        if what == "lines":
+            count = data.count if isinstance(data, bytes) else (lambda sub, a, b: data[a:b].count(sub))
+            lines, line, counted = [], 1, 0
+            for at in ats:
+                if at >= 0:
+                    line += count(b"\n", counted, at)
+                    counted = at
+                lines.append(line if at >= 0 else None)
+            return lines
+        out = []
+        for i, raw in enumerate(self.raws):
+            if self.forget is not None and i % 4096 == 0 and ats[i] > 0:
+                self.forget(data, ats[i])
+            view = memoryview(raw)
             kind = kind_of(view)
             obj = project_json(view, kind) if kind is not None else None
-            out.append((line if at >= 0 else None, obj if obj is not None else orjson.loads(view), obj is not None))
-        tail = count(b"\n", counted, end) if found and end >= counted else 0
-        return marshal.dumps((out, tail))
+            out.append((obj, True) if obj is not None else (orjson.loads(view), False))
+        return out
 
 
-def items_in_shares(data, raws: list[Raw], jobs: int, forget=None) -> Iterator[tuple[int, int | None, dict, bool]]:
-    """What items() yields, the items decoded in `jobs` forked shares (contiguous, of about
-    equal bytes) and yielded in order: the same offsets, lines and objects."""
+def items_counting_aside(data, raws: list[Raw], forget=None) -> list[tuple[int, int | None, dict, bool]]:
+    """What items() yields, with the lines counted in a forked process while this one
+    decodes the items (a quarter of a large dump's reading is counting newlines)."""
     ats = starts(data, raws)
-    shares = split([len(memoryview(r)) for r in raws], jobs)
-    firsts = [next((ats[i] for i in share if ats[i] >= 0), -1) for share in shares]
-    ends = [next((f for f in firsts[k + 1:] if f >= 0), len(data)) for k in range(len(shares))]
-    parts = map_shares(Share(data, raws, ats, forget), list(zip(shares, ends)))
-    first = next((f for f in firsts if f >= 0), -1)
-    line = 1 + (bytes(data[:first]).count(b"\n") if first > 0 else 0)  # as items() counts to the first item
-    for share, part in zip(shares, parts):
-        decoded, tail = marshal.loads(part)
-        for i, (relative, obj, projected) in zip(share, decoded):
-            yield ats[i], (line + relative if relative is not None else None), obj, projected
-        found = [relative for relative, _, _ in decoded if relative is not None]
-        if found:
-            line += found[-1] + tail
+    decoded, lines = map_shares(_Aside(data, raws, ats, forget), ["items", "lines"])
+    return [(at, line, obj, projected) for at, line, (obj, projected) in zip(ats, lines, decoded)]
 
 
 def lines_at(data: bytes, offsets: list[int]) -> list[int]:
