@@ -42,10 +42,15 @@ class Exemption:
     def expired(self, today: date) -> bool:
         return self.expires is not None and today >= self.expires
 
-    def matches(self, rule: str, object_path: str) -> bool:
+    def matches(self, rule: str, object_path: str, cluster: str | None = None) -> bool:
+        """The rule, and the object's `Kind/ns/name`; a pattern ending in `@CLUSTER-GLOB`
+        matches only objects of those clusters (in an audit of several)."""
         if self.rule != "*" and self.rule != rule:
             return False
-        return _glob(object_path, self.pattern)
+        pattern, at, clusters = self.pattern.rpartition("@")
+        if not at:
+            return _glob(object_path, self.pattern)
+        return cluster is not None and fnmatch.fnmatchcase(cluster, clusters) and _glob(object_path, pattern)
 
     def describe(self) -> str:
         until = f" (until {self.expires.isoformat()})" if self.expires else ""

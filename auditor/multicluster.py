@@ -176,13 +176,24 @@ def merge(reports: list[tuple[str, Report]], clusters: Clusters) -> Report:
         findings=sorted((f for _, r in reports for f in r.findings), key=lambda f: f.sort_key()),
         rules=list(rules.values()),
         errors=[_named(e, name) for name, r in reports for e in r.errors],
-        warnings=[w for _, r in reports for w in r.warnings],
+        warnings=_once([w for _, r in reports for w in r.warnings]),
         objects=sum(r.objects for _, r in reports),
         istio_version=_versions(versions),
         skipped_rules=sorted(set.intersection(*(set(r.skipped_rules) for _, r in reports))),
         collection=clusters.collection,
         unused_exemptions=unused,
     )
+
+
+def _once(problems: list[dict]) -> list[dict]:
+    """Each warning once: the configuration's (an expired exemption) reach every cluster's report."""
+    seen, out = set(), []
+    for problem in problems:
+        key = tuple(sorted((k, str(v)) for k, v in problem.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append(problem)
+    return out
 
 
 def _named(problem: dict, cluster: str) -> dict:

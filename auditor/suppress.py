@@ -6,6 +6,8 @@ Three ways to suppress, each with its reason:
   `mesh-audit.io/ignore-reason`;
 - an exemption in `.mesh-audit.yaml` (optionally expiring);
 - `--ignore RULE[=Kind/namespace/name-glob]` on the command line.
+In an audit of several clusters, a pattern ending in `@cluster-glob` applies to those
+clusters only.
 
 A baseline records the findings of one scan by rule and object identity (never the
 message text); later scans against it count only findings that are new.
@@ -54,7 +56,7 @@ def apply_suppressions(report: Report, snapshot: Snapshot, exemptions: list[Exem
                 reason = subject.annotations.get(IGNORE_REASON) or f"{IGNORE_ANNOTATION} on {f.object}"
                 f.suppressions.append({"kind": "inSource", "source": "annotation", "justification": reason})
         for ex in exemptions:
-            if ex.expired(today) or not ex.matches(f.rule, f.object.path):
+            if ex.expired(today) or not ex.matches(f.rule, f.object.path, f.object.cluster):
                 continue
             ex.matched += 1
             f.suppressions.append({"kind": "external", "source": ex.source, "justification": ex.reason})

@@ -266,6 +266,30 @@ def test_sarif_paths_fingerprints_and_baselines_carry_the_cluster(tmp_path):
     assert new == {("headless-multicluster-ambient", "west"), ("multicluster-ambient", "west")}
 
 
+def test_ignores_and_exemptions_can_name_clusters(tmp_path):
+    result = run("scan", *file_args(), "--istio-version", "1.27.1", "-o", "json",
+                 "--ignore", "headless-multicluster-ambient=Service/shop/db@west",
+                 "--ignore", "multicluster-ambient=Cluster/*@[ec]*")
+    doc = json.loads(result.stdout)
+    suppressed = {(f["rule"], f["object"]["cluster"]) for f in doc["findings"] if f["suppressed"]}
+    assert suppressed == {("headless-multicluster-ambient", "west"), ("multicluster-ambient", "east"),
+                          ("multicluster-ambient", "central")}
+    config = tmp_path / ".mesh-audit.yaml"
+    config.write_text("exemptions:\n"
+                      "  - {rule: mesh-identity-mismatch, object: 'Cluster/*@central', reason: migrating the trust domain}\n"
+                      "  - {rule: service-multicluster-conflict, object: 'Service/shop/*@north', reason: no such cluster,"
+                      " expires: 2020-01-01}\n")
+    result = run("scan", *file_args(), "--istio-version", "1.27.1", "--config", str(config), "-o", "json")
+    doc = json.loads(result.stdout)
+    assert [f["object"]["cluster"] for f in doc["findings"] if f["suppressed"]] == ["central"]
+    assert [w["message"] for w in doc["warnings"]].count(
+        "exemption expired on 2020-01-01 and no longer suppresses: service-multicluster-conflict on Service/shop/*@north "
+        "(until 2020-01-01): "
+        "no such cluster") == 1  # once, though every cluster's audit saw it
+    single = run("scan", "-f", str(MESH / "east.yaml"), "--ignore", "*=Cluster/*@east", "-o", "json")
+    assert not any(f["suppressed"] for f in json.loads(single.stdout)["findings"])  # one cluster has no name
+
+
 def test_explain_takes_the_cluster():
     result = run("explain", "Service/shop/cart", "--cluster", "central", *file_args(), "--istio-version", "1.27.1",
                  "-o", "json")
