@@ -303,10 +303,11 @@ def save_snapshots(sources: dict[str, ClusterSource], path: str) -> dict[str, tu
     cluster that cannot be reached is written with no objects and its gap."""
     from auditor.multicluster import save_clusters
 
-    return save_clusters(sources, path, lambda source, segment, name: save_snapshot(source, segment, cluster=name))
+    names = list(sources)
+    return save_clusters(sources, path, lambda source, segment, name: save_snapshot(source, segment, name, names))
 
 
-def save_snapshot(source: ClusterSource, path: str, cluster: str | None = None):
+def save_snapshot(source: ClusterSource, path: str, cluster: str | None = None, clusters: list[str] | None = None):
     """Collect the cluster and write a snapshot file (`.json`, or `.json.gz` compressed),
     atomically; returns the Collection record (objects counted, gaps). Large lists are
     serialized page by page as they arrive, so memory stays a fraction of the cluster's."""
@@ -318,5 +319,5 @@ def save_snapshot(source: ClusterSource, path: str, cluster: str | None = None):
     live = collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout,
                    progress=Progress() if source.progress else Progress(enabled=False), projected=False,
                    spool=Spool(compress=path.endswith(".gz")))
-    write_snapshot(live, path, cluster)
+    write_snapshot(live, path, cluster, clusters)
     return live

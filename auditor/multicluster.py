@@ -109,7 +109,8 @@ def save_clusters(sources: dict, path: str, save_one) -> dict[str, tuple[dict, i
             try:
                 live = save_one(source, segment, check_name(name))
             except ClusterError as err:
-                write_snapshot(Collection(context=source.context, not_collected=[Gap(EVERYTHING, str(err))]), segment, name)
+                write_snapshot(Collection(context=source.context, not_collected=[Gap(EVERYTHING, str(err))]), segment, name,
+                               list(sources))
                 return "unreachable", segment, (Collection(context=source.context).describe(), 0), str(err)
             except UsageError as err:
                 return "usage", segment, None, str(err)

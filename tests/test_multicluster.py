@@ -159,7 +159,7 @@ def test_one_snapshot_holds_every_cluster_and_scans_like_the_clusters(mesh, tmp_
     assert f"wrote {path}: 3 clusters (east: " in result.stderr
     data = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
     heads = [json.loads(line) for line in data.splitlines() if line.startswith(b'{"kind":"MeshAuditSnapshot"')]
-    assert [(h["cluster"], h["schema_version"]) for h in heads] == [(n, 4) for n in NAMES]
+    assert [(h["cluster"], h["schema_version"], h["clusters"]) for h in heads] == [(n, 4, list(NAMES)) for n in NAMES]
     scanned = run("scan", "--snapshot", str(path), "--istio-version", "1.27.1", "-o", "json")
     doc = json.loads(scanned.stdout)
     assert found(doc) == EXPECTED and scanned.exit_code == 1
@@ -218,6 +218,34 @@ def test_a_cut_snapshot_of_clusters_is_an_error_at_its_line(mesh, tmp_path):
     assert result.exit_code == 2
     assert f"mesh-audit: error: {cut}:" in result.stderr and "cut short" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_cut_compressed_snapshot_of_clusters_is_an_error_however_it_is_given(mesh, tmp_path):
+    _, kubeconfig = mesh
+    path = tmp_path / "mesh.json.gz"
+    run("snapshot", "--kubeconfig", kubeconfig, "--context", "east", "--context", "west", "-o", str(path))
+    data = path.read_bytes()
+    for keep in (len(data) - 200, len(data) // 2):
+        cut = tmp_path / "cut.json.gz"
+        cut.write_bytes(data[:keep])
+        for args in (["--snapshot", str(cut)], ["-f", str(cut)]):
+            result = run("scan", *args)
+            assert result.exit_code == 2, (keep, args, result.stdout)
+            assert "cut short" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_snapshot_of_clusters_cut_between_segments_is_an_error(mesh, tmp_path):
+    _, kubeconfig = mesh
+    for name in ("mesh.json", "mesh.json.gz"):
+        path = tmp_path / name
+        run("snapshot", "--kubeconfig", kubeconfig, "--context", "east", "--context", "west", "-o", str(path))
+        data = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+        first = data[:data.index(b'{"kind":"MeshAuditSnapshot"', 1)]  # east's segment, whole
+        cut = tmp_path / f"cut-{name}"
+        cut.write_bytes(gzip.compress(first) if name.endswith(".gz") else first)
+        result = run("scan", "--snapshot", str(cut))
+        assert result.exit_code == 2
+        assert "the snapshot names the clusters east, west but holds east: it is cut short" in result.stderr
 
 
 def test_files_name_their_cluster_and_must_all_do_so(tmp_path):

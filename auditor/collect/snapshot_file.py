@@ -12,7 +12,8 @@ last-applied annotation), and an end marker:
     {"kind": "MeshAuditSnapshotEnd", "objects": N}
 
 A snapshot of several clusters (version 4) is one such segment per cluster, one after
-the other, each header naming its cluster (`"cluster": "east"`); a reader of version 3
+the other, each header naming its cluster and all of them (`"cluster": "east",
+"clusters": ["east", "west"]`, so a file cut between segments is detected); a reader of version 3
 would stop at the first end marker and miss the rest, hence the new version. Segments
 are read by auditor.collect.sources.load_cluster_snapshot.
 
@@ -49,7 +50,7 @@ CLUSTERS_VERSION = 4
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def header(collection: Collection, cluster: str | None = None) -> dict:
+def header(collection: Collection, cluster: str | None = None, clusters: list[str] | None = None) -> dict:
     out = {
         "kind": KIND,
         "schema_version": CLUSTERS_VERSION if cluster else 3,
@@ -59,10 +60,11 @@ def header(collection: Collection, cluster: str | None = None) -> dict:
     }
     if cluster:
         out["cluster"] = cluster
+        out["clusters"] = list(clusters or [cluster])  # every segment the file holds: a missing one is detected
     return out
 
 
-def write_snapshot(collection: Collection, path: str, cluster: str | None = None) -> None:
+def write_snapshot(collection: Collection, path: str, cluster: str | None = None, clusters: list[str] | None = None) -> None:
     """Header line, then one object per line, then the end marker; through a temporary
     file renamed into place. The collection's spooled pages follow its in-memory objects,
     as they are (already JSON lines; gzip members when compressed, which a gzip reader
@@ -74,7 +76,7 @@ def write_snapshot(collection: Collection, path: str, cluster: str | None = None
     end = orjson.dumps({"kind": END, "objects": collection.object_count}) + b"\n"
     with atomic_file(path) as raw:
         out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if compress else raw
-        out.write(orjson.dumps(header(collection, cluster)) + b"\n")
+        out.write(orjson.dumps(header(collection, cluster, clusters)) + b"\n")
         for obj in collection.objects:
             out.write(orjson.dumps(obj) + b"\n")
         if out is not raw:

@@ -88,16 +88,22 @@ def load_cluster_snapshot(path: str, peek: bool = False):
                 return None
             if peek:
                 return True
-            data = first + fh.read(max_file_bytes() + 1)
+            try:
+                data = first + fh.read(max_file_bytes() + 1)
+            except (OSError, EOFError, zlib.error) as err:  # a snapshot of clusters, cut or damaged
+                raise UsageError(f"the snapshot is cut short or damaged ({err}); it cannot be audited as a whole: "
+                                 "copy it again or take a new snapshot", path) from None
     except (OSError, EOFError, zlib.error):
         return None
     if len(data) > max_file_bytes():
         raise UsageError(f"over the {max_file_bytes() // 1048576:,} MiB limit for one input once decompressed "
                          "(raise MESH_AUDIT_MAX_FILE_MB)", path)
-    members, line = {}, 1
+    members, line, expected = {}, 1, None
     for segment in _segments(data):
         try:
-            name = orjson.loads(segment[:segment.find(b"\n")]).get("cluster")
+            head = orjson.loads(segment[:segment.find(b"\n")])
+            name = head.get("cluster")
+            expected = head.get("clusters") if expected is None else expected
         except orjson.JSONDecodeError:
             name = None
         if not isinstance(name, str) or name in members:
@@ -113,6 +119,10 @@ def load_cluster_snapshot(path: str, peek: bool = False):
         snapshot.errors, snapshot.warnings = result.errors, result.warnings
         members[name] = snapshot
         line += segment.count(b"\n")
+    if isinstance(expected, list) and list(members) != expected:
+        raise UsageError(f"the snapshot names the clusters {', '.join(map(str, expected))} but holds "
+                         f"{', '.join(members)}: it is cut short or pieced together; copy it again or take a new snapshot",
+                         path, line)
     return Clusters(members)
 
 
