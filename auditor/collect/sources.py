@@ -66,13 +66,39 @@ def load_cluster_snapshot(path: str, peek: bool = False):
     """A snapshot of several clusters (version 4: one segment per cluster) as Clusters,
     each cluster's objects read as a single-cluster snapshot's are; None for any other
     file. With `peek`, only whether it is one (its first line is read)."""
-    import gzip
-    import zlib
-
     import orjson
 
     from auditor.clusters import Clusters
-    from auditor.collect.files import _load_snapshot_stream
+
+    data = _clusters_file(path, peek)
+    if data is None or data is True:
+        return data
+    members, line, expected = {}, 1, None
+    for segment in _segments(data):
+        try:
+            head = orjson.loads(segment[:segment.find(b"\n")])
+            name = head.get("cluster")
+            expected = head.get("clusters") if expected is None else expected
+        except orjson.JSONDecodeError:
+            name = None
+        if not isinstance(name, str) or name in members:
+            raise UsageError("a snapshot of several clusters needs a distinct cluster name in every header"
+                             if name in members or name is None else f"cluster {name!r} is not a name", path, line)
+        members[name] = _segment_snapshot(path, segment, line)
+        line += segment.count(b"\n")
+    if isinstance(expected, list) and list(members) != expected:
+        raise UsageError(f"the snapshot names the clusters {', '.join(map(str, expected))} but holds "
+                         f"{', '.join(members)}: it is cut short or pieced together; copy it again or take a new snapshot",
+                         path, line)
+    return Clusters(members)
+
+
+def _clusters_file(path: str, peek: bool):
+    """The (decompressed) bytes of a snapshot of clusters; True for one when peeking, None
+    for any other file. UsageError for one that cannot be read whole."""
+    import gzip
+    import zlib
+
     from auditor.collect.paths import max_file_bytes
     from auditor.collect.snapshot_file import GZIP_MAGIC
 
@@ -81,8 +107,7 @@ def load_cluster_snapshot(path: str, peek: bool = False):
             return None
         with open(path, "rb") as fh:
             compressed = fh.read(2) == GZIP_MAGIC
-        opener = gzip.open if compressed else open
-        with opener(path, "rb") as fh:
+        with (gzip.open if compressed else open)(path, "rb") as fh:
             first = fh.readline(1 << 20)
             if not first.startswith(b'{"kind":"MeshAuditSnapshot"') or b'"cluster":' not in first:
                 return None
@@ -98,32 +123,22 @@ def load_cluster_snapshot(path: str, peek: bool = False):
     if len(data) > max_file_bytes():
         raise UsageError(f"over the {max_file_bytes() // 1048576:,} MiB limit for one input once decompressed "
                          "(raise MESH_AUDIT_MAX_FILE_MB)", path)
-    members, line, expected = {}, 1, None
-    for segment in _segments(data):
-        try:
-            head = orjson.loads(segment[:segment.find(b"\n")])
-            name = head.get("cluster")
-            expected = head.get("clusters") if expected is None else expected
-        except orjson.JSONDecodeError:
-            name = None
-        if not isinstance(name, str) or name in members:
-            raise UsageError("a snapshot of several clusters needs a distinct cluster name in every header"
-                             if name in members or name is None else f"cluster {name!r} is not a name", path, line)
-        result = LoadResult()
-        try:
-            _load_snapshot_stream(path, result, segment)
-        except UsageError as err:
-            raise UsageError(err.message, path, err.line + line - 1 if err.line else line) from None
-        snapshot = result.snapshot()
-        snapshot.collection = {"source": "snapshot", "snapshot": path, **result.snapshots[0][1].describe()}
-        snapshot.errors, snapshot.warnings = result.errors, result.warnings
-        members[name] = snapshot
-        line += segment.count(b"\n")
-    if isinstance(expected, list) and list(members) != expected:
-        raise UsageError(f"the snapshot names the clusters {', '.join(map(str, expected))} but holds "
-                         f"{', '.join(members)}: it is cut short or pieced together; copy it again or take a new snapshot",
-                         path, line)
-    return Clusters(members)
+    return data
+
+
+def _segment_snapshot(path: str, segment: bytes, line: int) -> Snapshot:
+    """One cluster's segment (starting at `line` of the file) read as a snapshot file is."""
+    from auditor.collect.files import _load_snapshot_stream
+
+    result = LoadResult()
+    try:
+        _load_snapshot_stream(path, result, segment)
+    except UsageError as err:
+        raise UsageError(err.message, path, err.line + line - 1 if err.line else line) from None
+    snapshot = result.snapshot()
+    snapshot.collection = {"source": "snapshot", "snapshot": path, **result.snapshots[0][1].describe()}
+    snapshot.errors, snapshot.warnings = result.errors, result.warnings
+    return snapshot
 
 
 def _segments(data: bytes) -> list[bytes]:
