@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from datetime import date
 
+from auditor.collect.excludes import work_tree
 from auditor.locate import place_findings
 from auditor.report import Report
 from auditor.snapshot import Snapshot
@@ -42,17 +43,10 @@ def finish(report: Report, snapshot: Snapshot, settings) -> None:
 
 
 def repository_root(start: str | None = None) -> str:
-    """The top of the git work tree holding `start` (default: the working directory), found
-    as git does, by the `.git` folder or file; else `start` itself."""
+    """The top of the git work tree holding `start` (default: the working directory); else
+    `start` itself."""
     here = os.path.abspath(start or os.curdir)
-    probe = here
-    while True:
-        if os.path.exists(os.path.join(probe, ".git")):
-            return probe
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            return here
-        probe = parent
+    return work_tree(here) or here
 
 
 def _in_scope(obj, namespaces: set[str]) -> bool:

@@ -58,6 +58,25 @@ def where(problem: dict) -> str:
     return problem["message"]
 
 
+def outputs_parser(formats: list[str], example: str):
+    """The callback of a repeatable `-o FORMAT` or `-o FORMAT=FILE` option: a list of
+    (format, file or None for stdout), at most one to stdout (`example` shows another
+    going to a file)."""
+    def parse(ctx, param, values) -> list[tuple[str, str | None]]:
+        outputs = []
+        for value in values or ("table",):
+            fmt, _, path = value.partition("=")
+            if fmt not in formats:
+                raise click.BadParameter(f"{fmt!r} is not one of {', '.join(formats)}", ctx, param)
+            if "=" in value and not path:
+                raise click.BadParameter(f"{value!r} names no file after '='", ctx, param)
+            outputs.append((fmt, path or None))
+        if sum(path is None for _, path in outputs) > 1:
+            raise click.BadParameter(f"only one output can go to stdout; give the others a file: -o {example}", ctx, param)
+        return outputs
+    return parse
+
+
 class VersionType(click.ParamType):
     """An Istio version option: 1.24 or 1.24.2."""
 

@@ -8,23 +8,9 @@ import sys
 import click
 
 from auditor.cli.common import (EXIT_CLUSTER, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, VERSION, call, fail, file_options,
-                                named_paths, report_gaps, rules_dir_option, warn, where, write_output)
+                                named_paths, outputs_parser, report_gaps, rules_dir_option, warn, where, write_output)
 
 FORMATS = ["table", "json", "markdown", "html"]
-
-
-def _outputs(ctx, param, values) -> list[tuple[str, str | None]]:
-    outputs = []
-    for value in values or ("table",):
-        fmt, _, path = value.partition("=")
-        if fmt not in FORMATS:
-            raise click.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", ctx, param)
-        if "=" in value and not path:
-            raise click.BadParameter(f"{value!r} names no file after '='", ctx, param)
-        outputs.append((fmt, path or None))
-    if sum(path is None for _, path in outputs) > 1:
-        raise click.BadParameter("only one output can go to stdout; give the others a file: -o html=plan.html", ctx, param)
-    return outputs
 
 
 @click.command("plan")
@@ -42,7 +28,7 @@ def _outputs(ctx, param, values) -> list[tuple[str, str | None]]:
 @click.option("--istio-version", type=VERSION, help="Plan for this Istio version (the one you run or are about to run).")
 @click.option("--nodes", type=click.IntRange(min=0), metavar="N",
               help="Node count for ztunnel's cost, when the input has no Node list (manifests).")
-@click.option("-o", "--output", "outputs", multiple=True, callback=_outputs, metavar="FORMAT[=FILE]",
+@click.option("-o", "--output", "outputs", multiple=True, callback=outputs_parser(FORMATS, "html=plan.html"), metavar="FORMAT[=FILE]",
               help=f"Plan format ({', '.join(FORMATS)}; default table), to FILE or stdout. Repeatable.")
 @click.option("--emit", "emit_dir", metavar="DIR", type=click.Path(file_okay=False),
               help="Write the change set (manifests per wave and namespace, deletions, README) to DIR.")

@@ -8,24 +8,9 @@ import sys
 import click
 
 from auditor.cli.common import (EXIT_CLUSTER, EXIT_USAGE, VERSION, call, cluster_options, fail, file_options, load_input,
-                                report_gaps, rules_dir_option, warn, where, write_output)
+                                outputs_parser, report_gaps, rules_dir_option, warn, where, write_output)
 
 FORMATS = ["table", "json", "sarif", "junit", "markdown", "github"]
-
-
-def _outputs(ctx, param, values) -> list[tuple[str, str | None]]:
-    """`-o FORMAT` or `-o FORMAT=FILE`, repeatable: (format, file or None for stdout)."""
-    outputs = []
-    for value in values or ("table",):
-        fmt, _, path = value.partition("=")
-        if fmt not in FORMATS:
-            raise click.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", ctx, param)
-        if "=" in value and not path:
-            raise click.BadParameter(f"{value!r} names no file after '='", ctx, param)
-        outputs.append((fmt, path or None))
-    if sum(path is None for _, path in outputs) > 1:
-        raise click.BadParameter("only one output can go to stdout; give the others a file: -o sarif=out.sarif", ctx, param)
-    return outputs
 
 
 @click.command()
@@ -34,7 +19,7 @@ def _outputs(ctx, param, values) -> list[tuple[str, str | None]]:
               help="Manifest file, directory (recursive *.yaml, *.yml, *.json), dump, snapshot or - for stdin. Repeatable.")
 @click.option("--snapshot", "snapshot_path", metavar="FILE", help="Audit a snapshot written by 'mesh-audit snapshot'.")
 @file_options
-@click.option("-o", "--output", "outputs", multiple=True, callback=_outputs, metavar="FORMAT[=FILE]",
+@click.option("-o", "--output", "outputs", multiple=True, callback=outputs_parser(FORMATS, "sarif=out.sarif"), metavar="FORMAT[=FILE]",
               help=f"Report format ({', '.join(FORMATS)}; default table), to FILE or stdout. Repeatable: one scan, "
                    "several reports, e.g. -o sarif=mesh-audit.sarif -o github -o markdown=$GITHUB_STEP_SUMMARY.")
 @click.option("--output-file", type=click.Path(dir_okay=False), help="Write the (one) report here instead of stdout.")

@@ -43,7 +43,7 @@ class Excluder:
         if not self._gitignore:
             return False
         absolute = os.path.abspath(path)
-        root = _work_tree(absolute)
+        root = work_tree(absolute)
         if root is None:
             return False
         if root not in self._ignored:
@@ -58,7 +58,9 @@ class Excluder:
         return any("/".join(parts[:i]) + "/" in ignored for i in range(1, len(parts)))
 
 
-def _work_tree(path: str) -> str | None:
+def work_tree(path: str) -> str | None:
+    """The top of the git work tree holding `path` (a file or folder), found as git does, by
+    the `.git` folder or file; None outside one."""
     probe = path if os.path.isdir(path) else os.path.dirname(path)
     while True:
         if os.path.exists(os.path.join(probe, ".git")):
