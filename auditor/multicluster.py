@@ -142,6 +142,7 @@ def audit_clusters(clusters: Clusters, settings, context_of, evaluate) -> Report
     reports = []
     for name, snapshot in clusters.items():
         report = evaluate(by_name[name])
+        report.warnings = [_in_cluster(w, name) for w in report.warnings]  # what this cluster's objects say
         finish(report, snapshot, replace(settings, baseline=None))
         reports.append((name, report))
     merged = merge(reports, clusters)
@@ -186,8 +187,17 @@ def merge(reports: list[tuple[str, Report]], clusters: Clusters) -> Report:
     )
 
 
+def _in_cluster(warning: dict, cluster: str) -> dict:
+    """A warning about a cluster's objects, naming the cluster where no file does."""
+    out = {**warning, "cluster": cluster}
+    if not out.get("file"):
+        out["message"] = f"cluster {cluster}: {out['message']}"
+    return out
+
+
 def _once(problems: list[dict]) -> list[dict]:
-    """Each warning once: the configuration's (an expired exemption) reach every cluster's report."""
+    """Each warning once: the configuration's (an expired exemption) reach every cluster's
+    report; those about a cluster's own objects name it, so stay apart."""
     seen, out = set(), []
     for problem in problems:
         key = tuple(sorted((k, str(v)) for k, v in problem.items()))

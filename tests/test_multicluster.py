@@ -318,6 +318,18 @@ def test_ignores_and_exemptions_can_name_clusters(tmp_path):
     assert not any(f["suppressed"] for f in json.loads(single.stdout)["findings"])  # one cluster has no name
 
 
+def test_the_same_warning_from_two_clusters_names_each():
+    from auditor.snapshot import K8sObject, Snapshot
+
+    broken = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
+              "data": {"mesh": "trustDomain: [unclosed"}}
+    mesh = Clusters({name: Snapshot([K8sObject(broken)]) for name in ("east", "west")})
+    report = api.audit(mesh)
+    messages = [w["message"] for w in report.warnings]
+    assert [m.split(":")[0] for m in messages] == ["cluster east", "cluster west"]
+    assert all("data.mesh is not valid YAML" in m for m in messages)
+
+
 def test_explain_takes_the_cluster():
     result = run("explain", "Service/shop/cart", "--cluster", "central", *file_args(), "--istio-version", "1.27.1",
                  "-o", "json")
