@@ -53,17 +53,9 @@ def _collect_all(live: list[tuple], load_source) -> list[Snapshot]:
 
     def collect(item) -> tuple:
         """("ok", snapshot) in this process; ("ok", bytes) from a child; or a failure."""
-        from auditor.collect.cluster.kubeconfig import ClusterError
-
-        name, source = item
-        try:
-            snapshot = load_source(source)
-        except ClusterError as err:
-            return "unreachable", str(err)
-        except UsageError as err:
-            return "usage", str(err)
-        if os.getpid() == parent:
-            return "ok", snapshot
+        outcome, snapshot = _attempt(load_source, item[1])
+        if outcome != "ok" or os.getpid() == parent:
+            return outcome, snapshot
         # marshal: the same interpreter reads it back, replicas' shared parts stay shared, and
         # it reads about twice as fast as JSON (the parent's share of the work).
         return "ok", marshal.dumps((snapshot.collection, [o.raw for o in snapshot]))
@@ -71,8 +63,7 @@ def _collect_all(live: list[tuple], load_source) -> list[Snapshot]:
     out: list = [None] * len(live)
     for i, (outcome, value) in as_completed(collect, live):
         name, source = live[i]
-        if outcome == "usage":
-            raise UsageError(f"cluster {name}: {value}")
+        _refuse(name, outcome, value)
         if outcome == "unreachable":
             out[i] = unreachable(source.context, value)
         elif isinstance(value, Snapshot):
@@ -92,7 +83,7 @@ def save_clusters(sources: dict, path: str, save_one) -> dict[str, tuple[dict, i
     import shutil
     import tempfile
 
-    from auditor.collect.cluster.kubeconfig import ClusterError
+    from auditor.collect.cluster.kubeconfig import preload
     from auditor.collect.collection import Collection
     from auditor.collect.snapshot_file import write_snapshot
     from auditor.coverage import Gap
@@ -101,32 +92,46 @@ def save_clusters(sources: dict, path: str, save_one) -> dict[str, tuple[dict, i
 
     if len(sources) < 2:
         raise UsageError("a snapshot of several clusters needs at least two")
+    preload()
     suffix = ".json.gz" if path.endswith(".gz") else ".json"
     with tempfile.TemporaryDirectory(prefix="mesh-audit-snapshot-") as folder:
         def save(item) -> tuple:
             i, (name, source) = item
             segment = os.path.join(folder, f"{i}{suffix}")
-            try:
-                live = save_one(source, segment, check_name(name))
-            except ClusterError as err:
-                write_snapshot(Collection(context=source.context, not_collected=[Gap(EVERYTHING, str(err))]), segment, name,
-                               list(sources))
-                return "unreachable", segment, (Collection(context=source.context).describe(), 0), str(err)
-            except UsageError as err:
-                return "usage", segment, None, str(err)
-            return "ok", segment, (live.describe(), live.object_count), None
+            outcome, value = _attempt(save_one, source, segment, check_name(name))
+            if outcome == "unreachable":  # a segment with no objects and its gap
+                value = Collection(context=source.context, not_collected=[Gap(EVERYTHING, value)])
+                write_snapshot(value, segment, name, list(sources))
+            return outcome, segment, (value.describe(), value.object_count) if outcome != "usage" else value
 
         outcomes = map_shares(save, list(enumerate(sources.items())))
-        for name, (outcome, _, _, message) in zip(sources, outcomes):
-            if outcome == "usage":
-                raise UsageError(f"cluster {name}: {message}")
+        for name, (outcome, _, value) in zip(sources, outcomes):
+            _refuse(name, outcome, value)
         with atomic_file(path) as out:
-            for _, segment, _, _ in outcomes:
+            for _, segment, _ in outcomes:
                 with open(segment, "rb") as part:
                     shutil.copyfileobj(part, out)
-    return {name: (record, count) if outcome == "ok" else
-            ({**record, "not_collected": [Gap(EVERYTHING, message).to_dict()]}, 0)
-            for name, (outcome, _, (record, count), message) in zip(sources, outcomes)}
+    return {name: saved for name, (_, _, saved) in zip(sources, outcomes)}
+
+
+def _attempt(work, *args) -> tuple[str, object]:
+    """("ok", work(*args)), or ("unreachable", why) when the cluster cannot be read, or
+    ("usage", why) for a kubeconfig or context to fix: a value, so that it comes back
+    from a forked child as it is."""
+    from auditor.collect.cluster.kubeconfig import ClusterError
+
+    try:
+        return "ok", work(*args)
+    except ClusterError as err:
+        return "unreachable", str(err)
+    except UsageError as err:
+        return "usage", str(err)
+
+
+def _refuse(name: str, outcome: str, why) -> None:
+    """A kubeconfig or context to fix stops the audit of every cluster (exit 2)."""
+    if outcome == "usage":
+        raise UsageError(f"cluster {name}: {why}")
 
 
 def audit_clusters(clusters: Clusters, settings, context_of, evaluate) -> Report:
