@@ -54,35 +54,46 @@ def items(data, raws: list[Raw]) -> Iterator[tuple[int, int | None, dict, bool]]
     pods and ReplicaSets already cut to what mesh-audit reads; the others are whole. Lines
     are counted as the items go by (one count of newlines over the text in all). `data`:
     bytes, or a read-only mmap of the file (whose pages the caller may drop behind us)."""
-    pos, line, counted = 0, 1, 0
-    count = data.count if isinstance(data, bytes) else (lambda sub, a, b: data[a:b].count(sub))
-    for raw in raws:
-        view = memoryview(raw)
-        at = data.find(bytes(view[:NEEDLE]), pos)
-        if at >= 0:
-            line += count(b"\n", counted, at)
-            counted = pos = at
-            pos += len(view)
-        kind = kind_of(view)
-        out = project_json(view, kind) if kind is not None else None
-        where = line if at >= 0 else None
-        if out is not None:
-            yield at, where, out, True
-        else:
-            yield at, where, orjson.loads(view), False
+    for (at, line), raw in zip(_with_lines(data, _starts(data, raws)), raws):
+        yield (at, line, *_decoded(raw))
 
 
 def starts(data, raws: list[Raw]) -> list[int]:
     """Where each item starts in `data` (-1 where its first bytes are not found), found as
     items() finds them, without decoding or counting lines."""
-    out, pos = [], 0
+    return list(_starts(data, raws))
+
+
+def _starts(data, raws: list[Raw]) -> Iterator[int]:
+    pos = 0
     for raw in raws:
         view = memoryview(raw)
         at = data.find(bytes(view[:NEEDLE]), pos)
         if at >= 0:
             pos = at + len(view)
-        out.append(at)
-    return out
+        yield at
+
+
+def _with_lines(data, offsets) -> Iterator[tuple[int, int | None]]:
+    """(offset, the line it is on) for offsets in increasing order (-1, unknown: line None),
+    newlines counted once from one offset to the next."""
+    count = data.count if isinstance(data, bytes) else (lambda sub, a, b: data[a:b].count(sub))
+    line, counted = 1, 0
+    for at in offsets:
+        if at < 0:
+            yield at, None
+            continue
+        line += count(b"\n", counted, at)
+        counted = at
+        yield at, line
+
+
+def _decoded(raw: Raw) -> tuple[dict, bool]:
+    """(object, projected): a running pod or ReplicaSet straight into its projection, else the whole object."""
+    view = memoryview(raw)
+    kind = kind_of(view)
+    out = project_json(view, kind) if kind is not None else None
+    return (out, True) if out is not None else (orjson.loads(view), False)
 
 
 class _Aside:
@@ -95,22 +106,12 @@ class _Aside:
     def __call__(self, what: str) -> list:
         data, ats = self.data, self.ats
         if what == "lines":
-            count = data.count if isinstance(data, bytes) else (lambda sub, a, b: data[a:b].count(sub))
-            lines, line, counted = [], 1, 0
-            for at in ats:
-                if at >= 0:
-                    line += count(b"\n", counted, at)
-                    counted = at
-                lines.append(line if at >= 0 else None)
-            return lines
+            return [line for _, line in _with_lines(data, ats)]
         out = []
         for i, raw in enumerate(self.raws):
             if self.forget is not None and i % 4096 == 0 and ats[i] > 0:
                 self.forget(data, ats[i])
-            view = memoryview(raw)
-            kind = kind_of(view)
-            obj = project_json(view, kind) if kind is not None else None
-            out.append((obj, True) if obj is not None else (orjson.loads(view), False))
+            out.append(_decoded(raw))
         return out
 
 
@@ -124,15 +125,7 @@ def items_counting_aside(data, raws: list[Raw], forget=None) -> list[tuple[int, 
 
 def lines_at(data: bytes, offsets: list[int]) -> list[int]:
     """The line each offset is on (offsets in increasing order, -1 for unknown: line None)."""
-    lines, line, pos = [], 1, 0
-    for at in offsets:
-        if at < 0:
-            lines.append(None)
-            continue
-        line += data.count(b"\n", pos, at)
-        pos = at
-        lines.append(line)
-    return lines
+    return [line for _, line in _with_lines(data, offsets)]
 
 
 _JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]]')
