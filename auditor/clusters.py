@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Iterator
 
+from auditor.coverage import Gap
 from auditor.errors import UsageError
 from auditor.snapshot import K8sObject, Snapshot
 
@@ -84,6 +85,5 @@ def unreachable(context: str | None, reason: str) -> Snapshot:
     """The snapshot of a cluster that could not be read at all: no objects, one gap."""
     snapshot = Snapshot()
     snapshot.collection = {"source": "cluster", "context": context, "counts": {},
-                           "not_collected": [{"resource": EVERYTHING, "namespace": None, "name": None, "status": None,
-                                              "reason": reason}]}
+                           "not_collected": [Gap(EVERYTHING, reason).to_dict()]}
     return snapshot

@@ -229,6 +229,7 @@ def bench_multicluster(size: str, latencies: tuple[float, ...] = (0.0, 0.02)) ->
 
     import orjson
     import yaml
+    from kube_api.server import mesh_kubeconfig
 
     objects = orjson.loads((ensure_data(size) / "dump.json").read_bytes())["items"]
     objects += [d for d in _yaml_docs(ROOT / "fixtures" / "cluster" / "crds.yaml")]
@@ -236,7 +237,7 @@ def bench_multicluster(size: str, latencies: tuple[float, ...] = (0.0, 0.02)) ->
     out = {"size": size}
     for latency in latencies:
         with tempfile.TemporaryDirectory() as tmp:
-            servers, contexts, clusters, users = [], [], [], []
+            servers, endpoints = [], {}
             for name in ("a", "b", "c"):
                 ready, path = fork.Event(), f"{tmp}/{name}.kubeconfig"
                 proc = fork.Process(target=_serve, args=(objects, path, latency, ready), daemon=True)
@@ -245,12 +246,8 @@ def bench_multicluster(size: str, latencies: tuple[float, ...] = (0.0, 0.02)) ->
                 if not ready.wait(120):
                     raise RuntimeError("an API test server did not start")
                 config = yaml.safe_load(Path(path).read_text())
-                clusters.append({**config["clusters"][0], "name": name})
-                users.append({**config["users"][0], "name": name})
-                contexts.append({"name": name, "context": {"cluster": name, "user": name}})
-            kubeconfig = Path(tmp) / "kubeconfig"
-            kubeconfig.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "clusters": clusters, "users": users,
-                                                  "contexts": contexts, "current-context": "a"}))
+                endpoints[name] = (config["clusters"][0]["cluster"]["server"], config["users"][0]["user"]["token"])
+            kubeconfig = mesh_kubeconfig(Path(tmp) / "kubeconfig", endpoints)
             try:
                 key = f"{int(latency * 1000)}ms"
                 out[f"alone_{key}"], out[f"three_{key}"] = measure_pair(

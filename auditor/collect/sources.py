@@ -136,7 +136,7 @@ def _segment_snapshot(path: str, segment: bytes, line: int) -> Snapshot:
     except UsageError as err:
         raise UsageError(err.message, path, err.line + line - 1 if err.line else line) from None
     snapshot = result.snapshot()
-    snapshot.collection = {"source": "snapshot", "snapshot": path, **result.snapshots[0][1].describe()}
+    snapshot.collection = _collection_of_files(result)
     snapshot.errors, snapshot.warnings = result.errors, result.warnings
     return snapshot
 

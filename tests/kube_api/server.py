@@ -455,25 +455,20 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def mesh_kubeconfig(path: Path, servers: dict, current: str | None = None, unreachable: tuple[str, ...] = ()) -> Path:
-    """A kubeconfig with one context per server (named by its key), as a platform team's
-    kubeconfig holds its clusters; `unreachable` contexts point at a loopback port nothing
-    listens on."""
-    import socket
-
+    """A kubeconfig with one context per server (named by its key; an ApiServer, or the
+    (url, token) of one running elsewhere), as a platform team's kubeconfig holds its
+    clusters; `unreachable` contexts point at a loopback port nothing listens on."""
     ca = base64.b64encode(CA_FILE.read_bytes()).decode()
-    clusters, users, contexts = [], [], []
-    for name, server in servers.items():
-        clusters.append({"name": name, "cluster": {"server": server.url, "certificate-authority-data": ca}})
-        users.append({"name": name, "user": {"token": server.token}})
-        contexts.append({"name": name, "context": {"cluster": name, "user": name}})
+    endpoints = {name: (s.url, s.token) if isinstance(s, ApiServer) else s for name, s in servers.items()}
     for name in unreachable:
         with socket.socket() as probe:  # a port just freed: nothing listens there
             probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        clusters.append({"name": name, "cluster": {"server": f"https://127.0.0.1:{port}", "certificate-authority-data": ca}})
-        users.append({"name": name, "user": {"token": "none"}})
-        contexts.append({"name": name, "context": {"cluster": name, "user": name}})
-    config = {"apiVersion": "v1", "kind": "Config", "clusters": clusters, "users": users, "contexts": contexts,
+            endpoints[name] = (f"https://127.0.0.1:{probe.getsockname()[1]}", "none")
+    config = {"apiVersion": "v1", "kind": "Config",
+              "clusters": [{"name": n, "cluster": {"server": url, "certificate-authority-data": ca}}
+                           for n, (url, _) in endpoints.items()],
+              "users": [{"name": n, "user": {"token": token}} for n, (_, token) in endpoints.items()],
+              "contexts": [{"name": n, "context": {"cluster": n, "user": n}} for n in endpoints],
               "current-context": current or next(iter(servers))}
     path.write_text(yaml.safe_dump(config))
     return path
