@@ -83,6 +83,20 @@ def cluster_parts(path: Path, folder: Path) -> dict[str, list[str]] | None:
     return out
 
 
+class FixtureError(api.UsageError):
+    """A fixture the harness cannot read as written."""
+
+
+def load_fixture(path: Path):
+    """A fixture's objects: a Snapshot, or Clusters for one with `# cluster:` sections.
+    FixtureError for such a fixture with fewer than two."""
+    with tempfile.TemporaryDirectory(prefix="mesh-audit-fixture-") as folder:
+        parts = cluster_parts(path, Path(folder))
+        if parts is not None and len(parts) < 2:
+            raise FixtureError("a fixture of several clusters needs at least two '# cluster:' sections")
+        return api.load(parts if parts else [str(path)])
+
+
 @dataclass
 class Outcome:
     path: Path
@@ -98,12 +112,11 @@ def run_fixture(path: Path, rules: list) -> Outcome:
     """Audit one fixture file with `rules` and compare what its rule finds with its header."""
     rule_id = path.parent.name
     outcome = Outcome(path, rule_id)
-    with tempfile.TemporaryDirectory(prefix="mesh-audit-fixture-") as folder:
-        parts = cluster_parts(path, Path(folder))
-        if parts is not None and len(parts) < 2:
-            outcome.problems.append("a fixture of several clusters needs at least two '# cluster:' sections")
-            return outcome
-        snapshot = api.load(parts if parts else [str(path)])
+    try:
+        snapshot = load_fixture(path)
+    except FixtureError as err:
+        outcome.problems.append(str(err))
+        return outcome
     outcome.problems += [f"input: {e}" for e in snapshot.errors]
     versions = header(path, "istio-version")
     if versions and parse_version(versions[0]) is None:

@@ -8,14 +8,12 @@ namespaces by default would inject it now"; a bare Pod told about "its pod templ
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from auditor import api
 from auditor.rulebook import load_rules
-from auditor.ruletest import cluster_parts, fixture_files, fixture_settings
+from auditor.ruletest import fixture_files, fixture_settings, load_fixture
 from conftest import FIXTURES
 
 RULES = load_rules()
@@ -62,9 +60,7 @@ def has_path(value, segments: list[str]) -> bool:
 
 
 def findings(path):
-    with tempfile.TemporaryDirectory() as folder:
-        parts = cluster_parts(path, Path(folder))  # a fixture of several clusters
-        snapshot = api.load(parts or [str(path)])
+    snapshot = load_fixture(path)  # Clusters, for a fixture of several
     report = api.audit(snapshot, fixture_settings(path, RULES))
     rule = path.parent.name
     for f in report.findings:
