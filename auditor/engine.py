@@ -9,7 +9,8 @@ from auditor.facts.context import Context
 from auditor.facts.subjects import facts_for
 from auditor.report import Finding, ObjectRef, Report
 from auditor.rulebook import SEVERITIES, Rule
-from auditor.rulebook.cel import CelError, get_backend
+from auditor.rulebook.cel import VARIABLES, CelError, get_backend
+from auditor.rulebook.reads import cut, top_reads
 from auditor.snapshot import K8sObject, Snapshot
 from auditor.workers import auto_jobs, map_shares, split
 
@@ -41,8 +42,9 @@ def evaluate(ctx: Context, rules: list[Rule], backend=None, jobs: int | None = N
     # Replicas of one owner with equal signatures are one workload (ctx.workloads):
     # evaluated once, on the first of them, and counted `count` times.
     subjects = [obj for obj in subjects if obj.gk in by_kind and not _is_replica(obj, ctx)]
-    combined = {gk: _combined_program(backend, by_kind[gk]) for gk in {obj.gk for obj in subjects}}
-    evaluator = _Evaluator(backend, ctx, subjects, by_kind, combined)
+    kinds = {obj.gk for obj in subjects}
+    combined = {gk: _combined_program(backend, by_kind[gk]) for gk in kinds}
+    evaluator = _Evaluator(backend, ctx, subjects, by_kind, combined, {gk: _reads(by_kind[gk]) for gk in kinds})
     jobs = (jobs or auto_jobs()) if len(subjects) >= PARALLEL_MIN_SUBJECTS else 1
     if jobs > 1:
         shares = map_shares(evaluator, split([_cost(obj, ctx, by_kind) for obj in subjects], jobs))
@@ -108,8 +110,10 @@ class _Evaluator:
     """Rules on a share of the subjects (given by index): ([(subject, rule, severity,
     message)], [error]). Pure, so shares can run in separate processes."""
 
-    def __init__(self, backend, ctx: Context, subjects: list[K8sObject], by_kind: dict, combined: dict):
+    def __init__(self, backend, ctx: Context, subjects: list[K8sObject], by_kind: dict, combined: dict, reads: dict):
         self.backend, self.ctx, self.subjects, self.by_kind, self.combined = backend, ctx, subjects, by_kind, combined
+        self.reads = reads
+        self.mesh = {gk: cut(ctx.mesh, read["mesh"]) for gk, read in reads.items()}
 
     def __call__(self, share) -> tuple[list[tuple], list[dict]]:
         backend, ctx = self.backend, self.ctx
@@ -117,12 +121,13 @@ class _Evaluator:
         errors: list[dict] = []
         for i in share:
             obj = self.subjects[i]
-            rules_here = self.by_kind[obj.gk]
+            rules_here, reads = self.by_kind[obj.gk], self.reads[obj.gk]
             try:
                 object_facts = facts_for(ctx, obj)
                 if object_facts is None:
                     continue
-                activation = backend.activation({"object": obj.raw, "facts": object_facts, "mesh": ctx.mesh})
+                activation = backend.activation({"object": cut(obj.raw, reads["object"]),
+                                                 "facts": cut(object_facts, reads["facts"]), "mesh": self.mesh[obj.gk]})
             except Exception as err:  # an object shape the facts layer did not foresee must not end the scan
                 errors.append({"kind": "object", "rule": None, "object": obj.ref(),
                                "message": f"facts could not be computed: {err!r}"})
@@ -163,6 +168,19 @@ def _fields(backend, rule: Rule, activation) -> tuple[str, ...]:
     if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
         raise CelError(f"'fields' gave {type(fields).__name__}, not a list of JSON Pointers")
     return tuple(fields)
+
+
+def _reads(rules: list[Rule]) -> dict[str, tuple[str, ...] | None]:
+    """For each variable, the keys the rules of one kind read (rulebook.reads): what an
+    activation passes of it. Kept per list of rules, like the combined programs."""
+    key = tuple(map(id, rules))
+    if key not in _READS:
+        expressions = [text for r in rules for text in (r.when, r.message, r.severity_expression, r.fields) if text]
+        _READS[key] = ({variable: top_reads(expressions, variable) for variable in VARIABLES}, rules)
+    return _READS[key][0]
+
+
+_READS: dict[tuple, tuple] = {}
 
 
 def _combined_program(backend, rules: list[Rule]):

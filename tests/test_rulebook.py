@@ -152,3 +152,46 @@ def test_every_builtin_rule_says_what_a_plan_makes_of_it(rules):
     by_class = {r.id: r.migration for r in rules}
     assert by_class["authz-l7-at-ztunnel"] == "needs-waypoint" and by_class["envoyfilter-ambient"] == "blocked"
     assert by_class["waypoint-sidecar-clients-bypass"] == "order" and by_class["sidecar-resource-ambient"] == "change"
+
+
+@pytest.mark.parametrize("expressions, expected", [
+    (['facts.a == "facts.x" && has(facts.b.c) // facts.z'], ("a", "b")),  # strings and comments are not reads
+    (["facts.workloads.exists(w, w.facts.q)", "x.facts.y + facts.n"], ("workloads", "n")),  # a field named facts is not the variable
+    ([r'r"facts.q" + """facts.w""" + facts.k'], ("k",)),
+    (["object.metadata.name"], ()),
+    (["facts.exists(k, k == 'a')"], None),  # the receiver of a function: read whole
+    (['facts["a"]'], None),
+    (["size(facts) > 0"], None),
+    (["facts.?a.orValue(1)"], None),
+    (['facts.a == "unterminated'], None),
+])
+def test_top_reads_names_the_keys_an_expression_reads(expressions, expected):
+    from auditor.rulebook.reads import top_reads
+
+    assert top_reads(expressions, "facts") == expected
+
+
+@pytest.mark.parametrize("backend_name", available_backends())
+def test_rules_see_every_key_they_read_however_they_read_it(tmp_path, backend_name):
+    """Activations carry only the keys a kind's rules read, except where a rule reads a
+    variable whole: then every rule of the kind sees all of it."""
+    from auditor import engine
+
+    backend = get_backend(backend_name)
+    keyed = VALID.replace("id: demo-rule", "id: keyed-rule").replace(
+        'object.metadata.name == "bad"', 'facts.labels.team == "x" && mesh.root_namespace == "istio-system"').replace(
+        '"namespace " + object.metadata.name', '"namespace " + object.metadata.name + " in " + object.kind')
+    whole = VALID.replace('object.metadata.name == "bad"', "size(facts) > 5 && size(mesh) > 5 && object.size() == 3")
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bad", "labels": {"team": "x"}}}
+    alone = load_rules([write_rule(tmp_path / "alone", keyed, "keyed-rule.yaml").parent], backend=backend)
+    report = audit(snapshot_of(ns), alone, backend=backend)
+    assert [(f.rule, f.message) for f in report.findings] == [("keyed-rule", "namespace bad in Namespace is bad")]
+    assert engine._reads(alone) == {"object": ("metadata", "kind"), "facts": ("labels",), "mesh": ("root_namespace",)}
+
+    write_rule(tmp_path / "both", keyed, "keyed-rule.yaml")
+    both = load_rules([write_rule(tmp_path / "both", whole).parent], backend=backend)
+    report = audit(snapshot_of(ns), both, backend=backend)
+    assert report.errors == []
+    assert sorted((f.rule, f.message) for f in report.findings) == [
+        ("demo-rule", "namespace bad is bad"), ("keyed-rule", "namespace bad in Namespace is bad")]
+    assert engine._reads(both) == {"object": None, "facts": None, "mesh": None}
