@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from typing import Callable, Iterable, Iterator
 
@@ -137,7 +136,7 @@ class Projector:
     so fifty replicas cost one projected pod and fifty small dicts."""
 
     def __init__(self) -> None:
-        self._first: dict[bytes, dict] = {}
+        self._first: dict[bytes, tuple[dict, bytes]] = {}
 
     def __call__(self, raw: dict) -> tuple[dict, bytes | None]:
         """(projected object, signature); the signature only for a running pod. Declared
@@ -151,23 +150,28 @@ class Projector:
 
     def adopt(self, out: dict) -> tuple[dict, bytes | None]:
         """(pod, signature) for a running pod already projected (collect.decode reads pods
-        straight into their projection): its replicas are recognized the same way."""
+        straight into their projection): its replicas are recognized the same way. The
+        signature is the JSON of what replicas share (about a kilobyte), held once: the
+        first pod's text is every replica's signature."""
         meta = out["metadata"]
         try:
-            text = orjson.dumps([out.get("apiVersion"), *(meta.get(k) for k in _SHARED_META), out.get("spec"),
-                                 out.get("status")])  # key order as read: replicas share it
+            text = orjson.dumps((out.get("apiVersion"), meta.get("namespace"), meta.get("labels"), meta.get("annotations"),
+                                 meta.get("ownerReferences"), out.get("spec"), out.get("status")))  # key order as read
         except (TypeError, orjson.JSONEncodeError):  # not JSON-shaped (a hand-written dump): never shared
             return out, None
-        signature = hashlib.blake2b(text, digest_size=16).digest()
-        first = self._first.setdefault(signature, out)
-        if first is out:
-            return out, signature
+        first = self._first.get(text)
+        if first is None:
+            self._first[text] = out, text
+            return out, text
+        first, text = first
         shared = first["metadata"]  # equal to this pod's but for identity (a missing key and null sign alike)
-        out["metadata"] = {k: (shared.get(k, v) if k in _SHARED_META else v) for k, v in meta.items()}
+        for key in _SHARED_META:
+            if key in meta and key in shared:
+                meta[key] = shared[key]
         for key in ("spec", "status"):
-            if key in out:
-                out[key] = first.get(key, out[key])
-        return out, signature
+            if key in out and key in first:
+                out[key] = first[key]
+        return out, text
 
 
 _SHARED_META = ("namespace", "labels", "annotations", "ownerReferences")
