@@ -29,6 +29,7 @@ from auditor.collect.dumps import (BOM, SNAPSHOT_HEAD, load_json_items, load_map
                                    refuse_duplicates)
 from auditor.collect.excludes import Excluder
 from auditor.collect.loaded import LoadResult, add_object
+from auditor.collect import snapshot_shares
 from auditor.collect.paths import STDIN, Expansion, gunzip, read_stream, regular_file_size
 from auditor.collect.render import (NotRendered, RenderSettings, chart_documents, kustomize_documents, render_chart,
                                     render_kustomization)
@@ -67,7 +68,7 @@ def load_paths(paths: list[str], stdin=None, jobs: int | None = None, follow_sym
         shares = _shares(files, jobs)
         if shares is None:
             for path in files:
-                _load_file(path, result, stdin)
+                _load_file(path, result, stdin, jobs or auto_jobs())
             return result
         for part in (p for share in map_shares(_FileShare(files), shares) for p in share):
             result.absorb(part)
@@ -98,7 +99,8 @@ def _built(directory: str) -> tuple[str, str, str]:
     return text, directory, wrapper
 
 
-def _load_file(path: str, result: LoadResult, stdin=None) -> None:
+def _load_file(path: str, result: LoadResult, stdin=None, jobs: int = 1) -> None:
+    """One input into `result`; a large snapshot or JSON dump in up to `jobs` processes."""
     result.files_read += 1
     try:
         if path == STDIN:
@@ -106,7 +108,7 @@ def _load_file(path: str, result: LoadResult, stdin=None) -> None:
         elif regular_file_size(path) is None:  # a pipe named on the command line: -f <(kubectl ...)
             with open(path, "rb") as stream:
                 _load_data([read_stream(stream, path)], path, result)
-        elif not _load_snapshot_stream(path, result) and not load_mapped_dump(path, result):
+        elif not _load_snapshot_stream(path, result, jobs=jobs) and not load_mapped_dump(path, result):
             box = [Path(path).read_bytes()]
             if path.endswith(".gz") and box[0][:2] != GZIP_MAGIC:
                 raise UsageError("named .gz, but not a gzip file (cut short, or renamed?)", path)
@@ -165,29 +167,35 @@ class _FileShare:
         return parts
 
 
-def _load_snapshot_stream(path: str, result: LoadResult, data: bytes | None = None) -> bool:
+def _load_snapshot_stream(path: str, result: LoadResult, data: bytes | None = None, jobs: int = 1) -> bool:
     """Read a snapshot written one object per line (from the file, or from `data` when it
     was read already), projecting objects as they arrive so a large cluster never sits in
-    memory whole. False when it is not such a snapshot."""
+    memory whole; a large file in `jobs` processes. False when it is not such a snapshot."""
+    if data is None and jobs > 1 and snapshot_shares.load_in_shares(path, result, jobs, _add_snapshot_item):
+        return True
     stream = open_snapshot(path, data, decode=projected_line)
     if stream is None:
         return False
     collection, items = stream
     result.snapshots.append((path, collection))
-    objects = result.objects
-    projector = result._project
     for item in items:
-        if isinstance(item, Projected):  # a pod or ReplicaSet read straight into its projection
-            raw, signature = projector.adopt(item.raw) if item.raw["kind"] == "Pod" else (item.raw, None)
-            objects.append(K8sObject(raw, signature=signature))
-            continue
-        kind = item.get("kind") if isinstance(item, dict) else None
-        if kind in ("Pod", "ReplicaSet") and isinstance(item.get("metadata"), dict):
-            item, signature = projector(item)
-            objects.append(K8sObject(item, signature=signature))
-        else:
-            add_object(item, path, None, None, result, from_cluster=True)
+        _add_snapshot_item(item, path, result)
     return True
+
+
+def _add_snapshot_item(item, path: str, result: LoadResult) -> None:
+    """One object of a snapshot: a Projected one (a running pod or ReplicaSet read straight
+    into its projection), or a parsed line."""
+    if isinstance(item, Projected):
+        raw, signature = result._project.adopt(item.raw) if item.raw["kind"] == "Pod" else (item.raw, None)
+        result.objects.append(K8sObject(raw, signature=signature))
+        return
+    kind = item.get("kind") if isinstance(item, dict) else None
+    if kind in ("Pod", "ReplicaSet") and isinstance(item.get("metadata"), dict):
+        item, signature = result._project(item)
+        result.objects.append(K8sObject(item, signature=signature))
+    else:
+        add_object(item, path, None, None, result, from_cluster=True)
 
 
 def _looks_like_json(data: bytes) -> bool:
