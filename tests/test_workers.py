@@ -90,12 +90,13 @@ def test_as_completed_does_a_failed_childs_item_here(forking, how):
 
 @linux_only
 @pytest.mark.parametrize("jobs", [2, 3])
-def test_a_json_dump_with_lines_counted_aside_equals_one_process(forking, monkeypatch, tmp_path, jobs):
-    """Items, byte offsets, lines (counted in a child while the items are decoded), errors
-    and replica signatures: the same as decoding the dump item after item."""
+def test_a_json_dump_decoded_in_shares_equals_one_process(forking, monkeypatch, tmp_path, jobs):
+    """Items, byte offsets, lines (each share counting its own stretch), errors and replica
+    signatures: the same as decoding the dump item after item."""
     import json
 
     from auditor.collect import dumps, json_dump
+    from auditor.snapshot import Projector
 
     write(300, tmp_path / "gen")
     dump = json.loads((tmp_path / "gen" / "dump.json").read_text())
@@ -105,7 +106,12 @@ def test_a_json_dump_with_lines_counted_aside_equals_one_process(forking, monkey
     path.write_text(json.dumps(dump, indent=4))
     data = path.read_bytes()
     raws = json_dump.raw_items(data)
-    assert json_dump.items_counting_aside(data, raws) == list(json_dump.items(data, raws))
+    one = Projector()
+    alone = [(at, line, obj, projected, one.adopt(obj)[1] if projected and obj["kind"] == "Pod" else None)
+             for at, line, obj, projected in json_dump.items(data, raws)]
+    shared = json_dump.items_in_shares(data, raws, jobs, Projector())
+    assert shared == alone
+    assert len({at for at, *_ in shared}) == len(shared) and shared[-1][1] > 10000  # lines of every share
 
     def loaded():
         result = load_paths([str(path)])

@@ -25,7 +25,7 @@ SNAPSHOT_HEAD = b'{"kind":"MeshAuditSnapshot"'
 MAPPED_MIN_BYTES = 64 * 1024 * 1024  # JSON dumps this large are read through a mapping
 # Below this much YAML, parsing a List's items in a second process costs more than it saves.
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
-# And below this much JSON, counting a List's lines in a second process.
+# And below this much JSON, decoding a List's items in a second process.
 PARALLEL_JSON_MIN_BYTES = 64 * 1024 * 1024
 
 
@@ -120,21 +120,27 @@ def load_json_items(data, raws: list, name: str, result: LoadResult, rereadable:
     mapped = data if isinstance(data, mmap.mmap) else None
     jobs = auto_jobs() if len(data) >= PARALLEL_JSON_MIN_BYTES else 1
     if jobs > 1:
-        decoded = json_dump.items_counting_aside(data, raws, _forget if mapped is not None else None)
+        decoded = json_dump.items_in_shares(data, raws, jobs, result._project, _forget if mapped is not None else None)
     else:
-        decoded = json_dump.items(data, raws)
-    for i, (at, line, obj, projected) in enumerate(decoded):
+        decoded = ((at, line, *_signed(obj, projected, result)) for at, line, obj, projected in json_dump.items(data, raws))
+    for i, (at, line, obj, projected, signature) in enumerate(decoded):
         if mapped is not None and jobs == 1 and i % 4096 == 0 and at > 0:
             _forget(mapped, at)
         offsets.append(at)
         lines.append(line)
-        if not projected:
+        if projected:  # its metadata was checked as it was decoded (collect.decode)
+            result.objects.append(K8sObject(obj, name, None, i, signature))
+        else:
             add_object(obj, name, None, i, result)
-            continue
-        # A projected object's metadata was checked as it was decoded (collect.decode).
-        obj, signature = result._project.adopt(obj) if obj["kind"] == "Pod" else (obj, None)
-        result.objects.append(K8sObject(obj, name, None, i, signature))
     result._json_offsets[name] = offsets
+
+
+def _signed(obj: dict, projected: bool, result: LoadResult) -> tuple[dict, bool, bytes | None]:
+    """(object, projected, signature): a running pod recognized as a replica, as items_in_shares signs them."""
+    if projected and obj["kind"] == "Pod":
+        obj, signature = result._project.adopt(obj)
+        return obj, True, signature
+    return obj, projected, None
 
 
 def refuse_duplicates(data: bytes, name: str) -> None:

@@ -5,13 +5,14 @@ C, without decoding them), then each item is decoded on its own, running pods an
 ReplicaSets straight into their projection (collect.decode), and dropped. A 50k-pod dump
 then costs its bytes and the projected objects, not the whole tree of Python objects.
 
-Each item's byte offset is kept; a line number is counted only when a report prints one,
-for all items at once with one `bytes.count` per item (C), never a Python pass over the
-text.
+Each item's byte offset is kept, and its line counted with one `bytes.count` from the
+item before (C), never a Python pass over the text. A large dump's items are decoded in
+contiguous shares by forked processes, each counting the lines of its own stretch.
 """
 
 from __future__ import annotations
 
+import marshal
 import re
 from typing import Any, Iterator, TypedDict
 
@@ -20,7 +21,7 @@ import orjson
 from msgspec import Raw
 
 from auditor.collect.decode import kind_of, project_json
-from auditor.workers import map_shares
+from auditor.workers import map_shares, split
 
 NEEDLE = 64  # bytes of an item searched for to find where it starts
 
@@ -74,18 +75,21 @@ def _starts(data, raws: list[Raw]) -> Iterator[int]:
         yield at
 
 
-def _with_lines(data, offsets) -> Iterator[tuple[int, int | None]]:
+def _with_lines(data, offsets, line: int = 1, counted: int = 0) -> Iterator[tuple[int, int | None]]:
     """(offset, the line it is on) for offsets in increasing order (-1, unknown: line None),
-    newlines counted once from one offset to the next."""
-    count = data.count if isinstance(data, bytes) else (lambda sub, a, b: data[a:b].count(sub))
-    line, counted = 1, 0
+    newlines counted once from one offset to the next; from `line` at offset `counted`."""
     for at in offsets:
         if at < 0:
             yield at, None
             continue
-        line += count(b"\n", counted, at)
+        line += _count(data, counted, at)
         counted = at
         yield at, line
+
+
+def _count(data, start: int, end: int) -> int:
+    """Newlines in data[start:end] (bytes, or an mmap, which counts only through a copy)."""
+    return data.count(b"\n", start, end) if isinstance(data, bytes) else data[start:end].count(b"\n")
 
 
 def _decoded(raw: Raw) -> tuple[dict, bool]:
@@ -96,31 +100,59 @@ def _decoded(raw: Raw) -> tuple[dict, bool]:
     return (out, True) if out is not None else (orjson.loads(view), False)
 
 
-class _Aside:
-    """The two halves of items_counting_aside, run by workers.map_shares: "lines" in a
-    forked child (a list of ints comes back), "items" here."""
+class _Share:
+    """Decodes one contiguous share of the items (workers.map_shares), each signed as
+    items_in_shares says, with its line counted from the share's first item (`origins`).
+    The first share's results stay here; a child's are packed with marshal, which keeps
+    what replicas share shared and is read back far faster than decoding."""
 
-    def __init__(self, data, raws: list[Raw], ats: list[int], forget=None):
-        self.data, self.raws, self.ats, self.forget = data, raws, ats, forget
+    def __init__(self, data, raws: list[Raw], ats: list[int], ranges: list[range], projector, forget=None):
+        self.data, self.raws, self.ats, self.ranges, self.projector, self.forget = data, raws, ats, ranges, projector, forget
+        self.origins = [next((at for at in ats[share.start:] if at >= 0), len(data)) for share in ranges]
 
-    def __call__(self, what: str) -> list:
-        data, ats = self.data, self.ats
-        if what == "lines":
-            return [line for _, line in _with_lines(data, ats)]
-        out = []
-        for i, raw in enumerate(self.raws):
-            if self.forget is not None and i % 4096 == 0 and ats[i] > 0:
-                self.forget(data, ats[i])
-            out.append(_decoded(raw))
-        return out
+    def __call__(self, k: int):
+        data, ats, share, origin = self.data, self.ats, self.ranges[k], self.origins[k]
+        decoded, lines = [], []
+        counted, line = origin, 0
+        for i in share:
+            at = ats[i]
+            if self.forget is not None and i % 4096 == 0 and at > 0:
+                self.forget(data, at)
+            if at >= 0:
+                line += _count(data, counted, at)
+                counted = at
+            lines.append(line if at >= 0 else None)
+            obj, projected = _decoded(self.raws[i])
+            signature = None
+            if projected and obj["kind"] == "Pod":
+                obj, signature = self.projector.adopt(obj)
+            decoded.append((obj, projected, signature))
+        before = _count(data, 0, origin) if k == 0 else 0
+        ahead = line + _count(data, counted, self.origins[k + 1]) if k + 1 < len(self.ranges) else 0
+        if k == 0:
+            return decoded, lines, before, ahead
+        return marshal.dumps((decoded, lines)), None, before, ahead
 
 
-def items_counting_aside(data, raws: list[Raw], forget=None) -> list[tuple[int, int | None, dict, bool]]:
-    """What items() yields, with the lines counted in a forked process while this one
-    decodes the items (a quarter of a large dump's reading is counting newlines)."""
+def items_in_shares(data, raws: list[Raw], jobs: int, projector, forget=None
+                    ) -> list[tuple[int, int | None, dict, bool, bytes | None]]:
+    """(byte offset, line, object, projected, signature) for each item, decoded in `jobs`
+    contiguous shares of about equal bytes, one per process, each counting the lines of
+    its own stretch of the text. Running pods come signed by `projector` (replicas share
+    their parts within a share): what one process reading item after item gives."""
     ats = starts(data, raws)
-    decoded, lines = map_shares(_Aside(data, raws, ats, forget), ["items", "lines"])
-    return [(at, line, obj, projected) for at, line, (obj, projected) in zip(ats, lines, decoded)]
+    ranges = split([len(raw) for raw in raws], jobs)
+    out: list = []
+    line = 1
+    for share, (decoded, lines, before, ahead) in zip(ranges, map_shares(_Share(data, raws, ats, ranges, projector, forget),
+                                                                        range(len(ranges)))):
+        if lines is None:
+            decoded, lines = marshal.loads(decoded)
+        line += before
+        out.extend((at, None if rel is None else line + rel, *entry)
+                   for at, rel, entry in zip(ats[share.start:share.stop], lines, decoded))
+        line += ahead
+    return out
 
 
 def lines_at(data: bytes, offsets: list[int]) -> list[int]:
