@@ -109,3 +109,26 @@ def test_yaml_dump_replicas_are_recognized_too(tmp_path):
     a, b = loaded.objects
     assert a.signature == b.signature and b.raw["spec"] is a.raw["spec"]
     assert a.line < b.line
+
+
+def test_signed_replicas_make_the_workloads_unsigned_pods_make(tmp_path):
+    """Replicas recognized by their loader's signature skip the owner lookup: the workloads,
+    owners and counts are those found by looking every pod up. Finished pods, signed alike,
+    still count for nothing, and a bare pod is its own workload."""
+    from auditor.snapshot import K8sObject, Snapshot
+
+    done = {"status": {"phase": "Succeeded"}}
+    bare = {"metadata.ownerReferences": None}
+    pods = [pod(n) for n in "abc"] + [pod(n, **done) for n in "de"] + [pod(n, **bare) for n in "fg"]
+    project = Projector()
+    signed = [K8sObject(raw, signature=signature) for raw, signature in map(project, pods)]
+    assert len({o.signature for o in signed}) == 3
+
+    def workloads(objects):
+        ctx = Context(Snapshot(objects))
+        return sorted((w.obj.name, w.count, str(w.owner)) for w in ctx.workloads)
+
+    unsigned = [K8sObject(o.raw) for o in signed]
+    assert workloads(signed) == workloads(unsigned) == [
+        ("a", 3, "Owner(api_version='apps/v1', kind='Deployment', namespace='shop', name='web')"),
+        ("f", 1, "None"), ("g", 1, "None")]

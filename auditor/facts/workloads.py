@@ -188,6 +188,20 @@ def is_finished(obj: K8sObject) -> bool:
     return isinstance(status, dict) and status.get("phase") in ("Succeeded", "Failed")
 
 
+def _owner(obj: K8sObject, snapshot: Snapshot, owners: dict) -> Owner | None:
+    """A running pod's top owner, looked up once per controller and template (`owners`)."""
+    ref = _controller_ref(obj)
+    labels = obj.metadata.get("labels")
+    template_hash = labels.get("pod-template-hash") if isinstance(labels, dict) else None
+    owner_key = (obj.namespace, ref.get("kind"), ref.get("name"), template_hash) if ref else None
+    if owner_key is not None and owner_key in owners:
+        return owners[owner_key]
+    owner = top_owner(obj, snapshot)
+    if owner_key is not None:
+        owners[owner_key] = owner
+    return owner
+
+
 def collect_workloads(snapshot: Snapshot) -> tuple[list[Workload], dict[tuple, Workload]]:
     """Every live workload, and the replicas each one stands for.
 
@@ -205,21 +219,14 @@ def collect_workloads(snapshot: Snapshot) -> tuple[list[Workload], dict[tuple, W
             if ref is not None and ref.get("kind") in ("Deployment", "CronJob"):
                 continue
         if obj.kind == "Pod":
-            if is_finished(obj):
-                continue
-            ref = _controller_ref(obj)
-            labels = obj.metadata.get("labels")
-            template_hash = labels.get("pod-template-hash") if isinstance(labels, dict) else None
-            owner_key = (obj.namespace, ref.get("kind"), ref.get("name"), template_hash) if ref else None
-            if owner_key is not None and owner_key in owners:
-                owner = owners[owner_key]
-            else:
-                owner = top_owner(obj, snapshot)
-                if owner_key is not None:
-                    owners[owner_key] = owner
-            signature = None
-            if owner is not None:
-                signature = obj.signature if obj.signature is not None else _signature(obj, owner)
+            # A replica read before, by its loader's signature (which covers owners, labels
+            # and phase, so owner and finishing are the twin's), costs a count and no more.
+            signature, owner = obj.signature, None
+            if signature not in twins:
+                if is_finished(obj):
+                    continue
+                owner = _owner(obj, snapshot, owners)
+                signature = None if owner is None else signature if signature is not None else _signature(obj, owner)
             twin = twins.get(signature) if signature is not None else None
             if twin is not None:
                 twin.count += 1
