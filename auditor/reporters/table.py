@@ -6,7 +6,6 @@ from __future__ import annotations
 from itertools import groupby
 
 import click
-from tabulate import tabulate
 
 from auditor.report import Report, describe_gap
 
@@ -72,6 +71,8 @@ def render(report: Report, color: bool = False) -> str:
         heading = f"{severity.upper()}  {rule}  {titles.get(rule, '')}  ({len(findings)})"
         out.append(click.style(heading, fg=COLOURS[severity], bold=severity == "error") if color else heading)
         rows = [[str(f.object) + (f" ({f.pods} pods)" if f.pods > 1 else ""), _location(f), _message(f)] for f in findings]
+        from tabulate import tabulate  # imported here: a scan that writes no table does not pay for it
+
         table = tabulate(rows, headers=["OBJECT", "LOCATION", "MESSAGE"], tablefmt="simple", maxcolwidths=[None, None, MESSAGE_WIDTH])
         out.append("\n".join("  " + line for line in table.splitlines()))
         out.append("")
