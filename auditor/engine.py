@@ -211,7 +211,7 @@ def _all_conditions(backend, program, rules: list[Rule], activation) -> list | N
         verdicts = backend.evaluate(program, activation)
     except CelError:
         return None
-    if not isinstance(verdicts, list) or len(verdicts) != len(rules) or not all(isinstance(v, bool) for v in verdicts):
+    if not isinstance(verdicts, list) or len(verdicts) != len(rules) or set(map(type, verdicts)) != {bool}:
         return None
     return verdicts
 

@@ -16,6 +16,7 @@ a use of the whole variable.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Iterable
 
 # Strings first (raw and bytes prefixes, triple quotes), then comments, then the tokens
@@ -48,7 +49,8 @@ def top_reads(expressions: Iterable[str], variable: str) -> tuple[str, ...] | No
     return tuple(keys)
 
 
-def _tokens(expression: str) -> list[tuple[str, str]] | None:
+@lru_cache(maxsize=4096)  # a rule's expressions are read once per kind it applies to
+def _tokens(expression: str) -> tuple[tuple[str, str], ...] | None:
     """The expression's names and punctuation that matter, without strings, comments and
     spaces; None when some text is not a token this knows (an unterminated string)."""
     out: list[tuple[str, str]] = []
@@ -63,7 +65,7 @@ def _tokens(expression: str) -> list[tuple[str, str]] | None:
             out.append((kind, match.group()))
         elif kind == "other" and not match.group().isspace():
             out.append(("other", match.group()))
-    return out
+    return tuple(out)
 
 
 def cut(value, keys: tuple[str, ...] | None):
