@@ -110,3 +110,32 @@ def test_parse_floor_helper_reads_all_documents():
     docs = yaml_docs.parse_yaml_documents("a: 1\n---\nb: 2\n")
     assert docs == [{"a": 1}, {"b": 2}]
     assert yaml.safe_load("a: 1") == {"a": 1}
+
+
+def _listed(items: list[str]) -> bytes:
+    return ("apiVersion: v1\nitems:\n" + "".join(items) + 'kind: List\nmetadata:\n  resourceVersion: ""\n').encode()
+
+
+@pytest.mark.parametrize("where", [None, 0, 7])
+def test_a_list_in_shares_checks_each_share_for_yaml_1_1_scalars(monkeypatch, mocker, where):
+    """A kubectl -o yaml List is parsed item by item in shares, each share checking its own
+    text for what yaml-rs would read otherwise; one such item anywhere sends the whole List
+    down the complete path. Either way, the objects and lines are the complete path's."""
+    from auditor.collect import dumps
+
+    items = [f"- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: c{i}\n    namespace: shop\n  data:\n"
+             f"    n: \"{i}\"\n" for i in range(8)]
+    if where is not None:
+        items[where] = items[where].replace('    n: "', "    flag: yes\n    n: \"")
+    data = _listed(items)
+    monkeypatch.setattr(dumps, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(dumps, "auto_jobs", lambda: 2)
+    streamed = mocker.spy(files, "load_yaml_items")
+    result = LoadResult()
+    _load_bytes(data, "x.yaml", result, as_json=False)
+    assert streamed.spy_return is (where is None)
+    fast = [(o.raw, o.line) for o in result.objects]
+    assert fast == load(data, False, monkeypatch)
+    assert len(fast) == 8 and fast[1][1] == (11 if where == 0 else 10)
+    if where is not None:
+        assert fast[where][0]["data"]["flag"] is True

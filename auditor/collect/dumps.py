@@ -71,7 +71,7 @@ def load_yaml_items(listed, name: str, result: LoadResult) -> bool:
     """A kubectl -o yaml List, item by item (never the whole list at once), a large one in
     forked shares; False when an item does not parse alone (nothing is kept then)."""
     jobs = auto_jobs() if len(listed.text) > PARALLEL_MIN_BYTES else 1
-    shares = split([1] * len(listed), jobs) if jobs > 1 else [range(len(listed))]
+    shares = split(listed.sizes(), jobs) if jobs > 1 else [range(len(listed))]
     try:
         parts = map_shares(_YamlShare(listed, name), shares)
     except NotStreamable:

@@ -133,12 +133,13 @@ _DEEP = re.compile(r"\n[ \-?]{%d}" % DEEP_PREFIX)
 _DEEP_FIRST = re.compile(r"[ \-?]{%d}" % DEEP_PREFIX)
 
 
-def _needs_complete_path(chunk: str) -> bool:
+def _needs_complete_path(chunk: str, start: int = 0, end: int | None = None) -> bool:
     """Text yaml-rs and Kubernetes may read differently, whose aliases need checking, or
-    that may nest deeper than yaml-rs can take. Quoted forms ('yes') do not match: they
-    are strings for both."""
-    return (any(pattern.search(chunk) for pattern in _DIFFERENT) or _DEEP.search(chunk) is not None
-            or _DEEP_FIRST.match(chunk) is not None)
+    that may nest deeper than yaml-rs can take (in chunk[start:end], which starts a line).
+    Quoted forms ('yes') do not match: they are strings for both."""
+    end = len(chunk) if end is None else end
+    return (any(pattern.search(chunk, start, end) for pattern in _DIFFERENT) or _DEEP.search(chunk, start, end) is not None
+            or _DEEP_FIRST.match(chunk, start, end) is not None)
 
 
 def _fast_path_possible(text: str) -> bool:
@@ -249,6 +250,13 @@ class ListItems:
     def __len__(self) -> int:
         return len(self.starts)
 
+    def _end(self, i: int) -> int:
+        """Where item i ends."""
+        return self.starts[i + 1] if i + 1 < len(self.starts) else self.end
+
+    def sizes(self) -> list[int]:
+        return [self._end(i) - start for i, start in enumerate(self.starts)]
+
     def parsed(self, share: range | None = None) -> Iterator[tuple[object, int]]:
         """(item, line) of each item of `share` (default all), parsed alone; NotStreamable
         when one does not parse alone."""
@@ -256,13 +264,15 @@ class ListItems:
         share = share if share is not None else range(len(starts))
         if not len(share):
             return
+        if _needs_complete_path(text, starts[share.start], self._end(share.stop - 1)):  # checked here, share by share
+            raise NotStreamable()
         counted = starts[share.start]
         line = text.count("\n", 0, counted) + 1
         for i in share:
             line += text.count("\n", counted, starts[i])
             counted = starts[i]
             try:
-                parsed = _fast_loads(text[starts[i]:starts[i + 1] if i + 1 < len(starts) else self.end])
+                parsed = _fast_loads(text[starts[i]:self._end(i)])
             except Exception:
                 raise NotStreamable() from None
             if not isinstance(parsed, list) or len(parsed) != 1:
@@ -274,8 +284,8 @@ def list_items(text: str) -> ListItems | None:
     """The items of a `kubectl get -o yaml` List, to be parsed each on its own so the whole
     list never sits in memory as objects; None when the text is not such a List laid out
     as kubectl writes it (one document, items as a block sequence at the left margin) or
-    needs the complete path."""
-    if _yaml_rs is None or not _fast_path_possible(text) or "\n---" in text or _needs_complete_path(text):
+    needs the complete path (the items are checked for that as they are parsed)."""
+    if _yaml_rs is None or not _fast_path_possible(text) or "\n---" in text:
         return None
     begin = 0 if text.startswith("items:\n") else text.find("\nitems:\n") + 1
     if begin == 0 and not text.startswith("items:\n"):
@@ -289,8 +299,11 @@ def list_items(text: str) -> ListItems | None:
         pos = text.find("\n- ", pos + 3)
     tail = _ITEMS_END.search(text, starts[-1])
     end = tail.start() + 1 if tail else len(text)
+    rest = text[:begin] + text[end:]
+    if _needs_complete_path(rest):
+        return None
     try:
-        head = _fast_loads(text[:begin] + text[end:])
+        head = _fast_loads(rest)
     except Exception:
         return None
     if not isinstance(head, dict) or not isinstance(head.get("kind"), str) or not head["kind"].endswith("List"):
