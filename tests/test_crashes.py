@@ -203,13 +203,13 @@ def test_an_unreadable_directory_is_named(tmp_path, monkeypatch):
 def test_an_end_of_input_is_never_mistaken_for_ctrl_c(tmp_path, monkeypatch):
     """click turns every EOFError into Abort, which reads as an interruption (130)."""
     from auditor import cli
-    from auditor.collect import files
+    from auditor.collect import files, sources  # sources first: imported later, it would keep the stand-in
 
     def ended(*args, **kwargs):
         raise EOFError("Compressed file ended before the end-of-stream marker was reached")
 
     monkeypatch.setattr(files, "load_paths", ended)
-    monkeypatch.setattr("auditor.collect.sources.load_paths", ended)
+    monkeypatch.setattr(sources, "load_paths", ended)
     monkeypatch.setattr(sys, "argv", ["mesh-audit", "scan", "-f", str(FIXTURES / "demo")])
     exits = []
     monkeypatch.setattr(os, "_exit", lambda code: exits.append(code) or (_ for _ in ()).throw(SystemExit(code)))
