@@ -7,8 +7,8 @@ working tree and with an earlier commit, and compare JSON and SARIF.
 The earlier commit is checked out in a temporary git worktree and run from there with
 `python -m auditor` (no install needed: a checkout finds its rules next to the package).
 Inputs: the bundled demo, and a generated cluster as a snapshot, a `kubectl get -o json`
-dump and a directory of YAML (bench/data/<size>, generated on first use). Exit 1 when
-any report differs, with the first differing line of each.
+dump, a `kubectl get -o yaml` dump and a directory of YAML (bench/data/<size>, generated
+on first use). Exit 1 when any report differs, with the first differing line of each.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def inputs(size: str | None) -> list[list[str]]:
             pods = int(float(size.rstrip("k")) * 1000)
             subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "--pods", str(pods), "--out", str(data)],
                            check=True, stdout=subprocess.DEVNULL)
-        scans += [["--snapshot", str(data / "snapshot.json")], ["-f", str(data / "dump.json")], ["-f", str(data / "yaml")]]
+        scans += [["--snapshot", str(data / "snapshot.json")], ["-f", str(data / "dump.json")], ["-f", str(data / "dump.yaml")],
+                  ["-f", str(data / "yaml")]]
     return scans
 
 
