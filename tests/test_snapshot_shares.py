@@ -72,17 +72,21 @@ def _lines(path):
     return path.read_bytes().splitlines(keepends=True)
 
 
-@pytest.mark.parametrize("damage", ["blank line", "invalid JSON", "not an object", "end marker miscounts",
-                                    "cut before the end marker", "cut mid-line", "more after the end marker"])
-def test_a_damaged_file_is_read_again_by_one_reader(cluster_file, in_shares, tmp_path, damage):
+@pytest.mark.parametrize("damage", ["blank line", "invalid JSON", "not an object", "not a Kubernetes object",
+                                    "end marker miscounts", "cut before the end marker", "cut mid-line",
+                                    "more after the end marker"])
+@pytest.mark.parametrize("share", [0, 1])
+def test_a_damaged_file_is_read_again_by_one_reader(cluster_file, in_shares, tmp_path, damage, share):
     lines = _lines(cluster_file)
-    late = len(lines) * 3 // 4  # in the second share
+    late = len(lines) // 4 if share == 0 else len(lines) * 3 // 4  # in this process's share, or the child's
     if damage == "blank line":
         lines.insert(late, b"\n")
     elif damage == "invalid JSON":
         lines[late] = lines[late][:40] + b"\n"
     elif damage == "not an object":
         lines[late] = b"[1, 2]\n"
+    elif damage == "not a Kubernetes object":
+        lines[late] = b'{"name": "x"}\n'
     elif damage == "end marker miscounts":
         lines[-1] = orjson.dumps({"kind": "MeshAuditSnapshotEnd", "objects": len(lines)}) + b"\n"
     elif damage == "cut before the end marker":
@@ -99,8 +103,8 @@ def test_a_damaged_file_is_read_again_by_one_reader(cluster_file, in_shares, tmp
     assert shared == alone
     if damage == "blank line":  # the single reader skips a blank line
         assert alone[1] == [] and len(alone[0]) == len(lines) - 3
-    elif damage == "not an object":
-        assert alone[2] == [f"{path}: skipped: not a Kubernetes object (needs apiVersion and kind)"]
+    elif damage in ("not an object", "not a Kubernetes object"):
+        assert alone[1] == [] and alone[2] == [f"{path}: skipped: not a Kubernetes object (needs apiVersion and kind)"]
     else:
         assert alone[1] and alone[1][0].startswith(f"{path}:")
 
