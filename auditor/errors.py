@@ -28,6 +28,17 @@ class UsageError(Exception):
 MAX_JSON_DEPTH = 1024
 
 
+def json_line(data: bytes, err) -> int:
+    """The line of orjson's rejection of `data`; for text that is not UTF-8, for which
+    orjson names no place, the line of the first byte that is not."""
+    if "UTF-8" in json_problem(err):
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return data.count(b"\n", 0, bad.start) + 1
+    return err.lineno
+
+
 def json_problem(err) -> str:
     """orjson's reason for rejecting a document, in mesh-audit's words."""
     message = getattr(err, "msg", None) or str(err)

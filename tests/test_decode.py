@@ -138,3 +138,17 @@ def test_a_large_dump_read_through_a_mapping_gives_what_reading_it_gives(tmp_pat
     snapshot_read, snapshot_mapped = read.snapshot(), mapped.snapshot()
     assert [snapshot_mapped.location(o) for o in snapshot_mapped] == [snapshot_read.location(o) for o in snapshot_read]
     assert mapped.object_span(str(path), snapshot_mapped.location(mapped.objects[0])[1])[0] > 0
+
+
+def test_an_item_only_orjson_rejects_leaves_nothing_of_the_item_by_item_reading(tmp_path):
+    """msgspec splits a List whose item holds a string that is not UTF-8; orjson refuses
+    that item, and the whole document is then read the general way, which says where.
+    What the item-by-item reading had added (a warning for an item before it) is forgotten."""
+    path = tmp_path / "bad.json"
+    path.write_bytes(b'{"kind": "List", "items": [\n {"name": "not an object"},\n'
+                     b' {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"},\n'
+                     b'  "data": {"n": "\xff"}}]}\n')
+    result = load_paths([str(path)])
+    assert result.warnings == [] and result.objects == []
+    [error] = [str(e) for e in result.errors]
+    assert error.startswith(f"{path}:4: invalid JSON: str is not valid UTF-8")

@@ -45,11 +45,11 @@ def load_mapped_dump(path: str, result: LoadResult) -> bool:
         if raws is None:
             return False
         _forget(mapped, len(mapped))  # the split touched every page; the items are read again as they go
-        objects, errors = len(result.objects), len(result.errors)
+        mark = result.mark()
         try:
             load_json_items(mapped, raws, path, result, rereadable=True)
         except orjson.JSONDecodeError:
-            del result.objects[objects:], result.errors[errors:]
+            result.rollback(mark)
             return False
         del raws
     finally:

@@ -34,7 +34,7 @@ from auditor.collect.paths import STDIN, Expansion, gunzip, read_stream, regular
 from auditor.collect.render import (NotRendered, RenderSettings, chart_documents, kustomize_documents, render_chart,
                                     render_kustomization)
 from auditor.collect.yaml_docs import documents, is_list, list_items
-from auditor.errors import UsageError, json_problem
+from auditor.errors import UsageError, json_line, json_problem
 from auditor.snapshot import K8sObject
 from auditor.workers import auto_jobs, map_shares, split
 
@@ -222,16 +222,16 @@ def _load_bytes(box: list[bytes] | bytes, name: str, result: LoadResult, as_json
     if as_json:
         raws = json_dump.raw_items(data)
         if raws is not None:
-            objects, errors = len(result.objects), len(result.errors)
+            mark = result.mark()
             try:
                 load_json_items(data, raws, name, result, rereadable)
                 return
             except orjson.JSONDecodeError:  # an item msgspec let through: the whole-document path says what is wrong
-                del result.objects[objects:], result.errors[errors:]
+                result.rollback(mark)
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError as err:
-            raise UsageError(f"invalid JSON: {json_problem(err)}", name, err.lineno) from None
+            raise UsageError(f"invalid JSON: {json_problem(err)}", name, json_line(data, err)) from None
         refuse_duplicates(data, name)
         if not rereadable:
             result._texts[name] = data  # stdin, a pipe or unpacked gzip cannot be read again for item lines

@@ -41,6 +41,15 @@ class LoadResult:
         self.rendered.extend(part.rendered)
         self.not_rendered.extend(part.not_rendered)
 
+    def mark(self) -> tuple[int, int, int]:
+        """Where the objects, warnings and errors stand, for rollback()."""
+        return len(self.objects), len(self.warnings), len(self.errors)
+
+    def rollback(self, mark: tuple[int, int, int]) -> None:
+        """Forget what a reading added since `mark`: another path reads the input again."""
+        objects, warnings, errors = mark
+        del self.objects[objects:], self.warnings[warnings:], self.errors[errors:]
+
     def snapshot(self) -> Snapshot:
         snap = Snapshot(self.objects, line_resolver=self.resolve_line)
         snap.object_span = self.object_span

@@ -58,10 +58,10 @@ def load_in_shares(path: str, result: LoadResult, jobs: int, add) -> bool:
     if header.get("schema_version") != 3 or not isinstance(expected, int):
         return False
     ranges = list(zip(cuts, cuts[1:]))
-    before = len(result.objects), len(result.warnings), len(result.errors)
+    mark = result.mark()
     shares = map_shares(_Share(path, ranges, result, add), range(len(ranges)))
     if any(share is None for share in shares) or not _whole(shares, expected):
-        del result.objects[before[0]:], result.warnings[before[1]:], result.errors[before[2]:]  # the single reader's turn
+        result.rollback(mark)  # the single reader's turn
         return False
     for _, _, packed in shares[1:]:
         result.objects.extend(K8sObject(raw, signature=signature) for raw, signature in marshal.loads(packed))
