@@ -90,7 +90,7 @@ def test_as_completed_does_a_failed_childs_item_here(forking, how):
 
 @linux_only
 @pytest.mark.parametrize("jobs", [2, 3])
-def test_a_json_dump_decoded_in_shares_equals_one_process(forking, monkeypatch, tmp_path, jobs):
+def test_a_json_dump_decoded_in_shares_equals_one_process(forking, monkeypatch, mocker, tmp_path, jobs):
     """Items, byte offsets, lines (each share counting its own stretch), errors and replica
     signatures: the same as decoding the dump item after item."""
     import json
@@ -113,17 +113,18 @@ def test_a_json_dump_decoded_in_shares_equals_one_process(forking, monkeypatch, 
     assert shared == alone
     assert len({at for at, *_ in shared}) == len(shared) and shared[-1][1] > 10000  # lines of every share
 
-    def loaded():
-        result = load_paths([str(path)])
+    def loaded(jobs):
+        result = load_paths([str(path)], jobs=jobs)
         snapshot = result.snapshot()
         return ([(o.key, o.raw, o.line, o.index, o.signature, snapshot.location(o)) for o in snapshot],
                 [str(e) for e in result.errors])
 
     monkeypatch.setattr(dumps, "PARALLEL_JSON_MIN_BYTES", 0)
-    monkeypatch.setattr(dumps, "auto_jobs", lambda: jobs)
-    forked = loaded()
-    monkeypatch.setattr(dumps, "PARALLEL_JSON_MIN_BYTES", 1 << 40)
-    assert forked == loaded()
+    in_shares = mocker.spy(json_dump, "items_in_shares")
+    forked = loaded(jobs)
+    assert in_shares.call_count == 1
+    assert forked == loaded(1)
+    assert in_shares.call_count == 1  # --jobs 1: one process, however large the dump
     assert len(forked[0]) > 400 and forked[1] == [f"{path}:{_line_of(data, 7)}: Pod: metadata.name is the number 5, not a string; kubectl rejects it: quote the value"]
 
 

@@ -129,13 +129,26 @@ def test_a_list_in_shares_checks_each_share_for_yaml_1_1_scalars(monkeypatch, mo
         items[where] = items[where].replace('    n: "', "    flag: yes\n    n: \"")
     data = _listed(items)
     monkeypatch.setattr(dumps, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(dumps, "auto_jobs", lambda: 2)
     streamed = mocker.spy(files, "load_yaml_items")
+    shared = mocker.spy(dumps, "map_shares")
     result = LoadResult()
-    _load_bytes(data, "x.yaml", result, as_json=False)
+    _load_bytes(data, "x.yaml", result, as_json=False, jobs=2)
     assert streamed.spy_return is (where is None)
+    assert len(shared.call_args.args[1]) == 2  # two shares, the second in a child
     fast = [(o.raw, o.line) for o in result.objects]
     assert fast == load(data, False, monkeypatch)
     assert len(fast) == 8 and fast[1][1] == (11 if where == 0 else 10)
     if where is not None:
         assert fast[where][0]["data"]["flag"] is True
+
+
+def test_a_list_is_parsed_by_one_process_under_jobs_1(monkeypatch, mocker):
+    from auditor.collect import dumps
+
+    monkeypatch.setattr(dumps, "PARALLEL_MIN_BYTES", 0)
+    shared = mocker.spy(dumps, "map_shares")
+    result = LoadResult()
+    _load_bytes(_listed([f"- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: n{i}\n" for i in range(4)]),
+                "x.yaml", result, as_json=False, jobs=1)
+    assert [o.name for o in result.objects] == ["n0", "n1", "n2", "n3"]
+    assert len(shared.call_args.args[1]) == 1

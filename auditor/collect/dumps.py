@@ -17,7 +17,7 @@ from auditor.collect.validate import json_duplicate
 from auditor.collect.yaml_docs import NotStreamable
 from auditor.errors import UsageError
 from auditor.snapshot import K8sObject
-from auditor.workers import auto_jobs, map_shares, split
+from auditor.workers import map_shares, split
 
 BOM = b"\xef\xbb\xbf"
 # The start of a snapshot's header line (see snapshot_file).
@@ -29,7 +29,7 @@ PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 PARALLEL_JSON_MIN_BYTES = 64 * 1024 * 1024
 
 
-def load_mapped_dump(path: str, result: LoadResult) -> bool:
+def load_mapped_dump(path: str, result: LoadResult, jobs: int = 1) -> bool:
     """A large `.json` List dump read through a read-only mapping of the file, whose pages
     are dropped behind the reader: memory holds the objects, not the file. False when the
     file is small or not such a dump (the general path reads it)."""
@@ -47,7 +47,7 @@ def load_mapped_dump(path: str, result: LoadResult) -> bool:
         _forget(mapped, len(mapped))  # the split touched every page; the items are read again as they go
         mark = result.mark()
         try:
-            load_json_items(mapped, raws, path, result, rereadable=True)
+            load_json_items(mapped, raws, path, result, rereadable=True, jobs=jobs)
         except orjson.JSONDecodeError:
             result.rollback(mark)
             return False
@@ -67,10 +67,10 @@ def _forget(mapped: mmap.mmap, end: int) -> None:
         mapped.madvise(mmap.MADV_DONTNEED, 0, end)
 
 
-def load_yaml_items(listed, name: str, result: LoadResult) -> bool:
+def load_yaml_items(listed, name: str, result: LoadResult, jobs: int = 1) -> bool:
     """A kubectl -o yaml List, item by item (never the whole list at once), a large one in
     forked shares; False when an item does not parse alone (nothing is kept then)."""
-    jobs = auto_jobs() if len(listed.text) > PARALLEL_MIN_BYTES else 1
+    jobs = jobs if len(listed.text) > PARALLEL_MIN_BYTES else 1
     shares = split(listed.sizes(), jobs) if jobs > 1 else [range(len(listed))]
     try:
         parts = map_shares(_YamlShare(listed, name), shares)
@@ -108,7 +108,7 @@ class _YamlShare:
         return part
 
 
-def load_json_items(data, raws: list, name: str, result: LoadResult, rereadable: bool) -> None:
+def load_json_items(data, raws: list, name: str, result: LoadResult, rereadable: bool, jobs: int = 1) -> None:
     """A JSON List dump (or array), item by item: never the whole document at once."""
     if isinstance(data, bytes):
         refuse_duplicates(data, name)
@@ -118,7 +118,7 @@ def load_json_items(data, raws: list, name: str, result: LoadResult, rereadable:
     lines: list[int | None] = []
     result._json_lines[name] = lines  # filled as the items go by
     mapped = data if isinstance(data, mmap.mmap) else None
-    jobs = auto_jobs() if len(data) >= PARALLEL_JSON_MIN_BYTES else 1
+    jobs = jobs if len(data) >= PARALLEL_JSON_MIN_BYTES else 1
     if jobs > 1:
         decoded = json_dump.items_in_shares(data, raws, jobs, result._project, _forget if mapped is not None else None)
     else:

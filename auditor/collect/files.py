@@ -104,15 +104,15 @@ def _load_file(path: str, result: LoadResult, stdin=None, jobs: int = 1) -> None
     result.files_read += 1
     try:
         if path == STDIN:
-            _load_data([read_stream(stdin or sys.stdin.buffer, STDIN_NAME)], STDIN_NAME, result)
+            _load_data([read_stream(stdin or sys.stdin.buffer, STDIN_NAME)], STDIN_NAME, result, jobs=jobs)
         elif regular_file_size(path) is None:  # a pipe named on the command line: -f <(kubectl ...)
             with open(path, "rb") as stream:
-                _load_data([read_stream(stream, path)], path, result)
-        elif not _load_snapshot_stream(path, result, jobs=jobs) and not load_mapped_dump(path, result):
+                _load_data([read_stream(stream, path)], path, result, jobs=jobs)
+        elif not _load_snapshot_stream(path, result, jobs=jobs) and not load_mapped_dump(path, result, jobs):
             box = [Path(path).read_bytes()]
             if path.endswith(".gz") and box[0][:2] != GZIP_MAGIC:
                 raise UsageError("named .gz, but not a gzip file (cut short, or renamed?)", path)
-            _load_data(box, path, result, as_json=path.endswith(".json"), rereadable=True)
+            _load_data(box, path, result, as_json=path.endswith(".json"), rereadable=True, jobs=jobs)
     except UsageError as err:
         result.errors.append(err)
     except OSError as err:
@@ -122,16 +122,16 @@ def _load_file(path: str, result: LoadResult, stdin=None, jobs: int = 1) -> None
 
 
 def _load_data(box: list[bytes], name: str, result: LoadResult, as_json: bool | None = None,
-               rereadable: bool = False) -> None:
+               rereadable: bool = False, jobs: int = 1) -> None:
     """Bytes already read (`box`, a one-item list: whoever reads them last may drop them):
     gzip is unpacked, a snapshot read as one, anything else as JSON (by name, else by its
-    first character) or YAML."""
+    first character) or YAML; a large dump in up to `jobs` processes."""
     if box[0][:2] == GZIP_MAGIC:
         box[0], as_json, rereadable = gunzip(box[0], name), None, False
     if box[0].startswith(SNAPSHOT_HEAD) and _load_snapshot_stream(name, result, box[0]):
         return
     as_json = _looks_like_json(box[0]) if as_json is None else as_json
-    _load_bytes(box, name, result, as_json=as_json, rereadable=rereadable)
+    _load_bytes(box, name, result, as_json=as_json, rereadable=rereadable, jobs=jobs)
 
 
 def _shares(files: list[str], jobs: int | None) -> list[range] | None:
@@ -210,7 +210,8 @@ def _max_yaml_bytes() -> int:
         return MAX_YAML_MB * 1024 * 1024
 
 
-def _load_bytes(box: list[bytes] | bytes, name: str, result: LoadResult, as_json: bool, rereadable: bool = False) -> None:
+def _load_bytes(box: list[bytes] | bytes, name: str, result: LoadResult, as_json: bool, rereadable: bool = False,
+                jobs: int = 1) -> None:
     """Objects from one input's bytes (taken out of `box`, so a YAML input's bytes are freed
     once decoded to text); `rereadable` when they are the file's own bytes (list items'
     lines are then found later, from the file)."""
@@ -224,7 +225,7 @@ def _load_bytes(box: list[bytes] | bytes, name: str, result: LoadResult, as_json
         if raws is not None:
             mark = result.mark()
             try:
-                load_json_items(data, raws, name, result, rereadable)
+                load_json_items(data, raws, name, result, rereadable, jobs)
                 return
             except orjson.JSONDecodeError:  # an item msgspec let through: the whole-document path says what is wrong
                 result.rollback(mark)
@@ -244,7 +245,7 @@ def _load_bytes(box: list[bytes] | bytes, name: str, result: LoadResult, as_json
         raise UsageError(f"not valid UTF-8 (byte {err.start})", name, line) from None
     del data  # the text is the YAML from here on
     listed = list_items(text)
-    if listed is not None and load_yaml_items(listed, name, result):
+    if listed is not None and load_yaml_items(listed, name, result, jobs):
         return  # a kubectl -o yaml List, item by item: fast at any size
     if len(text) > _max_yaml_bytes():
         raise UsageError(
