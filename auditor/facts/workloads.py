@@ -226,7 +226,7 @@ def collect_workloads(snapshot: Snapshot) -> tuple[list[Workload], dict[tuple, W
                 if is_finished(obj):
                     continue
                 owner = _owner(obj, snapshot, owners)
-                signature = None if owner is None else signature if signature is not None else _signature(obj, owner)
+                signature = (signature or _signature(obj, owner)) if owner is not None else None
             twin = twins.get(signature) if signature is not None else None
             if twin is not None:
                 twin.count += 1
