@@ -144,15 +144,16 @@ class Projector:
         if not is_observed(raw):
             return raw, None
         out = project(raw)
-        if out.get("kind") != "Pod" or out is raw:
-            return out, None
-        return self.adopt(out)
+        return (out, None) if out is raw else self.adopt(out)
 
     def adopt(self, out: dict) -> tuple[dict, bytes | None]:
         """(pod, signature) for a running pod already projected (collect.decode reads pods
         straight into their projection): its replicas are recognized the same way. The
         signature is the JSON of what replicas share (about a kilobyte), held once: the
-        first pod's text is every replica's signature."""
+        first pod's text is every replica's signature. A projected ReplicaSet comes back
+        as it is, with none."""
+        if out.get("kind") != "Pod":
+            return out, None
         meta = out["metadata"]
         try:
             text = orjson.dumps((out.get("apiVersion"), meta.get("namespace"), meta.get("labels"), meta.get("annotations"),

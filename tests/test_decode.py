@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from auditor.collect import json_dump
 from auditor.collect.decode import kind_of, project_json
 from auditor.collect.files import load_paths
-from auditor.snapshot import project
+from auditor.snapshot import Projector, project
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=4))
 anything = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
@@ -94,12 +94,12 @@ def test_dump_items_lines_and_objects_match_the_whole_document_path(tmp_path):
         data = text.encode()
         raws = json_dump.raw_items(data)
         assert raws is not None, name
-        streamed = list(json_dump.items(data, raws))
-        assert [line for _, line, _, _ in streamed] == json_dump.json_item_lines(data)
+        streamed = json_dump.items_in_shares(data, raws, 1, Projector())
+        assert [line for _, line, *_ in streamed] == json_dump.json_item_lines(data)
         whole = orjson.loads(data)
         whole = whole if isinstance(whole, list) else whole["items"]
-        assert [obj["metadata"]["name"] for _, _, obj, _ in streamed] == [o["metadata"]["name"] for o in whole]
-        assert [projected for *_, projected in streamed] == [o["kind"] == "Pod" for o in whole]
+        assert [obj["metadata"]["name"] for _, _, obj, _, _ in streamed] == [o["metadata"]["name"] for o in whole]
+        assert [projected for _, _, _, projected, _ in streamed] == [o["kind"] == "Pod" for o in whole]
 
 
 def test_documents_that_are_not_lists_or_not_json_take_the_general_path(tmp_path):

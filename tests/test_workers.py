@@ -106,9 +106,7 @@ def test_a_json_dump_decoded_in_shares_equals_one_process(forking, monkeypatch, 
     path.write_text(json.dumps(dump, indent=4))
     data = path.read_bytes()
     raws = json_dump.raw_items(data)
-    one = Projector()
-    alone = [(at, line, obj, projected, one.adopt(obj)[1] if projected and obj["kind"] == "Pod" else None)
-             for at, line, obj, projected in json_dump.items(data, raws)]
+    alone = json_dump.items_in_shares(data, raws, 1, Projector())
     shared = json_dump.items_in_shares(data, raws, jobs, Projector())
     assert shared == alone
     assert len({at for at, *_ in shared}) == len(shared) and shared[-1][1] > 10000  # lines of every share
@@ -120,11 +118,11 @@ def test_a_json_dump_decoded_in_shares_equals_one_process(forking, monkeypatch, 
                 [str(e) for e in result.errors])
 
     monkeypatch.setattr(dumps, "PARALLEL_JSON_MIN_BYTES", 0)
-    in_shares = mocker.spy(json_dump, "items_in_shares")
+    shared_out = mocker.spy(json_dump, "map_shares")
     forked = loaded(jobs)
-    assert in_shares.call_count == 1
+    assert len(shared_out.call_args.args[1]) == jobs
     assert forked == loaded(1)
-    assert in_shares.call_count == 1  # --jobs 1: one process, however large the dump
+    assert len(shared_out.call_args.args[1]) == 1  # --jobs 1: one process, however large the dump
     assert len(forked[0]) > 400 and forked[1] == [f"{path}:{_line_of(data, 7)}: Pod: metadata.name is the number 5, not a string; kubectl rejects it: quote the value"]
 
 

@@ -117,15 +117,9 @@ def load_json_items(data, raws: list, name: str, result: LoadResult, rereadable:
     offsets: list[int] = []
     lines: list[int | None] = []
     result._json_lines[name] = lines  # filled as the items go by
-    mapped = data if isinstance(data, mmap.mmap) else None
     jobs = jobs if len(data) >= PARALLEL_JSON_MIN_BYTES else 1
-    if jobs > 1:
-        decoded = json_dump.items_in_shares(data, raws, jobs, result._project, _forget if mapped is not None else None)
-    else:
-        decoded = ((at, line, *_signed(obj, projected, result)) for at, line, obj, projected in json_dump.items(data, raws))
+    decoded = json_dump.items_in_shares(data, raws, jobs, result._project, _forget if isinstance(data, mmap.mmap) else None)
     for i, (at, line, obj, projected, signature) in enumerate(decoded):
-        if mapped is not None and jobs == 1 and i % 4096 == 0 and at > 0:
-            _forget(mapped, at)
         offsets.append(at)
         lines.append(line)
         if projected:  # its metadata was checked as it was decoded (collect.decode)
@@ -133,14 +127,6 @@ def load_json_items(data, raws: list, name: str, result: LoadResult, rereadable:
         else:
             add_object(obj, name, None, i, result)
     result._json_offsets[name] = offsets
-
-
-def _signed(obj: dict, projected: bool, result: LoadResult) -> tuple[dict, bool, bytes | None]:
-    """(object, projected, signature): a running pod recognized as a replica, as items_in_shares signs them."""
-    if projected and obj["kind"] == "Pod":
-        obj, signature = result._project.adopt(obj)
-        return obj, True, signature
-    return obj, projected, None
 
 
 def refuse_duplicates(data: bytes, name: str) -> None:

@@ -187,7 +187,7 @@ def _add_snapshot_item(item, path: str, result: LoadResult) -> None:
     """One object of a snapshot: a Projected one (a running pod or ReplicaSet read straight
     into its projection), or a parsed line."""
     if isinstance(item, Projected):
-        raw, signature = result._project.adopt(item.raw) if item.raw["kind"] == "Pod" else (item.raw, None)
+        raw, signature = result._project.adopt(item.raw)
         result.objects.append(K8sObject(raw, signature=signature))
         return
     kind = item.get("kind") if isinstance(item, dict) else None

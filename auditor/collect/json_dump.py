@@ -50,29 +50,17 @@ def raw_items(data: bytes) -> list[Raw] | None:
     return items if isinstance(kind, str) and kind.endswith("List") and items is not None else None
 
 
-def items(data, raws: list[Raw]) -> Iterator[tuple[int, int | None, dict, bool]]:
-    """(byte offset, line, object, projected) for each item: projected objects are running
-    pods and ReplicaSets already cut to what mesh-audit reads; the others are whole. Lines
-    are counted as the items go by (one count of newlines over the text in all). `data`:
-    bytes, or a read-only mmap of the file (whose pages the caller may drop behind us)."""
-    for (at, line), raw in zip(_with_lines(data, _starts(data, raws)), raws):
-        yield (at, line, *_decoded(raw))
-
-
 def starts(data, raws: list[Raw]) -> list[int]:
-    """Where each item starts in `data` (-1 where its first bytes are not found), found as
-    items() finds them, without decoding or counting lines."""
-    return list(_starts(data, raws))
-
-
-def _starts(data, raws: list[Raw]) -> Iterator[int]:
-    pos = 0
+    """Where each item starts in `data` (-1 where its first bytes are not found), without
+    decoding it: its first bytes searched from where the item before ended."""
+    out, pos = [], 0
     for raw in raws:
         view = memoryview(raw)
         at = data.find(bytes(view[:NEEDLE]), pos)
         if at >= 0:
             pos = at + len(view)
-        yield at
+        out.append(at)
+    return out
 
 
 def _with_lines(data, offsets, line: int = 1, counted: int = 0) -> Iterator[tuple[int, int | None]]:
@@ -123,9 +111,7 @@ class _Share:
                 counted = at
             lines.append(line if at >= 0 else None)
             obj, projected = _decoded(self.raws[i])
-            signature = None
-            if projected and obj["kind"] == "Pod":
-                obj, signature = self.projector.adopt(obj)
+            obj, signature = self.projector.adopt(obj) if projected else (obj, None)
             decoded.append((obj, projected, signature))
         before = _count(data, 0, origin) if k == 0 else 0
         ahead = line + _count(data, counted, self.origins[k + 1]) if k + 1 < len(self.ranges) else 0
