@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 from collections import defaultdict
 
 from auditor import kinds as k
@@ -10,7 +11,7 @@ from auditor.facts.subjects import facts_for
 from auditor.report import Finding, ObjectRef, Report
 from auditor.rulebook import SEVERITIES, Rule
 from auditor.rulebook.cel import VARIABLES, CelError, get_backend
-from auditor.rulebook.reads import cut, top_reads
+from auditor.rulebook.reads import Reads, cut, top_reads
 from auditor.snapshot import K8sObject, Snapshot
 from auditor.workers import auto_jobs, map_shares, split
 
@@ -44,7 +45,7 @@ def evaluate(ctx: Context, rules: list[Rule], backend=None, jobs: int | None = N
     subjects = [obj for obj in subjects if obj.gk in by_kind and not _is_replica(obj, ctx)]
     kinds = {obj.gk for obj in subjects}
     combined = {gk: _combined_program(backend, by_kind[gk]) for gk in kinds}
-    evaluator = _Evaluator(backend, ctx, subjects, by_kind, combined, {gk: _reads(by_kind[gk]) for gk in kinds})
+    evaluator = _Evaluator(backend, ctx, subjects, by_kind, combined, {gk: (_reads(by_kind[gk], when_only=True), _reads(by_kind[gk])) for gk in kinds})
     jobs = (jobs or auto_jobs()) if len(subjects) >= PARALLEL_MIN_SUBJECTS else 1
     if jobs > 1:
         shares = map_shares(evaluator, split([_cost(obj, ctx, by_kind) for obj in subjects], jobs))
@@ -108,12 +109,23 @@ def _is_replica(obj: K8sObject, ctx: Context) -> bool:
 
 class _Evaluator:
     """Rules on a share of the subjects (given by index): ([(subject, rule, severity,
-    message)], [error]). Pure, so shares can run in separate processes."""
+    message)], [error]). Pure, so shares can run in separate processes.
+
+    An object's conditions are evaluated on an activation of only what they read
+    (rulebook.reads, down to the label keys they name), and objects whose such
+    activations are equal share one evaluation: the verdicts are a function of it.
+    Replicas of a template, services alike but for their names, policies alike but for
+    their namespaces are most of a large cluster. Only an object some condition holds
+    for is then evaluated for the message, severity and fields, on an activation of
+    everything its kind's rules read."""
 
     def __init__(self, backend, ctx: Context, subjects: list[K8sObject], by_kind: dict, combined: dict, reads: dict):
         self.backend, self.ctx, self.subjects, self.by_kind, self.combined = backend, ctx, subjects, by_kind, combined
-        self.reads = reads
-        self.mesh = {gk: cut(ctx.mesh, read["mesh"]) for gk, read in reads.items()}
+        self.reads = {gk: read for gk, (_, read) in reads.items()}
+        self.when_reads = {gk: when for gk, (when, _) in reads.items()}
+        self.mesh = {gk: cut(ctx.mesh, read["mesh"]) for gk, read in self.reads.items()}
+        self.when_mesh = {gk: cut(ctx.mesh, when["mesh"]) for gk, when in self.when_reads.items()}
+        self.seen = {gk: _verdict_table(backend, by_kind[gk], mesh) for gk, mesh in self.when_mesh.items()}
 
     def __call__(self, share) -> tuple[list[tuple], list[dict]]:
         backend, ctx = self.backend, self.ctx
@@ -126,13 +138,15 @@ class _Evaluator:
                 object_facts = facts_for(ctx, obj)
                 if object_facts is None:
                     continue
+                verdicts = self._verdicts(obj, object_facts)
+                if verdicts is not None and True not in verdicts:
+                    continue
                 activation = backend.activation({"object": cut(obj.raw, reads["object"]),
                                                  "facts": cut(object_facts, reads["facts"]), "mesh": self.mesh[obj.gk]})
             except Exception as err:  # an object shape the facts layer did not foresee must not end the scan
                 errors.append({"kind": "object", "rule": None, "object": obj.ref(),
                                "message": f"facts could not be computed: {err!r}"})
                 continue
-            verdicts = _all_conditions(backend, self.combined[obj.gk], rules_here, activation)
             for r, rule in enumerate(rules_here):
                 try:
                     hit = verdicts[r] if verdicts is not None else backend.evaluate(rule.programs["when"], activation)
@@ -150,6 +164,49 @@ class _Evaluator:
                     continue
                 hits.append((i, r, severity, message, fields))
         return hits, errors
+
+    def _verdicts(self, obj: K8sObject, object_facts: dict) -> list | None:
+        """Every condition of the object's kind at once (None: evaluate rule by rule),
+        kept by the marshalled values they read, which are equal only for equal values
+        (and not made for what marshal cannot write: such an object is evaluated alone)."""
+        program, rules = self.combined[obj.gk], self.by_kind[obj.gk]
+        if program is None and len(rules) == 1:
+            program = rules[0].programs["when"]
+        elif program is None:
+            return None
+        when = self.when_reads[obj.gk]
+        read = cut(obj.raw, when["object"]), cut(object_facts, when["facts"])
+        try:
+            key = marshal.dumps(read, 2)  # version 2: no back-references, so equal values write equal bytes
+        except ValueError:
+            key = None
+        seen = self.seen[obj.gk]
+        if key in seen:
+            return seen[key]
+        activation = self.backend.activation({"object": read[0], "facts": read[1], "mesh": self.when_mesh[obj.gk]})
+        verdicts = _all_conditions(self.backend, program, rules, activation, single=len(rules) == 1)
+        if key is not None:
+            seen[key] = verdicts
+        return verdicts
+
+
+def _verdict_table(backend, rules: list[Rule], mesh) -> dict[bytes, list | None]:
+    """Where verdicts of these conditions are kept, for one value of what they read of the
+    mesh: shared by every evaluation with the same conditions and mesh (a plan audits the
+    cluster's look-alike objects again for every namespace it moves)."""
+    try:
+        key = (backend, tuple(r.when for r in rules), marshal.dumps(mesh, 2))
+    except ValueError:
+        return {}
+    if key not in _VERDICTS:
+        if len(_VERDICTS) >= MAX_VERDICT_TABLES:  # a long-lived process that has seen many rule sets
+            _VERDICTS.clear()
+        _VERDICTS[key] = {}
+    return _VERDICTS[key]
+
+
+_VERDICTS: dict[tuple, dict[bytes, list | None]] = {}
+MAX_VERDICT_TABLES = 256
 
 
 def _severity(backend, rule: Rule, activation) -> str:
@@ -170,12 +227,14 @@ def _fields(backend, rule: Rule, activation) -> tuple[str, ...]:
     return tuple(fields)
 
 
-def _reads(rules: list[Rule]) -> dict[str, tuple[str, ...] | None]:
-    """For each variable, the keys the rules of one kind read (rulebook.reads): what an
-    activation passes of it. Kept per list of rules, like the combined programs."""
-    key = tuple(map(id, rules))
+def _reads(rules: list[Rule], when_only: bool = False) -> dict[str, Reads | None]:
+    """For each variable, what the rules of one kind read (rulebook.reads), in all their
+    expressions or in their conditions only: what an activation passes of it. Kept per
+    list of rules, like the combined programs."""
+    key = (tuple(map(id, rules)), when_only)
     if key not in _READS:
-        expressions = [text for r in rules for text in (r.when, r.message, r.severity_expression, r.fields) if text]
+        parts = (lambda r: (r.when,)) if when_only else (lambda r: (r.when, r.message, r.severity_expression, r.fields))
+        expressions = [text for r in rules for text in parts(r) if text]
         _READS[key] = ({variable: top_reads(expressions, variable) for variable in VARIABLES}, rules)
     return _READS[key][0]
 
@@ -201,16 +260,18 @@ def _combined_program(backend, rules: list[Rule]):
 _COMBINED: dict[tuple, object] = {}
 
 
-def _all_conditions(backend, program, rules: list[Rule], activation) -> list | None:
-    """The verdicts of the combined program. None when there is none or it fails on this
-    object (a condition errors); the caller then evaluates rule by rule, which names the
-    failing rule."""
+def _all_conditions(backend, program, rules: list[Rule], activation, single: bool = False) -> list | None:
+    """The verdicts of the combined program (or of the one rule's condition, `single`).
+    None when there is none or it fails on this object (a condition errors); the caller
+    then evaluates rule by rule, which names the failing rule."""
     if program is None:
         return None
     try:
         verdicts = backend.evaluate(program, activation)
     except CelError:
         return None
+    if single:
+        verdicts = [verdicts]
     if not isinstance(verdicts, list) or len(verdicts) != len(rules) or set(map(type, verdicts)) != {bool}:
         return None
     return verdicts

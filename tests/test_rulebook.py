@@ -155,20 +155,54 @@ def test_every_builtin_rule_says_what_a_plan_makes_of_it(rules):
 
 
 @pytest.mark.parametrize("expressions, expected", [
-    (['facts.a == "facts.x" && has(facts.b.c) // facts.z'], ("a", "b")),  # strings and comments are not reads
-    (["facts.workloads.exists(w, w.facts.q)", "x.facts.y + facts.n"], ("workloads", "n")),  # a field named facts is not the variable
-    ([r'r"facts.q" + """facts.w""" + facts.k'], ("k",)),
-    (["object.metadata.name"], ()),
+    (['facts.a == "facts.x" && has(facts.b.c) // facts.z'], {"a": None, "b": ("c",)}),  # strings and comments are not reads
+    (["facts.workloads.exists(w, w.facts.q)", "x.facts.y + facts.n"], {"workloads": None, "n": None}),  # a field named facts is not the variable
+    ([r'r"facts.q" + """facts.w""" + facts.k'], {"k": None}),
+    (["object.metadata.name"], {}),
     (["facts.exists(k, k == 'a')"], None),  # the receiver of a function: read whole
     (['facts["a"]'], None),
     (["size(facts) > 0"], None),
     (["facts.?a.orValue(1)"], None),
     (['facts.a == "unterminated'], None),
+    (["facts.a @ 1"], None),  # not CEL this knows
 ])
 def test_top_reads_names_the_keys_an_expression_reads(expressions, expected):
     from auditor.rulebook.reads import top_reads
 
     assert top_reads(expressions, "facts") == expected
+
+
+@pytest.mark.parametrize("expression, labels", [
+    ('"b" in facts.labels && facts.labels["a"] == "x"', ("a", "b")),
+    ("facts.labels.a == 'x' || has(facts.labels.c)", ("a", "c")),
+    ('!("k" in facts.labels) ? facts.labels["j"] : ""', ("j", "k")),
+    ('"k" in facts.labels == true', ("k",)),
+    # anything else reads the labels whole
+    ("facts.labels.size() > 0", None),
+    ("size(facts.labels) > 0", None),
+    ("facts.labels == {}", None),
+    ("facts.labels[facts.key] == 'x'", None),
+    (r'facts.labels["a\"b"] == "x"', None),  # an escape: not a plain literal
+    ("facts.labels[b'a'] == 'x'", None),
+    ('"a" + "k" in facts.labels', None),  # the key is "ak"
+    ('x == "k" in facts.labels', None),  # (x == "k") in facts.labels
+    ('"k" in facts.labels in [true]', None),
+    ("facts.labels.?a.orValue('') == 'x'", None),
+    ('"k" in facts.labels && facts.labels.exists(k, k == "z")', None),  # whole wins over keys
+])
+def test_reads_go_one_level_down_where_keys_are_named(expression, labels):
+    from auditor.rulebook.reads import top_reads
+
+    assert top_reads([expression], "facts") == {"labels": labels, **({"key": None} if "facts.key" in expression else {})}
+
+
+def test_a_cut_keeps_exactly_the_named_keys_a_value_has():
+    from auditor.rulebook.reads import cut
+
+    facts = {"labels": {"a": "1", "b": "2"}, "mode": "ambient", "workloads": [{"a": 1}], "other": 1}
+    reads = {"labels": ("a", "z"), "mode": None, "workloads": ("a",), "missing": ("a",)}
+    assert cut(facts, reads) == {"labels": {"a": "1"}, "mode": "ambient", "workloads": [{"a": 1}]}
+    assert cut(facts, None) is facts and cut([1], reads) == [1]
 
 
 @pytest.mark.parametrize("backend_name", available_backends())
@@ -186,7 +220,8 @@ def test_rules_see_every_key_they_read_however_they_read_it(tmp_path, backend_na
     alone = load_rules([write_rule(tmp_path / "alone", keyed, "keyed-rule.yaml").parent], backend=backend)
     report = audit(snapshot_of(ns), alone, backend=backend)
     assert [(f.rule, f.message) for f in report.findings] == [("keyed-rule", "namespace bad in Namespace is bad")]
-    assert engine._reads(alone) == {"object": ("metadata", "kind"), "facts": ("labels",), "mesh": ("root_namespace",)}
+    assert engine._reads(alone) == {"object": {"metadata": ("name",), "kind": None}, "facts": {"labels": ("team",)},
+                                    "mesh": {"root_namespace": None}}
 
     write_rule(tmp_path / "both", keyed, "keyed-rule.yaml")
     both = load_rules([write_rule(tmp_path / "both", whole).parent], backend=backend)
