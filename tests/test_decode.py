@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditor.collect import json_dump
-from auditor.collect.decode import kind_of, project_json
+from auditor.collect.decode import SnapshotLines, kind_of, project_json
 from auditor.collect.files import load_paths
 from auditor.snapshot import Projector, project
 
@@ -62,6 +62,80 @@ def test_a_list_item_without_kind_takes_the_lists(obj):
     if fast is None:
         return
     assert orjson.dumps(fast) == orjson.dumps(project({**item, "apiVersion": "v1", "kind": "Pod"}))
+
+
+words = st.text(max_size=3)
+identity = st.fixed_dictionaries({}, optional={"name": st.one_of(words, scalars), "uid": scalars, "nodeName": scalars,
+                                              "generateName": st.one_of(words, scalars), "podIP": scalars,
+                                              "phase": scalars, "app": words})  # the last two: not replicas
+# Pods as a cluster holds them (each field of its type), which the fast paths read.
+running_pods = st.fixed_dictionaries({"apiVersion": st.just("v1"), "kind": st.just("Pod"), "metadata": st.fixed_dictionaries(
+    {"name": words}, optional={"generateName": words, "namespace": words, "uid": words,
+                               "labels": st.dictionaries(words, words, max_size=2), "annotations": st.dictionaries(words, words, max_size=2),
+                               "ownerReferences": anything})}, optional={
+    "spec": pod_spec, "status": st.one_of(st.none(), st.fixed_dictionaries({}, optional={"phase": scalars, "podIP": scalars}))})
+
+
+def _reference(lines: list[bytes]) -> list:
+    """What reading each line on its own and adopting it gives."""
+    projector, out = Projector(), []
+    for line in lines:
+        projected = project_json(line)
+        out.append(None if projected is None else projector.adopt(projected))
+    return out
+
+
+def _read(lines: list[bytes]) -> list:
+    reader = SnapshotLines(Projector())
+    return [None if item is None else (item.raw, item.signature) for item in map(reader, lines)]
+
+
+def _as_read(objects: list) -> list:
+    return [None if o is None else (orjson.dumps(o[0]), o[1]) for o in objects]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(running_pods, pods), st.lists(identity, min_size=1, max_size=4),
+       st.lists(st.one_of(running_pods, pods, replica_sets), max_size=2))
+def test_replicas_read_from_their_bytes_equal_replicas_adopted_one_by_one(base, identities, others):
+    """Pods that differ from one read before only in identity and dropped fields, read
+    as replicas of it, give what projecting and adopting each pod gives: values, key
+    order, signatures. (So do pods that differ in a phase or a label: not replicas.)"""
+    lines = []
+    for i, changes in enumerate(identities):
+        pod = json.loads(json.dumps(base))
+        meta, spec, status = pod.get("metadata"), pod.get("spec"), pod.get("status")
+        for key in ("name", "uid", "generateName"):
+            if key in changes and isinstance(meta, dict):
+                meta[key] = changes[key]
+        if "nodeName" in changes and isinstance(spec, dict):
+            spec["nodeName"] = changes["nodeName"]
+        for key in ("podIP", "phase"):
+            if key in changes and isinstance(status, dict):
+                status[key] = changes[key]
+        if "app" in changes and isinstance(meta, dict) and isinstance(meta.get("labels"), dict):
+            meta["labels"]["app"] = changes["app"]
+        lines.append(orjson.dumps(pod))
+        if i < len(others):
+            lines.append(orjson.dumps(others[i]))
+    assert _as_read(_read(lines)) == _as_read(_reference(lines))
+
+
+def test_replicas_share_their_template_and_keep_their_own_identity():
+    def pod(name, env="x", **status):
+        return orjson.dumps({"apiVersion": "v1", "kind": "Pod",
+                             "metadata": {"name": name, "namespace": "ns", "uid": f"u-{name}", "labels": {"app": "a"}},
+                             "spec": {"nodeName": name, "containers": [{"name": "app", "env": [{"name": env}]}]},
+                             "status": {"phase": "Running", "podIP": name, **status}})
+
+    reader = SnapshotLines(Projector())
+    first, twin, other_env, pending = (reader(line) for line in (pod("a"), pod("b"), pod("c", "y"), pod("d", phase="Pending")))
+    assert twin.raw["metadata"] == {"name": "b", "namespace": "ns", "uid": "u-b", "labels": {"app": "a"}}
+    assert twin.raw["spec"] is first.raw["spec"] and twin.raw["metadata"]["labels"] is first.raw["metadata"]["labels"]
+    assert twin.signature is first.signature
+    assert len(reader.templates) == 3  # the env is not read, but its bytes differ: adopted the general way
+    assert other_env.signature == first.signature and other_env.raw["spec"] is first.raw["spec"]
+    assert pending.signature != first.signature and pending.raw["status"] == {"phase": "Pending"}
 
 
 def test_what_the_fast_path_leaves_to_the_general_one():

@@ -21,7 +21,7 @@ import os
 
 import orjson
 
-from auditor.collect.decode import projected_line
+from auditor.collect.decode import SnapshotLines
 from auditor.collect.loaded import LoadResult
 from auditor.collect.paths import max_file_bytes
 from auditor.collect.snapshot_file import END, GZIP_MAGIC, from_document
@@ -99,6 +99,7 @@ class _Share:
         part = self.result if i == 0 else LoadResult()
         before, problems = len(part.objects), len(part.warnings) + len(part.errors)
         count, ended = 0, None
+        read_line = SnapshotLines(part._project)
         with open(self.path, "rb") as fh:
             fh.seek(start)
             at = start
@@ -106,7 +107,7 @@ class _Share:
                 at += len(line)
                 if at > end or ended is not None or not line.endswith(b"\n"):
                     return None  # past the range (a file that grew), after the end marker, or cut short
-                item = projected_line(line)
+                item = read_line(line)
                 if item is None:
                     try:
                         item = orjson.loads(line)
