@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditor.collect import json_dump
-from auditor.collect.decode import SnapshotLines, kind_of, project_json
+from auditor.collect.decode import ProjectingReader, kind_of, project_json
 from auditor.collect.files import load_paths
 from auditor.snapshot import Projector, project
 
@@ -86,7 +86,7 @@ def _reference(lines: list[bytes]) -> list:
 
 
 def _read(lines: list[bytes]) -> list:
-    reader = SnapshotLines(Projector())
+    reader = ProjectingReader(Projector())
     return [None if item is None else (item.raw, item.signature) for item in map(reader, lines)]
 
 
@@ -128,7 +128,7 @@ def test_replicas_share_their_template_and_keep_their_own_identity():
                              "spec": {"nodeName": name, "containers": [{"name": "app", "env": [{"name": env}]}]},
                              "status": {"phase": "Running", "podIP": name, **status}})
 
-    reader = SnapshotLines(Projector())
+    reader = ProjectingReader(Projector())
     first, twin, other_env, pending = (reader(line) for line in (pod("a"), pod("b"), pod("c", "y"), pod("d", phase="Pending")))
     assert twin.raw["metadata"] == {"name": "b", "namespace": "ns", "uid": "u-b", "labels": {"app": "a"}}
     assert twin.raw["spec"] is first.raw["spec"] and twin.raw["metadata"]["labels"] is first.raw["metadata"]["labels"]

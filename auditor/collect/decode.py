@@ -159,7 +159,7 @@ def _spec(spec: dict) -> dict:
 
 class Projected:
     """An object `project_json` read (so its projection already); `signature` when it was
-    adopted by a Projector as it was read (`SnapshotLines`)."""
+    adopted by a Projector as it was read (`ProjectingReader`)."""
 
     __slots__ = ("raw", "signature")
 
@@ -204,10 +204,11 @@ _REPLICA = msgspec.json.Decoder(_Replica)
 _SPEC_ABSENT, _STATUS_NULL = b"\x02", b"\x03"
 
 
-class SnapshotLines:
-    """Reads a snapshot's object lines into the objects one Projector adopts: running Pods
-    and ReplicaSets read straight into their projection (`project_json`), with replicas recognized as they are
-    read (a Projected object with its signature), other lines left to be parsed (None).
+class ProjectingReader:
+    """Reads objects from their JSON (a snapshot's lines, a dump's items) into the objects
+    one Projector adopts: running Pods and ReplicaSets straight into their projection
+    (`project_json`), with replicas recognized as they are read (a Projected object with
+    its signature); anything else is left to be parsed (None).
 
     A pod written with the same bytes as one read before in everything its projection is
     made of (namespace, labels, annotations, owners, containers, host networking, service

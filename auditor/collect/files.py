@@ -24,7 +24,7 @@ from auditor.collect.snapshot_file import (
     open_snapshot,
 )
 from auditor.collect import json_dump
-from auditor.collect.decode import Projected, SnapshotLines
+from auditor.collect.decode import Projected, ProjectingReader
 from auditor.collect.dumps import (BOM, SNAPSHOT_HEAD, load_json_items, load_mapped_dump, load_yaml_items,
                                    refuse_duplicates)
 from auditor.collect.excludes import Excluder
@@ -173,7 +173,7 @@ def _load_snapshot_stream(path: str, result: LoadResult, data: bytes | None = No
     memory whole; a large file in `jobs` processes. False when it is not such a snapshot."""
     if data is None and jobs > 1 and snapshot_shares.load_in_shares(path, result, jobs, _add_snapshot_item):
         return True
-    stream = open_snapshot(path, data, decode=SnapshotLines(result._project))
+    stream = open_snapshot(path, data, decode=ProjectingReader(result._project))
     if stream is None:
         return False
     collection, items = stream

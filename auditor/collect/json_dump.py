@@ -20,7 +20,7 @@ import msgspec
 import orjson
 from msgspec import Raw
 
-from auditor.collect.decode import kind_of, project_json
+from auditor.collect.decode import ProjectingReader
 from auditor.workers import map_shares, split
 
 NEEDLE = 64  # bytes of an item searched for to find where it starts
@@ -80,14 +80,6 @@ def _count(data, start: int, end: int) -> int:
     return data.count(b"\n", start, end) if isinstance(data, bytes) else data[start:end].count(b"\n")
 
 
-def _decoded(raw: Raw) -> tuple[dict, bool]:
-    """(object, projected): a running pod or ReplicaSet straight into its projection, else the whole object."""
-    view = memoryview(raw)
-    kind = kind_of(view)
-    out = project_json(view, kind) if kind is not None else None
-    return (out, True) if out is not None else (orjson.loads(view), False)
-
-
 class _Share:
     """Decodes one contiguous share of the items (workers.map_shares), each signed as
     items_in_shares says, with its line counted from the share's first item (`origins`).
@@ -102,6 +94,7 @@ class _Share:
         data, ats, share, origin = self.data, self.ats, self.ranges[k], self.origins[k]
         decoded, lines = [], []
         counted, line = origin, 0
+        read = ProjectingReader(self.projector)
         for i in share:
             at = ats[i]
             if self.forget is not None and i % 4096 == 0 and at > 0:
@@ -110,9 +103,9 @@ class _Share:
                 line += _count(data, counted, at)
                 counted = at
             lines.append(line if at >= 0 else None)
-            obj, projected = _decoded(self.raws[i])
-            obj, signature = self.projector.adopt(obj) if projected else (obj, None)
-            decoded.append((obj, projected, signature))
+            view = memoryview(self.raws[i])
+            item = read(view)  # a running pod or ReplicaSet straight into its projection, else the whole object
+            decoded.append((orjson.loads(view), False, None) if item is None else (item.raw, True, item.signature))
         before = _count(data, 0, origin) if k == 0 else 0
         ahead = line + _count(data, counted, self.origins[k + 1]) if k + 1 < len(self.ranges) else 0
         if k == 0:

@@ -21,7 +21,7 @@ import os
 
 import orjson
 
-from auditor.collect.decode import SnapshotLines
+from auditor.collect.decode import ProjectingReader
 from auditor.collect.loaded import LoadResult
 from auditor.collect.paths import max_file_bytes
 from auditor.collect.snapshot_file import END, GZIP_MAGIC, from_document
@@ -99,7 +99,7 @@ class _Share:
         part = self.result if i == 0 else LoadResult()
         before, problems = len(part.objects), len(part.warnings) + len(part.errors)
         count, ended = 0, None
-        read_line = SnapshotLines(part._project)
+        read_line = ProjectingReader(part._project)
         with open(self.path, "rb") as fh:
             fh.seek(start)
             at = start
