@@ -230,3 +230,49 @@ def test_rules_see_every_key_they_read_however_they_read_it(tmp_path, backend_na
     assert sorted((f.rule, f.message) for f in report.findings) == [
         ("demo-rule", "namespace bad is bad"), ("keyed-rule", "namespace bad in Namespace is bad")]
     assert engine._reads(both) == {"object": None, "facts": None, "mesh": None}
+
+
+def test_the_catalog_lists_every_builtin_rule_as_validated_and_reads_it_the_same_short_way():
+    """Built-in rules whose text was validated in full skip that at scan time: the list is
+    current, and a rule reads the same either way."""
+    from dataclasses import fields
+
+    from conftest import ROOT
+
+    from auditor.rulebook import builtin_rules_dir, catalog_digests, load_rule_file, rule_files
+    from auditor.rulebook.catalog import DIGESTS, validated
+
+    assert (ROOT / "rules" / DIGESTS).read_text() == catalog_digests(builtin_rules_dir()), (
+        "rules/validated.sha256 is stale: run `python scripts/rule-digests.py > rules/validated.sha256`")
+    known = validated(builtin_rules_dir())
+    paths = rule_files(builtin_rules_dir())
+    assert len(paths) == len(known) == 62
+    for path in paths:
+        full, short = load_rule_file(path), load_rule_file(path, validated=known)
+        for f in fields(full):
+            if f.name != "programs":
+                value = (lambda r: str(getattr(r, f.name))) if f.name == "istio" else (lambda r: getattr(r, f.name))
+                assert value(full) == value(short), (path, f.name)
+        assert sorted(full.programs) == sorted(short.programs), path
+
+
+def test_only_text_validated_as_it_is_skips_the_checks(tmp_path, mocker):
+    """A built-in file edited after validation (or never listed) is read the full way,
+    which reports what is wrong at its line; one listed is read the short way."""
+    from auditor import rulebook
+    from auditor.rulebook.catalog import DIGESTS, digest
+
+    good = write_rule(tmp_path, VALID)
+    folder = good.parent
+    (folder / DIGESTS).write_text(f"{digest(VALID)}  demo-rule.yaml\n")
+    mocker.patch.object(rulebook, "builtin_rules_dir", lambda: folder)
+    spy = mocker.spy(rulebook, "check_schema")
+    assert [r.id for r in rulebook.load_rules([folder])] == ["demo-rule"] and spy.call_count == 0
+    good.write_text(VALID.replace("severity: warning", "severity: fatal"))  # edited after it was listed
+    with pytest.raises(UsageError) as info:
+        rulebook.load_rules([folder])
+    assert str(info.value) == f"{good}:3: 'severity' must be one of error, warning, info, not 'fatal'"
+    good.write_text(VALID.replace('== "bad"', '== "bad" &&'))  # listed, yet it does not compile
+    (folder / DIGESTS).write_text(f"{digest(good.read_text())}  demo-rule.yaml\n")
+    with pytest.raises(UsageError, match=r"demo-rule.yaml:6: 'when' is not valid CEL"):
+        rulebook.load_rules([folder])

@@ -9,6 +9,7 @@ import yaml
 
 from auditor.errors import UsageError
 from auditor.kinds import WORKLOAD_GKS
+from auditor.rulebook.catalog import digest, validated
 from auditor.rulebook.cel import CelError, get_backend
 from auditor.schemas import check_schema, load_schema, node_line
 from auditor.versions import VersionRange
@@ -94,13 +95,19 @@ def _value_line(node, key: str) -> int:
     return node.start_mark.line + 1
 
 
-def load_rule_file(path: Path, category: str | None = None, backend=None) -> Rule:
-    """Parse, validate and compile one rule file; every problem raises UsageError with file:line."""
+def load_rule_file(path: Path, category: str | None = None, backend=None, validated: frozenset[str] = frozenset()) -> Rule:
+    """Parse, validate and compile one rule file; every problem raises UsageError with file:line.
+    A file whose text has one of the `validated` digests (the built-in catalog's,
+    rulebook.catalog) is read without the line-tracking parse and the schema pass."""
     name = str(path)
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read rule file: {err}", name) from None
+    if validated and digest(text) in validated:
+        rule = _load_checked(text, path, category, backend)
+        if rule is not None:
+            return rule
     node, data = load_yaml(text, name, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     if not isinstance(data, dict) or node is None:
         raise UsageError("a rule file must be a YAML mapping", name, 1)
@@ -109,26 +116,45 @@ def load_rule_file(path: Path, category: str | None = None, backend=None) -> Rul
         istio = VersionRange(data.get("istio", "all"))
     except ValueError as err:
         raise UsageError(f"'istio' {err}", name, node_line(node, ["istio"])) from None
-
-    rule = Rule(
-        id=data["id"], title=data["title"], severity=data["severity"], applies_to=data["applies_to"],
-        when=data["when"], message=data["message"], rationale=data["rationale"], remediation=data["remediation"],
-        references=data["references"], istio=istio, path=name, category=category or path.parent.name,
-        tags=data.get("tags", []), aliases=data.get("aliases", []), confidence=data.get("confidence", "high"),
-        severity_expression=data.get("severity_expression"), fields=data.get("fields"),
-        migration=data.get("migration", "change"),
-    )
-    backend = backend or get_backend()
-    rule.backend = backend
-    for key in ("when", "message", "severity_expression", "fields"):
+    rule = _rule(data, path, category, istio, backend)
+    for key in _EXPRESSIONS:
         expression = data.get(key)
         if expression is None:
             continue
         try:
-            rule.programs[key] = backend.compile(expression)
+            rule.programs[key] = rule.backend.compile(expression)
         except CelError as err:
             raise UsageError(f"'{key}' is not valid CEL: {err}", name, _value_line(node, key)) from None
     return rule
+
+
+_EXPRESSIONS = ("when", "message", "severity_expression", "fields")
+
+
+def _rule(data: dict, path: Path, category: str | None, istio: VersionRange, backend) -> Rule:
+    """The rule a validated mapping describes, its expressions not yet compiled."""
+    rule = Rule(
+        id=data["id"], title=data["title"], severity=data["severity"], applies_to=data["applies_to"],
+        when=data["when"], message=data["message"], rationale=data["rationale"], remediation=data["remediation"],
+        references=data["references"], istio=istio, path=str(path), category=category or path.parent.name,
+        tags=data.get("tags", []), aliases=data.get("aliases", []), confidence=data.get("confidence", "high"),
+        severity_expression=data.get("severity_expression"), fields=data.get("fields"),
+        migration=data.get("migration", "change"),
+    )
+    rule.backend = backend or get_backend()
+    return rule
+
+
+def _load_checked(text: str, path: Path, category: str | None, backend) -> Rule | None:
+    """A validated rule read the short way; None when anything still fails (the caller
+    then reads it the full way, which names the problem and its line)."""
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        rule = _rule(data, path, category, VersionRange(data.get("istio", "all")), backend)
+        rule.programs = {key: rule.backend.compile(data[key]) for key in _EXPRESSIONS if data.get(key) is not None}
+        return rule
+    except Exception:  # noqa: BLE001 - whatever it is, the full way reports it
+        return None
 
 
 def rule_files(directory: Path) -> list[Path]:
@@ -143,9 +169,11 @@ def load_rules(directories: list[Path] | None = None, backend=None) -> list[Rule
     directories = directories if directories is not None else [builtin_rules_dir()]
     rules: dict[str, Rule] = {}
     names: dict[str, str] = {}
+    builtin = builtin_rules_dir().resolve()
     for directory in directories:
+        known = validated(builtin) if Path(directory).resolve() == builtin else frozenset()
         for path in rule_files(Path(directory)):
-            rule = load_rule_file(path, backend=backend)
+            rule = load_rule_file(path, backend=backend, validated=known)
             if path.stem != rule.id:
                 raise UsageError(f"rule id '{rule.id}' does not match the file name '{path.name}'", str(path), 1)
             for name in [rule.id, *rule.aliases]:
@@ -154,6 +182,16 @@ def load_rules(directories: list[Path] | None = None, backend=None) -> list[Rule
                 names[name] = str(path)
             rules[rule.id] = rule
     return [rules[k] for k in sorted(rules)]
+
+
+def catalog_digests(directory: Path) -> str:
+    """The digest list of a catalog (rulebook.catalog), each file validated the full way
+    first (UsageError for the first that fails)."""
+    lines = []
+    for path in rule_files(directory):
+        load_rule_file(path)
+        lines.append(f"{digest(path.read_text('utf-8'))}  {path.relative_to(directory).as_posix()}")
+    return "\n".join(lines) + "\n"
 
 
 def validate_rule_files(paths: list[Path]) -> tuple[int, list[str]]:

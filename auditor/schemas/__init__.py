@@ -7,7 +7,6 @@ import json
 from functools import lru_cache
 from importlib import resources
 
-import jsonschema
 import yaml
 
 from auditor.errors import UsageError
@@ -37,7 +36,8 @@ def node_line(node, path) -> int:
     return line
 
 
-def explain_error(error: jsonschema.ValidationError) -> str:
+def explain_error(error) -> str:
+    """A jsonschema ValidationError in a sentence."""
     where = ".".join(str(p) for p in error.absolute_path)
     if "errorMessage" in error.schema:
         return f"'{where}' {error.schema['errorMessage']}"
@@ -71,6 +71,8 @@ def _json_type(value) -> str:
 
 def check_schema(data, node, schema: dict, name: str) -> None:
     """Raise UsageError for the first schema violation, at the line of the offending key."""
+    import jsonschema  # about 70 ms to import: only for files that need checking
+
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(data), key=lambda e: (node_line(node, e.absolute_path), str(e.message)))
     if errors:
