@@ -7,6 +7,8 @@ import gzip
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 
 from auditor.cli import cli
@@ -124,3 +126,97 @@ def test_version_2_snapshots_are_still_read(tmp_path):
     result = load_paths([str(tmp_path / "v2.json")])
     assert [o.name for o in result.objects] == ["shop", "cart", "cart"] and result.errors == []
     assert [g.resource for g in result.snapshots[0][1].not_collected] == ["pods"]
+
+
+def _schema_validates(header: dict) -> bool:
+    import jsonschema
+
+    from auditor.schemas import load_schema
+
+    return jsonschema.Draft202012Validator(load_schema("snapshot.schema.json")).is_valid(header)
+
+
+_text = st.text(max_size=3)
+_maybe_text = st.one_of(st.none(), _text)
+_name = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
+_gap = st.fixed_dictionaries({"resource": _text, "reason": _text}, optional={
+    "namespace": _maybe_text, "name": _maybe_text, "status": st.one_of(st.none(), st.integers(0, 600))})
+# Headers the schema accepts, each of its properties present or not.
+_headers = st.fixed_dictionaries({
+    "kind": st.just("MeshAuditSnapshot"), "schema_version": st.integers(1, 9),
+    "collection": st.fixed_dictionaries({}, optional={
+        "context": _maybe_text, "server": _maybe_text, "server_version": _maybe_text, "collected_at": _maybe_text,
+        "namespaces": st.one_of(st.none(), st.lists(_text, max_size=2)),
+        "counts": st.dictionaries(_text, st.integers(0, 9), max_size=2), "not_collected": st.lists(_gap, max_size=2),
+        "not_installed": st.lists(_text, max_size=2)})}, optional={
+    "tool": st.fixed_dictionaries({}, optional={"name": _text, "version": _text}), "objects": st.integers(0, 9),
+    "cluster": _name, "clusters": st.lists(_name, min_size=1, max_size=2), "extra": _text})
+def _wrong(value) -> list:
+    """Values that break what the schema could ask of this one: its type, a bound, a
+    pattern, a minimum length."""
+    if isinstance(value, bool) or value is None:
+        return [1, "x", [], {}, not value if isinstance(value, bool) else False]
+    if isinstance(value, int):
+        return [-1, 1.5, "1", None, True]
+    if isinstance(value, str):
+        return ["", "-x", "x" * 64, "MeshAuditSnapshotX", 1, None]
+    if isinstance(value, list):
+        return [[], [1], [None], None, "x"]
+    return [{}, {"x": -1}, None, [], "x"]
+
+
+def _places(value):
+    """(container, key) of every value inside a header."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in list(items):
+        yield value, key
+        yield from _places(inner)
+
+
+@settings(max_examples=120, deadline=None)
+@given(_headers)
+def test_a_header_the_quick_check_accepts_the_schema_accepts(header):
+    """The header types accept what mesh-audit writes, and only ever spare the schema a
+    header it would accept: with any one value changed or dropped, either both refuse
+    the header or the schema accepts it."""
+    import copy
+
+    from auditor.collect.snapshot_header import plainly_valid
+
+    assert plainly_valid(header) and _schema_validates(header), header
+    for n, (container, key) in enumerate(_places(header)):
+        for change in ["drop", *_wrong(container[key])]:
+            changed = copy.deepcopy(header)
+            place, place_key = list(_places(changed))[n]
+            if change == "drop":
+                if not isinstance(place, dict):
+                    continue
+                del place[place_key]
+            else:
+                place[place_key] = change
+            if plainly_valid(changed):
+                assert _schema_validates(changed), changed
+
+
+def test_the_quick_check_knows_every_property_the_schema_names():
+    """Header types and schema name the same properties, so a change to one shows here."""
+    import msgspec
+
+    from auditor.collect import snapshot_header as h
+    from auditor.schemas import load_schema
+
+    schema = load_schema("snapshot.schema.json")
+    fields = lambda cls: {f.name for f in msgspec.structs.fields(cls)}  # noqa: E731
+    assert fields(h._Header) == set(schema["properties"])
+    assert fields(h._Collection) == set(schema["properties"]["collection"]["properties"])
+    assert fields(h._Tool) == set(schema["properties"]["tool"]["properties"])
+    assert fields(h._Gap) == set(schema["properties"]["collection"]["properties"]["not_collected"]["items"]["properties"])
+
+
+def test_a_header_mesh_audit_writes_is_read_without_the_schema(tmp_path, mocker):
+    import auditor.collect.snapshot_file as snapshot_file
+
+    snapshot(tmp_path, not_collected=[Gap("pods", "forbidden", status=403)], not_installed=["telemetries"])
+    check = mocker.spy(snapshot_file, "_check_header")
+    names, errors = load(tmp_path / "snap.json")
+    assert errors == [] and names == ["shop", "cart", "cart"] and check.call_count == 0

@@ -39,6 +39,7 @@ import orjson
 from auditor import __version__
 from auditor.collect.collection import Collection
 from auditor.collect.paths import max_file_bytes
+from auditor.collect.snapshot_header import plainly_valid
 from auditor.coverage import Gap
 from auditor.errors import UsageError, json_problem
 from auditor.fileio import atomic_file
@@ -164,6 +165,18 @@ def _cut_short(path: str, line: int, count: int, expected: int | None, detail: s
                       "copy it again or take a new snapshot", path, line)
 
 
+def _check_header(header: dict, path: str) -> None:
+    """UsageError naming what the snapshot schema finds wrong with a header, if anything."""
+    import jsonschema
+
+    from auditor.schemas import explain_error, load_schema
+
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(load_schema("snapshot.schema.json"))
+                                             .iter_errors(header))
+    if error is not None:
+        raise UsageError(f"snapshot header: {explain_error(error)}", path, 1)
+
+
 def is_snapshot(doc) -> bool:
     return isinstance(doc, dict) and doc.get("kind") == KIND
 
@@ -171,10 +184,6 @@ def is_snapshot(doc) -> bool:
 def from_document(doc, path: str) -> Collection:
     """The collection record of a snapshot header (or of a version-1 document), checked
     against the snapshot schema."""
-    from auditor.schemas import explain_error, load_schema
-
-    import jsonschema
-
     if not is_snapshot(doc):
         kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
         raise UsageError(f"not a mesh-audit snapshot (kind: {kind}); scan manifests and dumps with -f", path)
@@ -192,10 +201,8 @@ def from_document(doc, path: str) -> Collection:
     if not isinstance(doc.get("collection"), dict) or not isinstance(objects, list):
         raise UsageError("snapshot lacks its collection record or objects list", path)
     header_only = {k: v for k, v in doc.items() if k != "objects"}
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(load_schema("snapshot.schema.json"))
-                                             .iter_errors(header_only))
-    if error is not None:
-        raise UsageError(f"snapshot header: {explain_error(error)}", path, 1)
+    if not plainly_valid(header_only):
+        _check_header(header_only, path)
     meta = doc["collection"]
     return Collection(
         objects=objects,
