@@ -104,6 +104,33 @@ def test_lists_are_paginated_with_limit_and_continue(tmp_path):
     assert len([o for o in c.objects if o["kind"] == "Pod"]) == 1203 == c.counts["pods"]
 
 
+def test_replicas_in_a_pod_list_share_their_parts_and_read_as_projected(tmp_path):
+    """Running pods alike but for identity, node and status details (items of a PodList
+    carry no kind): each collected pod is the projection of what was served, and the
+    replicas share one copy of what they have in common, across pages."""
+    import orjson
+
+    from auditor.snapshot import project
+
+    def pod(i: int, app: str = "web") -> dict:
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": f"{app}-{i:04d}", "generateName": f"{app}-", "namespace": "shop", "uid": f"u{i}",
+                             "labels": {"app": app}, "ownerReferences": [{"kind": "ReplicaSet", "name": app, "uid": "r"}]},
+                "spec": {"nodeName": f"node-{i % 7}", "containers": [{"name": app, "image": "x", "env": [{"name": "I"}]}]},
+                "status": {"phase": "Running", "podIP": f"10.0.{i // 250}.{i % 250}"}}
+
+    served = [pod(i) for i in range(600)] + [pod(i, "api") for i in range(3)]
+    with ApiServer(served) as api:
+        api.kubeconfig_path = api.kubeconfig(tmp_path / "kc")
+        c = run_collect(api, projected=True)  # as a scan collects
+    pods = sorted((o for o in c.objects if o["kind"] == "Pod"), key=lambda o: o["metadata"]["name"])
+    expected = sorted((project(p) for p in served), key=lambda o: o["metadata"]["name"])
+    assert [orjson.dumps(o) for o in pods] == [orjson.dumps(o) for o in expected]  # key order included
+    web = [o for o in pods if o["metadata"]["labels"]["app"] == "web"]
+    assert len({id(o["spec"]) for o in web}) == len({id(o["metadata"]["labels"]) for o in web}) == 1
+    assert web[0]["spec"] is not pods[0]["spec"]  # "api" pods have theirs
+
+
 def test_expired_continue_token_restarts_that_list(tmp_path):
     pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i:04d}", "namespace": "bulk"}} for i in range(1100)]
     with ApiServer(pods) as api:

@@ -76,18 +76,19 @@ running_pods = st.fixed_dictionaries({"apiVersion": st.just("v1"), "kind": st.ju
     "spec": pod_spec, "status": st.one_of(st.none(), st.fixed_dictionaries({}, optional={"phase": scalars, "podIP": scalars}))})
 
 
-def _reference(lines: list[bytes]) -> list:
-    """What reading each line on its own and adopting it gives."""
+def _reference(lines: list[bytes], *listed) -> list:
+    """What reading each line on its own and adopting it gives. `listed`: the kind and
+    apiVersion of a list whose items carry none."""
     projector, out = Projector(), []
     for line in lines:
-        projected = project_json(line)
+        projected = project_json(line, *listed)
         out.append(None if projected is None else projector.adopt(projected))
     return out
 
 
-def _read(lines: list[bytes]) -> list:
+def _read(lines: list[bytes], *listed) -> list:
     reader = ProjectingReader(Projector())
-    return [None if item is None else (item.raw, item.signature) for item in map(reader, lines)]
+    return [None if item is None else (item.raw, item.signature) for item in (reader(line, *listed) for line in lines)]
 
 
 def _as_read(objects: list) -> list:
@@ -119,6 +120,9 @@ def test_replicas_read_from_their_bytes_equal_replicas_adopted_one_by_one(base, 
         if i < len(others):
             lines.append(orjson.dumps(others[i]))
     assert _as_read(_read(lines)) == _as_read(_reference(lines))
+    items = [orjson.dumps({k: v for k, v in orjson.loads(line).items() if k not in ("kind", "apiVersion")})
+             for line in lines if orjson.loads(line).get("kind") == "Pod"]  # a PodList's items, as the API serves them
+    assert _as_read(_read(items, "Pod", "v1")) == _as_read(_reference(items, "Pod", "v1"))
 
 
 def test_replicas_share_their_template_and_keep_their_own_identity():

@@ -222,17 +222,19 @@ class ProjectingReader:
         self.projector = projector
         self.templates: dict[bytes, tuple[dict, bytes]] = {}
 
-    def __call__(self, line: bytes) -> Projected | None:
-        kind = kind_of(line)
+    def __call__(self, data, kind: str | None = None, api_version: str | None = None) -> Projected | None:
+        """`data`: one object's JSON. `kind` and `api_version`: for an item of a PodList or
+        ReplicaSetList, which carries neither (as `project_json` takes them)."""
+        kind = kind or kind_of(data)
         if kind is None:
             return None
-        parts = _replica_parts(line) if kind == "Pod" else None
+        parts = _replica_parts(data) if kind == "Pod" else None
         if parts is not None:
             key, pod = parts
             template = self.templates.get(key)
             if template is not None:
                 return Projected(_replica_of(template[0], pod.metadata), template[1])
-        out = project_json(line, kind)
+        out = project_json(data, kind, api_version)
         if out is None:
             return None
         raw, signature = self.projector.adopt(out)
@@ -241,12 +243,12 @@ class ProjectingReader:
         return Projected(raw, signature)
 
 
-def _replica_parts(line: bytes) -> tuple[bytes, _Replica] | None:
+def _replica_parts(data) -> tuple[bytes, _Replica] | None:
     """(the bytes a running pod's projection is made of, the pod's identity), or None for
     anything else: no metadata, no status (a manifest, unless it has a uid: the general
     path decides), or what does not decode this way."""
     try:
-        pod = _REPLICA.decode(line)
+        pod = _REPLICA.decode(data)
     except (msgspec.DecodeError, RecursionError):
         return None
     meta, spec, status = pod.metadata, pod.spec, pod.status

@@ -32,11 +32,11 @@ from auditor.collect.cluster.resources import (
     ResourceType,
 )
 from auditor.collect.cluster.spool import Spool
-from auditor.collect.decode import Projected, project_json
+from auditor.collect.decode import Projected, ProjectingReader
 from auditor.collect.collection import Collection
 from auditor.coverage import Gap
 from auditor.errors import json_problem
-from auditor.snapshot import as_dict, as_list, project
+from auditor.snapshot import Projector, as_dict, as_list, project
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 NOT_FOUND: dict = {}  # a discovery document that answered 404 (told apart by identity)
@@ -138,6 +138,7 @@ class Lister:
         path = rtype.path(namespace)
         ahead = None  # (token, future) of the page requested early
         seen: set[str] = set()  # a server that hands out a token twice would list forever
+        read = ProjectingReader(Projector())
         while True:
             if ahead is not None and ahead[0] == token:
                 resp = ahead[1].result()
@@ -147,6 +148,7 @@ class Lister:
             if resp.status == 410 and token and restarts < 3:
                 # The continue token expired (etcd compacted): start this list again.
                 items, count, token, restarts = [], 0, None, restarts + 1
+                read = ProjectingReader(Projector())
                 seen.clear()  # a new list hands out its tokens again
                 if spool is not None:
                     spool.restart(key)
@@ -157,7 +159,7 @@ class Lister:
             if early:
                 ahead = (early, self.ahead.submit(self.http.get, path, page_query(early), accept))
             if self.projected and rtype.kind in ("Pod", "ReplicaSet"):
-                page, token = _projected_page(resp, rtype)
+                page, token = _projected_page(resp, rtype, read)
             else:
                 page, token = _list_page(resp)
             if token in seen:
@@ -305,18 +307,19 @@ class _Page(TypedDict, total=False):
 _PAGE = msgspec.json.Decoder(_Page)
 
 
-def _projected_page(resp: Response, rtype: ResourceType) -> tuple[list, str | None]:
+def _projected_page(resp: Response, rtype: ResourceType, read: ProjectingReader) -> tuple[list, str | None]:
     """A page of running Pods or ReplicaSets: each item read straight into its projection
-    (collect.decode); what that cannot read, and any malformed page, as _list_page does."""
+    by the list's reader (collect.decode: replicas share their parts); what that cannot
+    read, and any malformed page, as _list_page does."""
     try:
         doc = _PAGE.decode(resp.body)
     except (msgspec.DecodeError, RecursionError):
         return _list_page(resp)
     out: list = []
     for raw in doc.get("items") or ():
-        projected = project_json(raw, rtype.kind, rtype.api_version)
+        projected = read(raw, rtype.kind, rtype.api_version)
         if projected is not None:
-            out.append(Projected(projected))
+            out.append(projected)
         else:
             try:
                 out.append(orjson.loads(raw))
