@@ -45,7 +45,8 @@ def evaluate(ctx: Context, rules: list[Rule], backend=None, jobs: int | None = N
     subjects = [obj for obj in subjects if obj.gk in by_kind and not _is_replica(obj, ctx)]
     kinds = {obj.gk for obj in subjects}
     combined = {gk: _combined_program(backend, by_kind[gk]) for gk in kinds}
-    evaluator = _Evaluator(backend, ctx, subjects, by_kind, combined, {gk: (_reads(by_kind[gk], when_only=True), _reads(by_kind[gk])) for gk in kinds})
+    reads = {gk: (_reads(by_kind[gk], when_only=True), _reads(by_kind[gk])) for gk in kinds}
+    evaluator = _Evaluator(backend, ctx, subjects, by_kind, combined, reads)
     jobs = (jobs or auto_jobs()) if len(subjects) >= PARALLEL_MIN_SUBJECTS else 1
     if jobs > 1:
         shares = map_shares(evaluator, split([_cost(obj, ctx, by_kind) for obj in subjects], jobs))
@@ -120,6 +121,7 @@ class _Evaluator:
     everything its kind's rules read."""
 
     def __init__(self, backend, ctx: Context, subjects: list[K8sObject], by_kind: dict, combined: dict, reads: dict):
+        """`reads`: for each kind, what its conditions read and what all its expressions read."""
         self.backend, self.ctx, self.subjects, self.by_kind, self.combined = backend, ctx, subjects, by_kind, combined
         self.reads = {gk: read for gk, (_, read) in reads.items()}
         self.when_reads = {gk: when for gk, (when, _) in reads.items()}

@@ -95,7 +95,8 @@ def _value_line(node, key: str) -> int:
     return node.start_mark.line + 1
 
 
-def load_rule_file(path: Path, category: str | None = None, backend=None, validated: frozenset[str] = frozenset()) -> Rule:
+def load_rule_file(path: Path, category: str | None = None, backend=None,
+                   validated: frozenset[str] = frozenset()) -> Rule:
     """Parse, validate and compile one rule file; every problem raises UsageError with file:line.
     A file whose text has one of the `validated` digests (the built-in catalog's,
     rulebook.catalog) is read without the line-tracking parse and the schema pass."""
