@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+class ClusterError(Exception):
+    """The cluster cannot be read at all: unreachable, credentials rejected, TLS failure.
+    (Here, not with the collector, so the CLI can catch it without importing that.)"""
+
+
 class UsageError(Exception):
     """Bad input: a file, a rule, an option. `str()` is the whole one-line message."""
 

@@ -118,7 +118,7 @@ def _attempt(work, *args) -> tuple[str, object]:
     """("ok", work(*args)), or ("unreachable", why) when the cluster cannot be read, or
     ("usage", why) for a kubeconfig or context to fix: a value, so that it comes back
     from a forked child as it is."""
-    from auditor.collect.cluster.kubeconfig import ClusterError
+    from auditor.errors import ClusterError
 
     try:
         return "ok", work(*args)

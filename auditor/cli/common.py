@@ -24,7 +24,7 @@ def warn(message: str) -> None:
 
 def call(function, *args, **kwargs):
     """Run a library call; a UsageError (exit 2) or ClusterError (exit 3) becomes one line."""
-    from auditor.collect.cluster.kubeconfig import ClusterError
+    from auditor.errors import ClusterError
 
     try:
         return function(*args, **kwargs)

@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 import subprocess
 
-from pathspec import GitIgnoreSpec
-
 
 class Excluder:
     def __init__(self, patterns: list[tuple[str, str]] = (), gitignore: bool = True):
@@ -23,6 +21,9 @@ class Excluder:
         by_base: dict[str, list[str]] = {}
         for pattern, base in patterns:
             by_base.setdefault(os.path.abspath(base), []).append(pattern)
+        if by_base:
+            from pathspec import GitIgnoreSpec  # 20 ms to import: only where there are patterns
+
         self._specs = [(base, GitIgnoreSpec.from_lines(lines)) for base, lines in by_base.items()]
         self._gitignore = gitignore
         self._ignored: dict[str, set[str] | None] = {}  # work tree root -> paths git ignores

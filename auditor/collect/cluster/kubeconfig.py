@@ -9,14 +9,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from auditor.errors import UsageError
+from auditor.errors import ClusterError, UsageError
 
 # Where a pod finds its service account (kubernetes' in-cluster config reads the same files).
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-
-
-class ClusterError(Exception):
-    """The cluster cannot be read at all: unreachable, credentials rejected, TLS failure."""
 
 
 @dataclass
