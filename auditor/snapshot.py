@@ -77,8 +77,9 @@ class K8sObject:
 META_KEPT = ("name", "generateName", "namespace", "uid", "labels", "annotations", "ownerReferences")
 SPEC_KEPT = ("hostNetwork", "serviceAccountName")
 CONTAINER_KEPT = ("name", "image", "ports", "restartPolicy")
+PROXY = "istio-proxy"
 # The sidecar's requests are what moving the pod to ambient saves (`plan`).
-_PROXY_KEPT = (*CONTAINER_KEPT, "resources")
+PROXY_KEPT = (*CONTAINER_KEPT, "resources")
 # nodeName is left out on purpose: replicas on different nodes must look alike.
 
 
@@ -89,7 +90,7 @@ def _project_pod_spec(spec) -> dict:
     for key in ("initContainers", "containers"):
         containers = spec.get(key)
         if isinstance(containers, list):
-            out[key] = [{k: c[k] for k in (_PROXY_KEPT if c.get("name") == "istio-proxy" else CONTAINER_KEPT) if k in c}
+            out[key] = [{k: c[k] for k in (PROXY_KEPT if c.get("name") == PROXY else CONTAINER_KEPT) if k in c}
                         if isinstance(c, dict) else c for c in containers]
         elif key in spec:
             out[key] = containers

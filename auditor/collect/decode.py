@@ -19,12 +19,11 @@ from typing import Any, TypedDict
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
-from auditor.snapshot import CONTAINER_KEPT, META_KEPT, SPEC_KEPT, Projector
+from auditor.snapshot import CONTAINER_KEPT, META_KEPT, PROXY, PROXY_KEPT, SPEC_KEPT, Projector
 
 # The top-level kind of a JSON object whose first keys are apiVersion and kind, as kubectl
 # and mesh-audit's snapshots write them (the decoded object's own kind is checked too).
 _KIND = re.compile(rb'"kind"\s*:\s*"(Pod|ReplicaSet)"')
-PROXY = "istio-proxy"
 
 
 class _Container(TypedDict, total=False):
@@ -152,8 +151,8 @@ def _spec(spec: dict) -> dict:
     out = {k: spec[k] for k in SPEC_KEPT if k in spec}
     for key in ("initContainers", "containers"):
         if key in spec:
-            out[key] = [{k: c[k] for k in (CONTAINER_KEPT + ("resources",) if c.get("name") == PROXY else CONTAINER_KEPT)
-                         if k in c} for c in spec[key]]
+            out[key] = [{k: c[k] for k in (PROXY_KEPT if c.get("name") == PROXY else CONTAINER_KEPT) if k in c}
+                        for c in spec[key]]
     return out
 
 
