@@ -12,7 +12,7 @@ import orjson
 
 from auditor.collect import json_dump
 from auditor.collect.loaded import LoadResult, add_object
-from auditor.collect.snapshot_file import GZIP_MAGIC
+from auditor.collect.snapshot_file import GZIP_MAGIC, HEAD
 from auditor.collect.validate import json_duplicate
 from auditor.collect.yaml_docs import NotStreamable
 from auditor.errors import UsageError
@@ -20,8 +20,6 @@ from auditor.snapshot import K8sObject
 from auditor.workers import map_shares, split
 
 BOM = b"\xef\xbb\xbf"
-# The start of a snapshot's header line (see snapshot_file).
-SNAPSHOT_HEAD = b'{"kind":"MeshAuditSnapshot"'
 MAPPED_MIN_BYTES = 64 * 1024 * 1024  # JSON dumps this large are read through a mapping
 # Below this much YAML, parsing a List's items in a second process costs more than it saves.
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
@@ -39,7 +37,7 @@ def load_mapped_dump(path: str, result: LoadResult, jobs: int = 1) -> bool:
         mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     try:
         head = mapped[:8192]
-        if head.startswith((BOM, GZIP_MAGIC, SNAPSHOT_HEAD)) or b"\x00" in head:
+        if head.startswith((BOM, GZIP_MAGIC, HEAD)) or b"\x00" in head:
             return False
         raws = json_dump.raw_items(mapped)
         if raws is None:

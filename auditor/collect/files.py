@@ -19,13 +19,14 @@ import orjson
 from auditor.collect import gc_paused
 from auditor.collect.snapshot_file import (
     GZIP_MAGIC,
+    HEAD,
     from_document,
     is_snapshot,
     open_snapshot,
 )
 from auditor.collect import json_dump
 from auditor.collect.decode import Projected, ProjectingReader
-from auditor.collect.dumps import (BOM, SNAPSHOT_HEAD, load_json_items, load_mapped_dump, load_yaml_items,
+from auditor.collect.dumps import (BOM, load_json_items, load_mapped_dump, load_yaml_items,
                                    refuse_duplicates)
 from auditor.collect.excludes import Excluder
 from auditor.collect.loaded import LoadResult, add_object
@@ -128,7 +129,7 @@ def _load_data(box: list[bytes], name: str, result: LoadResult, as_json: bool | 
     first character) or YAML; a large dump in up to `jobs` processes."""
     if box[0][:2] == GZIP_MAGIC:
         box[0], as_json, rereadable = gunzip(box[0], name), None, False
-    if box[0].startswith(SNAPSHOT_HEAD) and _load_snapshot_stream(name, result, box[0]):
+    if box[0].startswith(HEAD) and _load_snapshot_stream(name, result, box[0]):
         return
     as_json = _looks_like_json(box[0]) if as_json is None else as_json
     _load_bytes(box, name, result, as_json=as_json, rereadable=rereadable, jobs=jobs)

@@ -36,6 +36,12 @@ def max_file_bytes() -> int:
         return MAX_FILE_MB * 1024 * 1024
 
 
+def over_limit_decompressed() -> str:
+    """What a compressed input that unpacks past the limit is told (a gzip bomb)."""
+    return (f"over the {max_file_bytes() // 1048576:,} MiB limit for one input once decompressed "
+            "(raise MESH_AUDIT_MAX_FILE_MB)")
+
+
 def _too_big(size: int) -> str:
     return (f"{size / 1048576:,.0f} MiB is over the {max_file_bytes() / 1048576:,.0f} MiB limit for one input "
             "(raise MESH_AUDIT_MAX_FILE_MB)")

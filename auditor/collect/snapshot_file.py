@@ -38,7 +38,7 @@ import orjson
 
 from auditor import __version__
 from auditor.collect.collection import Collection
-from auditor.collect.paths import max_file_bytes
+from auditor.collect.paths import max_file_bytes, over_limit_decompressed
 from auditor.collect.snapshot_header import plainly_valid
 from auditor.coverage import Gap
 from auditor.errors import UsageError, json_problem
@@ -49,6 +49,8 @@ END = "MeshAuditSnapshotEnd"
 SCHEMA_VERSION = 4  # the newest this reads; a single cluster is still written as 3
 CLUSTERS_VERSION = 4
 GZIP_MAGIC = b"\x1f\x8b"
+# How the header line of every snapshot mesh-audit writes begins.
+HEAD = b'{"kind":"' + KIND.encode() + b'"'
 
 
 def header(collection: Collection, cluster: str | None = None, clusters: list[str] | None = None) -> dict:
@@ -104,7 +106,7 @@ def open_snapshot(path: str, data: bytes | None = None, decode=None) -> tuple[Co
         first = lines.readline()
     except (OSError, EOFError, zlib.error):
         return None
-    if not first.startswith(b'{"kind":"MeshAuditSnapshot"'):
+    if not first.startswith(HEAD):
         lines.close()
         return None
     try:
@@ -128,8 +130,7 @@ def _objects(lines, path: str, head: dict, decode=None) -> Iterator[dict]:
             for number, line in enumerate(lines, start=2):
                 size += len(line)
                 if size > limit:  # a gzip bomb dressed as a snapshot
-                    raise UsageError(f"over the {limit // 1048576:,} MiB limit for one input once decompressed "
-                                     "(raise MESH_AUDIT_MAX_FILE_MB)", path, number)
+                    raise UsageError(over_limit_decompressed(), path, number)
                 if ended:
                     raise UsageError("there is more after the snapshot's end marker", path, number)
                 fast = decode(line) if decode is not None and line.endswith(b"\n") else None

@@ -24,7 +24,7 @@ import orjson
 from auditor.collect.decode import ProjectingReader
 from auditor.collect.loaded import LoadResult
 from auditor.collect.paths import max_file_bytes
-from auditor.collect.snapshot_file import END, GZIP_MAGIC, from_document
+from auditor.collect.snapshot_file import END, GZIP_MAGIC, HEAD, from_document
 from auditor.errors import UsageError
 from auditor.snapshot import K8sObject
 from auditor.workers import fork_safe, map_shares
@@ -47,7 +47,7 @@ def load_in_shares(path: str, result: LoadResult, jobs: int, add) -> bool:
         with open(path, "rb") as fh:
             head = fh.readline()
             body = fh.tell()
-            if head[:2] == GZIP_MAGIC or not head.startswith(b'{"kind":"MeshAuditSnapshot"'):
+            if head[:2] == GZIP_MAGIC or not head.startswith(HEAD):
                 return False
             cuts = _cuts(fh, body, size, jobs)
         header = orjson.loads(head)

@@ -9,6 +9,7 @@ import os
 from auditor.collect.excludes import Excluder
 from auditor.collect.files import LoadResult, load_paths
 from auditor.collect.render import RenderSettings
+from auditor.collect.snapshot_file import GZIP_MAGIC, HEAD
 from auditor.coverage import Gap
 from auditor.errors import UsageError
 from auditor.snapshot import K8sObject, Snapshot
@@ -99,8 +100,7 @@ def _clusters_file(path: str, peek: bool):
     import gzip
     import zlib
 
-    from auditor.collect.paths import max_file_bytes
-    from auditor.collect.snapshot_file import GZIP_MAGIC
+    from auditor.collect.paths import max_file_bytes, over_limit_decompressed
 
     try:
         if not os.path.isfile(path):
@@ -109,7 +109,7 @@ def _clusters_file(path: str, peek: bool):
             compressed = fh.read(2) == GZIP_MAGIC
         with (gzip.open if compressed else open)(path, "rb") as fh:
             first = fh.readline(1 << 20)
-            if not first.startswith(b'{"kind":"MeshAuditSnapshot"') or b'"cluster":' not in first:
+            if not first.startswith(HEAD) or b'"cluster":' not in first:
                 return None
             if peek:
                 return True
@@ -121,8 +121,7 @@ def _clusters_file(path: str, peek: bool):
     except (OSError, EOFError, zlib.error):
         return None
     if len(data) > max_file_bytes():
-        raise UsageError(f"over the {max_file_bytes() // 1048576:,} MiB limit for one input once decompressed "
-                         "(raise MESH_AUDIT_MAX_FILE_MB)", path)
+        raise UsageError(over_limit_decompressed(), path)
     return data
 
 
@@ -143,7 +142,7 @@ def _segment_snapshot(path: str, segment: bytes, line: int) -> Snapshot:
 
 def _segments(data: bytes) -> list[bytes]:
     """The file cut before each header line: one segment per cluster."""
-    marker = b'\n{"kind":"MeshAuditSnapshot",'
+    marker = b"\n" + HEAD + b","
     starts = [0]
     at = data.find(marker)
     while at != -1:
