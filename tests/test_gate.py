@@ -230,7 +230,8 @@ def test_fixed_findings_are_listed(tmp_path):
         {"rule": "waypoint-missing", "group": "", "kind": "Service", "namespace": "shop", "name": "gone"}]}))
     result, doc = scan_json("--baseline", baseline)
     assert doc["baseline"]["fixed"] == [{"rule": "waypoint-missing", "group": "", "kind": "Service", "namespace": "shop", "name": "gone"}]
-    assert "Fixed since the baseline" in run("scan", "-f", DEMO, "--baseline", baseline).stdout
+    table = run("scan", "-f", DEMO, "--baseline", baseline).stdout
+    assert "Fixed since the baseline" in table and "\n  waypoint-missing  Service shop/gone\n" in table
     assert result.exit_code == 1  # everything else is new
 
 
@@ -246,6 +247,7 @@ def test_compare_version_reports_what_the_upgrade_changes():
     assert {f["rule"] for f in c["added"]} == {"egress-gateway-route-ambient"}
     table = run("scan", "-f", DEMO, "--istio-version", "1.24.0", "--compare-version", "1.23.4").stdout
     assert "Upgrade from Istio 1.23.4 to 1.24.0: 1 added, 3 removed" in table
+    assert "\n  - info  upgrade-alpha-feature  Cluster cluster\n" in table
 
 
 def test_compare_version_needs_a_target():

@@ -7,7 +7,7 @@ from itertools import groupby
 
 import click
 
-from auditor.report import Report, describe_gap
+from auditor.report import ObjectRef, Report, describe_gap
 
 MESSAGE_WIDTH = 70
 COLOURS = {"error": "red", "warning": "yellow", "info": "blue"}
@@ -57,8 +57,8 @@ def _comparison(report: Report) -> list[str]:
 
 
 def _ref(o: dict) -> str:
-    ref = f"{o['kind']} {o['namespace']}/{o['name']}" if o["namespace"] else f"{o['kind']} {o['name']}"
-    return f"{ref} @{o['cluster']}" if o.get("cluster") else ref
+    """An object written as a report's dicts hold it, named as findings name objects."""
+    return str(ObjectRef(o.get("apiVersion", ""), o["kind"], o["namespace"], o["name"], o.get("cluster")))
 
 
 def render(report: Report, color: bool = False) -> str:
