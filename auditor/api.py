@@ -39,7 +39,8 @@ from auditor.snapshot import K8sObject, Snapshot
 from auditor.suppress import cli_ignores, read_baseline
 from auditor.versions import Version, parse_version
 
-__all__ = ["ClusterSource", "Clusters", "Settings", "audit", "context", "load", "plan", "scan", "UsageError"]
+__all__ = ["ClusterSource", "Clusters", "Settings", "apply", "audit", "audit_change", "context", "load", "plan", "scan",
+           "UsageError"]
 
 
 @dataclass
@@ -179,6 +180,73 @@ def audit(snapshot: Snapshot | Clusters, settings: Settings | None = None, *, ct
         report.comparison = _compare(snapshot, settings.rules, settings, report)
     finish(report, snapshot, settings)
     return report
+
+
+def apply(paths=(), against="cluster", *, deletes: tuple[str, ...] = (), diff_base: str | None = None,
+          namespace: str | None = None, settings: Settings | None = None, jobs: int | None = None, stdin=None,
+          follow_symlinks: bool = False):
+    """A change judged against the cluster it lands in (auditor.change.Applied): the
+    manifests in `paths` (as `load` reads them; a mapping of cluster names to paths pins
+    changes to clusters of a base of several, the key None meaning every cluster) laid
+    over `against` (a snapshot file, "cluster" for the current kubeconfig context, a
+    ClusterSource, or several by name) as `kubectl apply` would, then `deletes` (`Kind/ns/name`) and, with
+    `diff_base`, what the paths held at that git ref and no longer hold, removed.
+    Namespaced objects that name no namespace land in `namespace` (default: default).
+    `audit(applied.combined)` audits the result; `audit_change` what it adds."""
+    from auditor.change import apply_change
+    from auditor.change.gitref import removed_since
+
+    settings = resolve(settings or Settings())
+    if against == "cluster" or isinstance(against, (ClusterSource, dict)):
+        base = load(against if against != "cluster" else None)
+    else:
+        base = load(snapshot=str(against), jobs=jobs)
+    named = dict(paths) if isinstance(paths, dict) else {None: list(paths)}
+    options = dict(jobs=jobs, stdin=stdin, follow_symlinks=follow_symlinks, settings=settings)
+    changes = {name: _change(p, options) for name, p in named.items() if p}
+    removed, warnings = [], []
+    if diff_base is not None:
+        scanned = [str(p) for group in named.values() for p in group]
+        removed, warnings = removed_since(diff_base, scanned, lambda old: _change(old, {**options, "stdin": None}),
+                                          _file_options(settings)["excluder"], namespace)
+    plain = changes.pop(None, None) or Snapshot()
+    applied = apply_change(base, plain, changes, tuple(deletes), removed, namespace)
+    for name, snapshot in (applied.combined.items() if isinstance(applied.combined, Clusters)
+                           else [(None, applied.combined)]):
+        snapshot.warnings.extend(warnings)
+        snapshot.collection["change"] = {"applied": sum(not c.deleted for c in applied.changed[name]),
+                                         "deleted": sum(c.deleted for c in applied.changed[name])}
+        warnings = []  # once, on the first cluster
+    return applied
+
+
+def _change(paths, options: dict) -> Snapshot:
+    loaded = load([str(p) for p in paths], **options)
+    if isinstance(loaded, Clusters):
+        raise UsageError("a change is manifests to apply, not a snapshot of several clusters", str(paths[0]))
+    return loaded
+
+
+def audit_change(applied, settings: Settings | None = None, *, changes_only: bool = False) -> Report:
+    """The audit of `applied.combined`; with `changes_only`, only what the change adds
+    (`report.change` lists what it adds and resolves, and each finding on an object the
+    change did not write names its causes). The base is audited too, sharing what the
+    change cannot touch."""
+    from auditor.change.compare import audit_change as compare, what_if_trial
+    from auditor.facts.derive import derive
+
+    settings = resolve(settings or Settings())
+    if not changes_only:
+        return audit(applied.combined, settings)
+    if isinstance(applied.base, Clusters):
+        return compare(applied, audit(applied.base, settings), audit(applied.combined, settings))
+    base_ctx = context(applied.base, settings)
+    base_report = audit(applied.base, settings, ctx=base_ctx)
+    changed = applied.changed[None]
+    put = [applied.combined.get(*c.key) for c in changed if not c.deleted]
+    ctx = derive(base_ctx, put, {c.key for c in changed if c.deleted}, snapshot=applied.combined)
+    report = audit(applied.combined, settings, ctx=ctx)
+    return compare(applied, base_report, report, what_if_trial(base_ctx, applied.combined, settings.rules))
 
 
 def plan(snapshot: Snapshot, settings: Settings | None = None, *, namespaces: tuple[str, ...] = (),

@@ -58,6 +58,9 @@ class Finding:
     # that placed it: `location` is then that field's line.
     fields: list = field(default_factory=list)
     pointer: str | None = None
+    # With --changes-only, for a finding on an object the change did not write: the changed
+    # objects that bring it about (auditor.change.Changed.to_dict()).
+    causes: list = field(default_factory=list)
 
     @property
     def suppressed(self) -> bool:
@@ -100,6 +103,7 @@ class Finding:
             "suppressed": self.suppressed,
             "suppressions": self.suppressions,
             "baseline_state": self.baseline_state,
+            **({"caused_by": self.causes} if self.causes else {}),
         }
 
 
@@ -127,6 +131,9 @@ class Report:
     show_suppressed: bool = False  # the table lists suppressed findings too (--show-suppressed)
     fail_on: str = "error"  # the lowest severity that fails the gate (FAIL_ON)
     config_path: str | None = None  # the configuration file the audit used
+    # With --changes-only: {"applied", "deleted", "added": [...], "resolved": [...], "objects": [...]}
+    # (the findings are then the added ones only).
+    change: dict | None = None
 
     @property
     def not_collected(self) -> list[dict]:

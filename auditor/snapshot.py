@@ -263,6 +263,28 @@ class Snapshot:
             out._by_gk[gk] = kept
         return out
 
+    def overlaid(self, put: list[K8sObject], remove: set[tuple], sources: list["Snapshot"]) -> "Snapshot":
+        """This snapshot with a change laid over it (`changed`), where the change's objects
+        were read from `sources`: their input problems join this one's, and their lines
+        resolve through the source that read them (objects of a file; this snapshot's come
+        from a cluster or a snapshot, with none)."""
+        out = self.changed(put, remove)
+        out.collection = dict(self.collection)
+        out.errors = [*self.errors, *(e for s in sources for e in s.errors)]
+        out.warnings = [*self.warnings, *(w for s in sources for w in s.warnings)]
+        by_file = {o.file: s._line_resolver for s in sources for o in s if s._line_resolver is not None}
+        base = self._line_resolver
+
+        def resolve(obj: K8sObject) -> int | None:
+            found = by_file.get(obj.file) if obj.file is not None else base
+            return found(obj) if found is not None else obj.line
+
+        out._line_resolver = resolve
+        spans = [s.object_span for s in sources if getattr(s, "object_span", None) is not None]
+        if spans:
+            out.object_span = lambda name, line: next((r for r in (f(name, line) for f in spans) if r is not None), None)
+        return out
+
     def _positions(self, gk: str) -> dict[tuple, int]:
         """Where each object of a kind sits in `of(gk)` (built once per kind, for `changed`)."""
         cache = self._position_cache

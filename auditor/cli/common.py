@@ -3,6 +3,7 @@ options for reading a cluster."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -195,8 +196,6 @@ def cluster_source(opts: dict, quiet: bool):
 def named_paths(paths) -> dict[str, list[str]] | None:
     """`-f NAME=PATH` inputs by cluster (a path that exists as written is a path, never a
     NAME=); None when no input names a cluster. Exit 2 when some do and some do not."""
-    import os
-
     from auditor.clusters import NAME
 
     named: dict[str, list[str]] = {}
@@ -229,6 +228,64 @@ def load_input(paths, snapshot_path, opts: dict, quiet: bool, jobs=None, setting
                     follow_symlinks=opts.get("follow_symlinks", False), settings=settings)
     sources = cluster_sources(opts, quiet)
     return call(api.load, sources if len(sources) > 1 else sources[None])
+
+
+def change_options(func):
+    """Options of commands that judge a change against the cluster it lands in."""
+    options = [
+        click.option("--against", metavar="SNAPSHOT|cluster",
+                     help="Apply the PATHs (the change) on top of this snapshot, or of the live cluster ('cluster': the "
+                          "kubeconfig's context, or --context), as kubectl apply would, and audit the result. "
+                          "NAME=PATH pins a change to one cluster of a snapshot of several."),
+        click.option("--delete", "deletes", multiple=True, metavar="KIND/NS/NAME",
+                     help="With --against: the change deletes this object (KIND/NAME when cluster-scoped). Repeatable."),
+        click.option("--diff-base", metavar="GIT_REF",
+                     help="With --against: objects the PATHs held at this git ref and no longer hold are deleted, "
+                          "as a pull request that removes them would."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def load_change(paths, snapshot_path, opts: dict, quiet: bool, jobs=None, settings=None):
+    """The change in `paths` applied to `--against` (or to `--snapshot` given with paths):
+    an auditor.change.Applied; None when the command judges no change."""
+    from auditor import api
+
+    against = opts.get("against")
+    if against and snapshot_path:
+        fail("use --against or --snapshot, not both")
+    if not against and snapshot_path and paths:
+        against = snapshot_path  # --snapshot S -f PATH: the change in PATH against S
+    if not against:
+        for option, given in (("--delete", opts.get("deletes")), ("--diff-base", opts.get("diff_base")),
+                              ("--changes-only", opts.get("changes_only"))):
+            if given:
+                fail(f"{option} judges a change against a base: add --against SNAPSHOT or --against cluster")
+        return None
+    named, plain = {}, []
+    for path in paths:
+        name, sep, rest = path.partition("=")
+        if sep and rest and _cluster_name(name) and not os.path.exists(path):
+            named.setdefault(name, []).append(rest)
+        else:
+            plain.append(path)
+    namespaces = opts.get("namespaces") or ()
+    if against == "cluster":
+        sources = cluster_sources(opts, quiet)
+        against = sources if len(sources) > 1 else sources[None]
+    elif not os.path.exists(against):
+        fail(f"--against {against}: no such file (give a snapshot written by 'mesh-audit snapshot', or 'cluster')")
+    return call(api.apply, {None: plain, **named}, against, deletes=tuple(opts.get("deletes") or ()),
+                diff_base=opts.get("diff_base"), namespace=namespaces[0] if len(namespaces) == 1 else None,
+                settings=settings, jobs=jobs, follow_symlinks=opts.get("follow_symlinks", False))
+
+
+def _cluster_name(name: str) -> bool:
+    from auditor.clusters import NAME
+
+    return bool(NAME.match(name))
 
 
 def report_gaps(gaps: list[dict], quiet: bool) -> None:

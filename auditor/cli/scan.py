@@ -7,8 +7,9 @@ import sys
 
 import click
 
-from auditor.cli.common import (EXIT_CLUSTER, EXIT_USAGE, VERSION, call, cluster_options, fail, file_options, load_input,
-                                outputs_parser, report_gaps, rules_dir_option, warn, where, write_output)
+from auditor.cli.common import (EXIT_CLUSTER, EXIT_USAGE, VERSION, call, change_options, cluster_options, fail, file_options,
+                                load_change, load_input, outputs_parser, report_gaps, rules_dir_option, warn, where,
+                                write_output)
 
 FORMATS = ["table", "json", "sarif", "junit", "markdown", "github"]
 
@@ -17,7 +18,12 @@ FORMATS = ["table", "json", "sarif", "junit", "markdown", "github"]
 @click.argument("extra_paths", nargs=-1, metavar="[PATH]...")
 @click.option("-f", "--filename", "paths", multiple=True, metavar="PATH",
               help="Manifest file, directory (recursive *.yaml, *.yml, *.json), dump, snapshot or - for stdin. Repeatable.")
-@click.option("--snapshot", "snapshot_path", metavar="FILE", help="Audit a snapshot written by 'mesh-audit snapshot'.")
+@click.option("--snapshot", "snapshot_path", metavar="FILE",
+              help="Audit a snapshot written by 'mesh-audit snapshot' (with PATHs: --against FILE).")
+@change_options
+@click.option("--changes-only", is_flag=True,
+              help="With --against: report only the findings the change adds (and list those it resolves); the exit "
+                   "code counts the added ones.")
 @file_options
 @click.option("-o", "--output", "outputs", multiple=True, callback=outputs_parser(FORMATS, "sarif=out.sarif"), metavar="FORMAT[=FILE]",
               help=f"Report format ({', '.join(FORMATS)}; default table), to FILE or stdout. Repeatable: one scan, "
@@ -61,7 +67,8 @@ FORMATS = ["table", "json", "sarif", "junit", "markdown", "github"]
 @cluster_options
 def scan(**opts) -> None:
     """Audit a live cluster (the current kubeconfig context), or manifests, dumps
-    (kubectl get -o yaml|json), snapshots or stdin given as PATHs, with -f or --snapshot."""
+    (kubectl get -o yaml|json), snapshots or stdin given as PATHs, with -f or --snapshot.
+    With --against, the PATHs are a change applied to a snapshot or the live cluster."""
     from auditor import api
 
     outputs = _destinations(opts)
@@ -69,14 +76,14 @@ def scan(**opts) -> None:
     paths = opts["paths"] + opts["extra_paths"]
     if opts["no_cluster"] and not paths and not opts["snapshot_path"]:
         paths = (".",)
-    snapshot = load_input(paths, opts["snapshot_path"], opts, opts["quiet"], opts["jobs"], settings)
-    if not len(snapshot) and not snapshot.errors and not opts["allow_empty"] and \
-            snapshot.collection["source"] not in ("cluster", "clusters"):
-        if not opts["quiet"]:
-            for warning in snapshot.warnings:  # what was skipped, and why
-                warn(str(warning))
-        fail(f"no Kubernetes objects in the input ({_what_was_read(snapshot)}); pass --allow-empty to accept that")
-    report = call(api.audit, snapshot, settings)
+    applied = load_change(paths, opts["snapshot_path"], opts, opts["quiet"], opts["jobs"], settings)
+    if applied is not None:
+        snapshot = applied.combined
+        report = call(api.audit_change, applied, settings, changes_only=opts["changes_only"])
+    else:
+        snapshot = load_input(paths, opts["snapshot_path"], opts, opts["quiet"], opts["jobs"], settings)
+        _refuse_empty(snapshot, opts)
+        report = call(api.audit, snapshot, settings)
     report.show_suppressed = opts["show_suppressed"]
     report.details_url = _ci_run_url()
     _tell(report, snapshot, opts)
@@ -90,6 +97,15 @@ def scan(**opts) -> None:
         except OSError as err:
             fail(f"{opts['write_baseline_path']}: cannot write the baseline: {err.strerror or err}")
     sys.exit(exit_code(report, snapshot, opts["allow_partial"]))
+
+
+def _refuse_empty(snapshot, opts: dict) -> None:
+    if not len(snapshot) and not snapshot.errors and not opts["allow_empty"] and \
+            snapshot.collection["source"] not in ("cluster", "clusters"):
+        if not opts["quiet"]:
+            for warning in snapshot.warnings:  # what was skipped, and why
+                warn(str(warning))
+        fail(f"no Kubernetes objects in the input ({_what_was_read(snapshot)}); pass --allow-empty to accept that")
 
 
 def _destinations(opts: dict) -> list[tuple[str, str | None]]:

@@ -31,13 +31,16 @@ LAZY_INPUTS = {
 }
 
 
-def derive(base: Context, put: Iterable[K8sObject] = (), remove: Iterable[tuple] = ()) -> Context:
+def derive(base: Context, put: Iterable[K8sObject] = (), remove: Iterable[tuple] = (),
+           snapshot: Snapshot | None = None) -> Context:
     """The context of `base`'s snapshot with objects replaced or added (`put`) and keys
     removed, sharing what the change cannot touch. Workloads of the namespaces that changed are resolved again under the
     new labels; when a change reaches the mesh settings, adds or removes a workload or
-    relabels one, the copy is built from scratch instead (the same answers, slower)."""
+    relabels one, the copy is built from scratch instead (the same answers, slower).
+    `snapshot`: the changed snapshot when the caller has made it (with its own input
+    problems and source lines); by default `base.snapshot.changed(put, remove)`."""
     put, remove = list(put), set(remove)
-    snapshot = base.snapshot.changed(put, remove)
+    snapshot = snapshot if snapshot is not None else base.snapshot.changed(put, remove)
     changed = put + [o for o in (base.snapshot._by_key.get(key) for key in remove) if o is not None]
     gks = {o.gk for o in changed}
     workloads_added = any(o.gk in k.WORKLOAD_GKS and (o.key in remove or o.key not in base.snapshot._by_key)

@@ -8,7 +8,7 @@ findings are left out; errors of the run itself are reported as `::error`.
 from __future__ import annotations
 
 from auditor.report import Report, describe_gap
-from auditor.reporters.sarif import artifact_uri
+from auditor.reporters.sarif import artifact_uri, because
 
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 
@@ -25,17 +25,22 @@ def render(report: Report) -> str:
     out = []
     for f in report.active:
         props = []
-        if f.location is not None and not f.location[0].startswith("<"):
-            uri, relative = artifact_uri(f.location[0], report.repo_root)
+        # A finding on a cluster object that a change causes sits on the change's line.
+        where = f.location or next(((c["location"]["file"], c["location"]["line"]) for c in f.causes
+                                    if c.get("location") and c["change"] != "deleted"), None)
+        if where is not None and not where[0].startswith("<"):
+            uri, relative = artifact_uri(where[0], report.repo_root)
             if relative:  # an annotation can only sit on a file of the repository
-                props += [f"file={_prop(uri)}", f"line={f.location[1]}"]
+                props += [f"file={_prop(uri)}", f"line={where[1]}"]
         props.append(f"title={_prop(f'{f.rule} ({f.object})')}")
-        out.append(f"::{COMMANDS[f.severity]} {','.join(props)}::{_data(f.message)}")
+        message = f.message + (f" (because of the change: {because(f)})" if f.causes else "")
+        out.append(f"::{COMMANDS[f.severity]} {','.join(props)}::{_data(message)}")
     for e in report.errors:
         out.append(f"::error title=mesh-audit::{_data(e['message'])}")
     for g in report.not_collected:
         out.append(f"::error title=mesh-audit: not collected::{_data(describe_gap(g))}")
     counts = report.counts()
-    out.append(f"mesh-audit: {counts['error']} errors, {counts['warning']} warnings, {counts['info']} info "
+    change = f" added by the change ({len(report.change['resolved'])} resolved)" if report.change is not None else ""
+    out.append(f"mesh-audit: {counts['error']} errors, {counts['warning']} warnings, {counts['info']} info{change} "
                f"in {report.objects} objects")
     return "\n".join(out) + "\n"

@@ -14,7 +14,7 @@ SCHEMA_VERSION = 1
 
 
 def to_document(report: Report) -> dict:
-    return {
+    doc = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "mesh-audit", "version": report.tool_version},
         "summary": report.summary(),
@@ -26,6 +26,9 @@ def to_document(report: Report) -> dict:
         "comparison": report.comparison,
         "unused_exemptions": report.unused_exemptions,
     }
+    if report.change is not None:  # --changes-only: what the change adds and resolves
+        doc["change"] = report.change
+    return doc
 
 
 def render(report: Report) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from auditor.report import Report, describe_gap
+from auditor.report import ObjectRef, Report, describe_gap
+from auditor.reporters.sarif import because
 
 MARKER = "<!-- mesh-audit -->"
 ICONS = {"error": "🔴", "warning": "🟠", "info": "🔵"}
@@ -38,6 +39,11 @@ def _header(report: Report) -> list[str]:
     if report.baseline is not None:
         b = report.baseline
         out.append(f"Against the baseline: {b['new']} new, {b['unchanged']} unchanged, {len(b['fixed'])} fixed.")
+    if report.change is not None:
+        c = report.change
+        out.append(f"Against the cluster it lands in, the change brings {len(c['added'])} added, "
+                   f"{len(c['resolved'])} resolved finding(s).")
+        out += [f"- resolved: {e['severity']} `{e['rule']}` on {_cell(_ref(e['object']))}" for e in c["resolved"]]
     if not report.complete:
         out += ["", "> [!WARNING]", "> The scan is incomplete; findings may be missing for:"]
         out += [f"> - {_cell(describe_gap(g))}" for g in report.not_collected]
@@ -47,10 +53,15 @@ def _header(report: Report) -> list[str]:
     return out
 
 
+def _ref(o: dict) -> str:
+    return str(ObjectRef(o.get("apiVersion", ""), o["kind"], o["namespace"], o["name"], o.get("cluster")))
+
+
 def _row(f) -> str:
     where = f"`{f.location[0]}:{f.location[1]}`" if f.location else "cluster"
     new = " 🆕" if f.baseline_state == "new" else ""
-    return f"| {_cell(str(f.object))}{new} | {where} | {_cell(f.message)} |"
+    cause = f" (because of the change: {because(f)})" if f.causes else ""
+    return f"| {_cell(str(f.object))}{new} | {where} | {_cell(f.message + cause)} |"
 
 
 def render(report: Report) -> str:

@@ -114,7 +114,34 @@ def _result(finding: Finding, rule_index: dict[str, int], report: Report) -> dic
         ]
     if finding.baseline_state:
         result["baselineState"] = finding.baseline_state
+    if finding.causes:
+        result["message"]["text"] += f" (because of the change: {because(finding)})"
+        result["relatedLocations"] = [_cause_location(i, c, report) for i, c in enumerate(finding.causes, 1)]
     return result
+
+
+def because(finding: Finding) -> str:
+    """The changed objects behind a finding on an object the change did not write."""
+    return "; ".join(_cause_text(c) for c in finding.causes)
+
+
+def _cause_text(cause: dict) -> str:
+    where = cause.get("location")
+    place = f"{where['file']}:{where['line']}" if where else None
+    if cause["change"] == "deleted":
+        detail = ", ".join(p for p in (cause.get("why"), f"was at {place}" if place else None) if p)
+        return f"deleted {cause['object']}" + (f" ({detail})" if detail else "")
+    return cause["object"] + (f" ({place})" if place else "")
+
+
+def _cause_location(index: int, cause: dict, report: Report) -> dict:
+    out: dict = {"id": index, "message": {"text": _cause_text(cause)}}
+    where = cause.get("location")
+    if where and not where["file"].startswith("<"):
+        uri, relative = artifact_uri(where["file"], report.repo_root)
+        artifact = {"uri": uri, "uriBaseId": ROOT} if relative else {"uri": uri}
+        out["physicalLocation"] = {"artifactLocation": artifact, "region": {"startLine": max(1, where["line"])}}
+    return out
 
 
 def _kept(report: Report) -> tuple[list[Finding], int]:

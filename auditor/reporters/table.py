@@ -8,6 +8,7 @@ from itertools import groupby
 import click
 
 from auditor.report import ObjectRef, Report, describe_gap
+from auditor.reporters.sarif import because
 
 MESSAGE_WIDTH = 70
 COLOURS = {"error": "red", "warning": "yellow", "info": "blue"}
@@ -23,7 +24,8 @@ def _message(f) -> str:
     notes = [f"suppressed: {s['justification']}" for s in f.suppressions]
     if f.baseline_state == "unchanged":
         notes.append("in baseline")
-    return f.message + (f" [{'; '.join(notes)}]" if notes else "")
+    message = f.message + (f" [{'; '.join(notes)}]" if notes else "")
+    return message + (f"\nbecause of: {because(f)}" if f.causes else "")
 
 
 def _plural(n: int, word: str) -> str:
@@ -41,6 +43,8 @@ def summary_line(report: Report) -> str:
     if report.baseline is not None:
         b = report.baseline
         line += f"; baseline: {b['new']} new, {b['unchanged']} unchanged, {len(b['fixed'])} fixed"
+    if report.change is not None:
+        line += f"; change: {len(report.change['added'])} added, {len(report.change['resolved'])} resolved"
     if not report.complete:
         line += f"; INCOMPLETE: {len(report.not_collected)} not collected"
     return line
@@ -81,6 +85,10 @@ def render(report: Report, color: bool = False) -> str:
         out.append("")
     if report.comparison is not None:
         out += _comparison(report)
+    if report.change is not None and report.change["resolved"]:
+        out.append("Resolved by the change:")
+        out += [f"  {e['severity']}  {e['rule']}  {_ref(e['object'])}" for e in report.change["resolved"]]
+        out.append("")
     if report.baseline is not None and report.baseline["fixed"]:
         out.append(f"Fixed since the baseline ({report.baseline['file']}):")
         out += [f"  {e['rule']}  {_ref(e)}" for e in report.baseline["fixed"]]

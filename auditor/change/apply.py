@@ -1,0 +1,169 @@
+"""Lay a change over a base, as `kubectl apply` and `kubectl delete` would.
+
+An object of the change with the same group, kind, namespace and name as one of the
+base replaces it; the others are added. A namespaced object that names no namespace lands
+in `default`, or in the one namespace given with `-n`. Deletions name objects as
+`Kind/namespace/name` (`Kind/name` when cluster-scoped; `Kind.group/...` where two
+groups share the kind), or come from a git ref: objects the scanned paths held there and
+no longer hold. The base is a snapshot or the live cluster (one, or several: a change is
+then applied to every cluster, or, given as `NAME=PATH`, to that one only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from auditor.clusters import Clusters
+from auditor.errors import UsageError
+from auditor.kinds import CLUSTER_SCOPED_KINDS
+from auditor.snapshot import K8sObject, Snapshot
+
+
+@dataclass(frozen=True)
+class Changed:
+    """One object the change puts in place or deletes, as a finding's cause names it."""
+
+    key: tuple  # (group/Kind, namespace, name), as Snapshot keys objects
+    ref: str  # `Kind namespace/name`
+    location: tuple[str, int] | None  # where the change writes it (for a deletion: where it was)
+    deleted: bool = False
+    why: str | None = None  # for a deletion: "--delete", or "removed since REF"
+    cluster: str | None = None  # in an audit of several clusters, the one it changes
+
+    def describe(self) -> str:
+        """`Kind ns/name (file:line)`, `deleted Kind ns/name (--delete)`."""
+        where = f"{self.location[0]}:{self.location[1]}" if self.location else None
+        if self.deleted:
+            detail = ", ".join(part for part in (self.why, f"was at {where}" if where else None) if part)
+            return f"deleted {self.ref}" + (f" ({detail})" if detail else "")
+        return self.ref + (f" ({where})" if where else "")
+
+    def to_dict(self) -> dict:
+        out = {"object": self.ref, "change": "deleted" if self.deleted else "applied",
+               "location": {"file": self.location[0], "line": self.location[1]} if self.location else None}
+        if self.why:
+            out["why"] = self.why
+        if self.cluster:
+            out["cluster"] = self.cluster
+        return out
+
+
+@dataclass
+class Applied:
+    """The base, the state with the change applied, and what the change did to each
+    cluster (None names the one cluster of a single-cluster base)."""
+
+    base: Snapshot | Clusters
+    combined: Snapshot | Clusters
+    changed: dict[str | None, list[Changed]] = field(default_factory=dict)
+
+    def all_changed(self) -> list[Changed]:
+        return [c for items in self.changed.values() for c in items]
+
+    def record(self) -> dict:
+        """What the report's collection says of the change."""
+        items = self.all_changed()
+        return {"applied": sum(not c.deleted for c in items), "deleted": sum(c.deleted for c in items)}
+
+
+@dataclass(frozen=True)
+class Deletion:
+    kind: str
+    group: str | None  # None: any group that has the kind
+    namespace: str | None
+    name: str
+    text: str  # as the user wrote it
+
+    def matches(self, obj: K8sObject) -> bool:
+        return (obj.kind.lower() == self.kind.lower() and obj.name == self.name and obj.namespace == self.namespace
+                and (self.group is None or obj.api_version.rpartition("/")[0] == self.group))
+
+
+def parse_deletion(text: str) -> Deletion:
+    """`Kind/namespace/name`, `Kind/name` (cluster-scoped) or `Kind.group/...`; UsageError
+    for anything else."""
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise UsageError(f"--delete {text}: name the object as KIND/NAMESPACE/NAME (or KIND/NAME when cluster-scoped)")
+    kind, _, group = parts[0].partition(".")
+    if group == "core":
+        group = ""
+    namespace, name = (parts[1], parts[2]) if len(parts) == 3 else (None, parts[1])
+    if namespace is None and kind not in CLUSTER_SCOPED_KINDS and kind.lower() not in _SCOPED_LOWER:
+        raise UsageError(f"--delete {text}: {kind} is namespaced: write {kind}/NAMESPACE/{name}")
+    return Deletion(kind, group if "." in parts[0] else None, namespace, name, text)
+
+
+_SCOPED_LOWER = frozenset(k.lower() for k in CLUSTER_SCOPED_KINDS)
+
+
+def apply_change(base: Snapshot | Clusters, change: Snapshot, pinned: dict[str, Snapshot] | None = None,
+                 deletions: tuple[str, ...] = (), removed: list[Changed] = (), namespace: str | None = None,
+                 ) -> Applied:
+    """`change` applied to `base` (to every cluster of several; `pinned` changes to the
+    cluster named), then `deletions` (`--delete` references) and `removed` (objects a git
+    ref held and the change no longer does) taken out. UsageError for a reference that is
+    ambiguous, a pinned cluster the base lacks, or a pinned change on a single cluster."""
+    wanted = [parse_deletion(text) for text in deletions]
+    pinned = pinned or {}
+    if not isinstance(base, Clusters):
+        if pinned:
+            raise UsageError(f"-f {next(iter(pinned))}=...: the base holds one cluster; give the change without a name")
+        combined, changed, matched = _apply_one(base, change, [], wanted, removed, namespace, None)
+        _report_unmatched(wanted, matched, combined)
+        return Applied(base, combined, {None: changed})
+    for name in pinned:
+        if name not in base.members:
+            raise UsageError(f"-f {name}=...: the base has no cluster named {name!r} "
+                             f"(it has {', '.join(base.members)})")
+    members, changed, matched = {}, {}, set()
+    for name, snapshot in base.items():
+        extra = pinned.get(name)
+        members[name], changed[name], found = _apply_one(snapshot, change, [extra] if extra is not None else [], wanted,
+                                                         removed, namespace, name)
+        matched |= found
+    combined = Clusters(members)
+    _report_unmatched(wanted, matched, next(iter(members.values())))
+    return Applied(base, combined, changed)
+
+
+def _apply_one(base: Snapshot, change: Snapshot, extra: list[Snapshot], wanted: list[Deletion],
+               removed: list[Changed], namespace: str | None, cluster: str | None,
+               ) -> tuple[Snapshot, list[Changed], set[str]]:
+    pairs = [(source, obj) for source in (change, *extra) for obj in source]
+    put = [in_namespace(obj, namespace) for _, obj in pairs]
+    put_keys = {obj.key for obj in put}
+    changed = [Changed(new.key, new.ref(), source.location(obj), cluster=cluster) for (source, obj), new in zip(pairs, put)]
+    matched: set[str] = set()
+    remove: set[tuple] = set()
+    for deletion in wanted:
+        found = [obj for obj in base if deletion.matches(obj) and obj.key not in put_keys]
+        groups = {obj.api_version.rpartition("/")[0] for obj in found}
+        if len(groups) > 1:
+            names = ", ".join(sorted(f"{found[0].kind}.{g or 'core'}" for g in groups))
+            raise UsageError(f"--delete {deletion.text} is ambiguous ({names}); qualify the kind with its group")
+        for obj in found:
+            remove.add(obj.key)
+            matched.add(deletion.text)
+            changed.append(Changed(obj.key, obj.ref(), None, True, "--delete", cluster))
+    for gone in removed:
+        if gone.key not in put_keys and base.get(*gone.key) is not None and gone.key not in remove:
+            remove.add(gone.key)
+            changed.append(Changed(gone.key, gone.ref, gone.location, True, gone.why, cluster))
+    return base.overlaid(put, remove, [change, *extra]), changed, matched
+
+
+def _report_unmatched(wanted: list[Deletion], matched: set[str], combined: Snapshot) -> None:
+    """A `--delete` that names nothing (in any cluster) is a warning, as `kubectl delete
+    --ignore-not-found` takes it: the gate still says what was asked."""
+    for deletion in wanted:
+        if deletion.text not in matched:
+            combined.warnings.append(UsageError(f"--delete {deletion.text}: no such object in the base; nothing deleted"))
+
+
+def in_namespace(obj: K8sObject, namespace: str | None) -> K8sObject:
+    """The object in `namespace` when it names none and its kind is namespaced (`-n`)."""
+    if namespace is None or obj.namespace is None or obj.metadata.get("namespace"):
+        return obj
+    raw = {**obj.raw, "metadata": {**obj.metadata, "namespace": namespace}}
+    return K8sObject(raw, obj.file, obj.line, obj.index, obj.signature)
