@@ -10,6 +10,9 @@
 #   MESH_AUDIT_FAIL_ON  error|warning|info|never; empty: the configuration decides
 #   MESH_AUDIT_CATEGORY  SARIF category (automationDetails.id); empty: upload-sarif's decides
 #   MESH_AUDIT_ANNOTATIONS, MESH_AUDIT_SUMMARY  "false" turns them off
+#   MESH_AUDIT_AGAINST  a snapshot file or "cluster": the paths are a change applied to it
+#   MESH_AUDIT_CHANGES_ONLY  "true": only the findings the change adds count
+#   MESH_AUDIT_DIFF_BASE  a git ref: what the paths held there and no longer do is deleted
 # and GitHub's own: GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, RUNNER_TEMP.
 set -u
 paths=${MESH_AUDIT_PATHS:-.}
@@ -35,6 +38,18 @@ if [ -n "${MESH_AUDIT_FAIL_ON:-}" ]; then
 fi
 if [ -n "${MESH_AUDIT_CATEGORY:-}" ]; then
   args+=(--category "$MESH_AUDIT_CATEGORY")
+fi
+if [ -n "${MESH_AUDIT_AGAINST:-}" ]; then
+  args+=(--against "$MESH_AUDIT_AGAINST")
+  if [ "${MESH_AUDIT_CHANGES_ONLY:-false}" = "true" ]; then
+    args+=(--changes-only)
+  fi
+  if [ -n "${MESH_AUDIT_DIFF_BASE:-}" ]; then
+    args+=(--diff-base "$MESH_AUDIT_DIFF_BASE")
+  fi
+elif [ "${MESH_AUDIT_CHANGES_ONLY:-false}" = "true" ] || [ -n "${MESH_AUDIT_DIFF_BASE:-}" ]; then
+  echo "mesh-audit: error: the changes-only and diff-base inputs judge a change against a base: set against" >&2
+  exit 2
 fi
 
 mesh-audit "${args[@]}"

@@ -209,7 +209,8 @@ def apply(paths=(), against="cluster", *, deletes: tuple[str, ...] = (), diff_ba
         scanned = [str(p) for group in named.values() for p in group]
         removed, warnings = removed_since(diff_base, scanned, lambda old: _change(old, {**options, "stdin": None}),
                                           _file_options(settings)["excluder"], namespace)
-    plain = changes.pop(None, None) or Snapshot()
+    plain = changes.pop(None, None)
+    plain = Snapshot() if plain is None else plain
     applied = apply_change(base, plain, changes, tuple(deletes), removed, namespace)
     for name, snapshot in (applied.combined.items() if isinstance(applied.combined, Clusters)
                            else [(None, applied.combined)]):
@@ -234,6 +235,7 @@ def audit_change(applied, settings: Settings | None = None, *, changes_only: boo
     change cannot touch."""
     from auditor.change.compare import audit_change as compare, what_if_trial
     from auditor.facts.derive import derive
+    from auditor.facts.mesh import read_mesh_settings
 
     settings = resolve(settings or Settings())
     if not changes_only:
@@ -244,7 +246,12 @@ def audit_change(applied, settings: Settings | None = None, *, changes_only: boo
     base_report = audit(applied.base, settings, ctx=base_ctx)
     changed = applied.changed[None]
     put = [applied.combined.get(*c.key) for c in changed if not c.deleted]
-    ctx = derive(base_ctx, put, {c.key for c in changed if c.deleted}, snapshot=applied.combined)
+    detected = read_mesh_settings(applied.combined, _version(settings.istio_version, "--istio-version"))
+    if (detected.istio_version, detected.version_source) != (base_ctx.settings.istio_version,
+                                                             base_ctx.settings.version_source):
+        ctx = context(applied.combined, settings)  # the change moves the control plane's version
+    else:
+        ctx = derive(base_ctx, put, {c.key for c in changed if c.deleted}, snapshot=applied.combined)
     report = audit(applied.combined, settings, ctx=ctx)
     return compare(applied, base_report, report, what_if_trial(base_ctx, applied.combined, settings.rules))
 
@@ -379,13 +386,6 @@ def save_snapshot(source: ClusterSource, path: str, cluster: str | None = None, 
     """Collect the cluster and write a snapshot file (`.json`, or `.json.gz` compressed),
     atomically; returns the Collection record (objects counted, gaps). Large lists are
     serialized page by page as they arrive, so memory stays a fraction of the cluster's."""
-    from auditor.collect.cluster import Progress, Spool, collect, connect
-    from auditor.collect.snapshot_file import write_snapshot
+    from auditor.collect.sources import save_cluster
 
-    kubeconfig = str(source.kubeconfig) if source.kubeconfig is not None else None
-    connection = connect(kubeconfig, source.context)
-    live = collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout,
-                   progress=Progress() if source.progress else Progress(enabled=False), projected=False,
-                   spool=Spool(compress=path.endswith(".gz")))
-    write_snapshot(live, path, cluster, clusters)
-    return live
+    return save_cluster(source, path, cluster, clusters)

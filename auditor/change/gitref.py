@@ -28,7 +28,7 @@ def removed_since(ref: str, paths: list[str], load, excluder=None, namespace: st
     `load(paths)` reads files into a Snapshot as the scan does; `excluder` leaves out what
     the scan leaves out. UsageError for a ref that is no commit, or a path outside git."""
     with tempfile.TemporaryDirectory(prefix="mesh-audit-diff-base-") as folder:
-        read: list[tuple[str, str, str]] = []  # (path at the ref, its folder here, the work tree)
+        read: list[tuple[str, str]] = []  # (the path as it was at the ref, here; the path as given)
         for i, path in enumerate(p for p in paths if p != "-"):
             absolute = os.path.abspath(path)
             root = _work_tree(absolute, ref, path)
@@ -36,21 +36,22 @@ def removed_since(ref: str, paths: list[str], load, excluder=None, namespace: st
             dest = os.path.join(folder, str(i))
             if _extract(root, ref, relative, dest):
                 _prune(dest, root, excluder)
-                read.append((os.path.normpath(os.path.join(dest, relative)), dest, root))
+                read.append((os.path.normpath(os.path.join(dest, relative)), path))
         if not read:
             return [], []
-        snapshot = load([p for p, _, _ in read])
+        snapshot = load([p for p, _ in read])
         return _deletions(snapshot, read, ref, namespace)
 
 
-def _deletions(snapshot, read: list[tuple[str, str, str]], ref: str, namespace: str | None,
+def _deletions(snapshot, read: list[tuple[str, str]], ref: str, namespace: str | None,
                ) -> tuple[list[Changed], list[UsageError]]:
     why = f"removed since {ref}"
 
     def original(file: str | None) -> str | None:
-        for _, dest, root in read:
-            if file is not None and (file == dest or file.startswith(dest + os.sep)):
-                return _shown(os.path.join(root, os.path.relpath(file, dest)))
+        """Where a file read at the ref lies, written from the path the user gave."""
+        for old, given in read:
+            if file is not None and (file == old or file.startswith(old + os.sep)):
+                return os.path.normpath(os.path.join(given, os.path.relpath(file, old)))
         return file
 
     out = []
@@ -61,12 +62,6 @@ def _deletions(snapshot, read: list[tuple[str, str, str]], ref: str, namespace: 
     warnings = [UsageError(f"--diff-base {ref}: this did not parse there; its objects are not counted as deleted "
                            f"({err.message})", original(err.file), err.line) for err in snapshot.errors]
     return out, warnings
-
-
-def _shown(path: str) -> str:
-    """A path as the user would write it: relative to the working directory when under it."""
-    relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
 
 
 def _git(root: str, *args: str, binary: bool = False) -> subprocess.CompletedProcess:

@@ -7,8 +7,9 @@ import sys
 
 import click
 
-from auditor.cli.common import (EXIT_CLUSTER, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, VERSION, call, fail, file_options,
-                                named_paths, outputs_parser, report_gaps, rules_dir_option, warn, where, write_output)
+from auditor.cli.common import (EXIT_CLUSTER, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, VERSION, call, change_options, fail,
+                                file_options, load_change, named_paths, outputs_parser, report_gaps, rules_dir_option, warn,
+                                where, write_output)
 
 FORMATS = ["table", "json", "markdown", "html"]
 
@@ -18,6 +19,7 @@ FORMATS = ["table", "json", "markdown", "html"]
 @click.option("-f", "--filename", "paths", multiple=True, metavar="PATH",
               help="Manifest file, directory, dump, snapshot or - for stdin. Repeatable.")
 @click.option("--snapshot", "snapshot_path", metavar="FILE", help="Plan from a snapshot written by 'mesh-audit snapshot'.")
+@change_options
 @file_options
 @click.option("--to", "target", type=click.Choice(["ambient"]), default="ambient", show_default=True,
               help="The data plane mode to move to.")
@@ -86,6 +88,12 @@ def _load(opts: dict, settings):
     paths = opts["paths"] + opts["extra_paths"]
     if opts["no_cluster"] and not paths and not opts["snapshot_path"]:
         paths = (".",)
+    change = {"against": opts["against"], "deletes": opts["deletes"], "diff_base": opts["diff_base"],
+              "kubeconfig": opts["kubeconfig"], "contexts": (opts["context"],) if opts["context"] else (),
+              "timeout": opts["timeout"], "namespaces": (), "follow_symlinks": opts["follow_symlinks"]}
+    applied = load_change(paths, opts["snapshot_path"], change, opts["quiet"], opts["jobs"], settings)
+    if applied is not None:
+        return applied.combined
     if named_paths(paths) is not None:
         fail("plan reads one cluster: plan each cluster of the mesh on its own")
     if paths or opts["snapshot_path"]:

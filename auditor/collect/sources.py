@@ -63,6 +63,20 @@ def load_cluster(source) -> Snapshot:
     return snapshot
 
 
+def save_cluster(source, path: str, cluster: str | None = None, clusters: list[str] | None = None):
+    """The cluster `source` names, collected into a snapshot file at `path` (api.save_snapshot)."""
+    from auditor.collect.cluster import Progress, Spool, collect, connect
+    from auditor.collect.snapshot_file import write_snapshot
+
+    kubeconfig = str(source.kubeconfig) if source.kubeconfig is not None else None
+    connection = connect(kubeconfig, source.context)
+    live = collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout,
+                   progress=Progress() if source.progress else Progress(enabled=False), projected=False,
+                   spool=Spool(compress=path.endswith(".gz")))
+    write_snapshot(live, path, cluster, clusters)
+    return live
+
+
 def load_cluster_snapshot(path: str, peek: bool = False):
     """A snapshot of several clusters (version 4: one segment per cluster) as Clusters,
     each cluster's objects read as a single-cluster snapshot's are; None for any other
