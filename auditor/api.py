@@ -193,39 +193,26 @@ def apply(paths=(), against="cluster", *, deletes: tuple[str, ...] = (), diff_ba
     `diff_base`, what the paths held at that git ref and no longer hold, removed.
     Namespaced objects that name no namespace land in `namespace` (default: default).
     `audit(applied.combined)` audits the result; `audit_change` what it adds."""
-    from auditor.change import apply_change
-    from auditor.change.gitref import removed_since
+    from auditor.change.load import apply_paths
 
     settings = resolve(settings or Settings())
     if against == "cluster" or isinstance(against, (ClusterSource, dict)):
         base = load(against if against != "cluster" else None)
     else:
         base = load(snapshot=str(against), jobs=jobs)
-    named = dict(paths) if isinstance(paths, dict) else {None: list(paths)}
-    options = dict(jobs=jobs, stdin=stdin, follow_symlinks=follow_symlinks, settings=settings)
-    changes = {name: _change(p, options) for name, p in named.items() if p}
-    removed, warnings = [], []
-    if diff_base is not None:
-        scanned = [str(p) for group in named.values() for p in group]
-        removed, warnings = removed_since(diff_base, scanned, lambda old: _change(old, {**options, "stdin": None}),
-                                          _file_options(settings)["excluder"], namespace)
-    plain = changes.pop(None, None)
-    plain = Snapshot() if plain is None else plain
-    applied = apply_change(base, plain, changes, tuple(deletes), removed, namespace)
-    for name, snapshot in (applied.combined.items() if isinstance(applied.combined, Clusters)
-                           else [(None, applied.combined)]):
-        snapshot.warnings.extend(warnings)
-        snapshot.collection["change"] = {"applied": sum(not c.deleted for c in applied.changed[name]),
-                                         "deleted": sum(c.deleted for c in applied.changed[name])}
-        warnings = []  # once, on the first cluster
-    return applied
 
+    def read(paths: list[str], charts: dict | None = None) -> Snapshot:
+        """The change's files as a scan reads them (`charts`: configured charts, moved)."""
+        then = settings if charts is None else replace(settings, config=replace(settings.config, helm_charts=charts))
+        loaded = load([str(p) for p in paths], jobs=jobs, stdin=stdin if charts is None else None,
+                      follow_symlinks=follow_symlinks, settings=then)
+        if isinstance(loaded, Clusters):
+            raise UsageError("a change is manifests to apply, not a snapshot of several clusters", str(paths[0]))
+        return loaded
 
-def _change(paths, options: dict) -> Snapshot:
-    loaded = load([str(p) for p in paths], **options)
-    if isinstance(loaded, Clusters):
-        raise UsageError("a change is manifests to apply, not a snapshot of several clusters", str(paths[0]))
-    return loaded
+    return apply_paths(base, dict(paths) if isinstance(paths, dict) else {None: list(paths)}, read, deletes=deletes,
+                       diff_base=diff_base, namespace=namespace, excluder=_file_options(settings)["excluder"],
+                       charts=settings.config.helm_charts)
 
 
 def audit_change(applied, settings: Settings | None = None, *, changes_only: bool = False) -> Report:

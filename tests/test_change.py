@@ -210,6 +210,13 @@ def test_an_ambiguous_delete_asks_for_the_group(tmp_path):
     assert "is ambiguous (Gateway.gateway.networking.k8s.io, Gateway.networking.istio.io)" in result.stderr
 
 
+def test_deleting_what_the_change_writes_is_refused(base):
+    result = run("scan", "--against", base, PR, "--delete", "AuthorizationPolicy/shop/cart-admin")
+    assert result.exit_code == 2
+    assert result.stderr == (f"mesh-audit: error: --delete AuthorizationPolicy/shop/cart-admin: the change also writes "
+                             f"this object ({PR / 'cart-admin.yaml'}:2); delete it or write it, not both\n")
+
+
 def test_only_deletions_with_no_objects_is_a_valid_change(base, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -223,6 +230,8 @@ def test_only_deletions_with_no_objects_is_a_valid_change(base, tmp_path):
     (("--delete", "Gateway/shop/x"), "--delete judges a change against a base: add --against SNAPSHOT or --against cluster"),
     (("--changes-only",), "--changes-only judges a change against a base: add --against SNAPSHOT or --against cluster"),
     (("--diff-base", "HEAD"), "--diff-base judges a change against a base: add --against SNAPSHOT or --against cluster"),
+    (("--against", "cluster", "--no-cluster"), "--against cluster reads the live cluster, which --no-cluster rules "
+                                               "out: give a snapshot"),
     (("--against", "missing.json"), "--against missing.json: no such file (give a snapshot written by 'mesh-audit "
                                     "snapshot', or 'cluster')"),
 ])
@@ -314,6 +323,36 @@ def test_diff_base_keeps_what_was_only_moved_and_what_is_excluded(repo, base, mo
     assert excluded["change"]["deleted"] == 0
 
 
+def test_diff_base_renders_a_configured_chart_at_the_ref_as_configured(repo, base, tmp_path, monkeypatch):
+    """A chart the configuration gives a release name: read at the ref it renders under the
+    same name, so an unchanged chart deletes nothing; deleting its template deletes the
+    object, named at the template's path."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "helm").write_text(f"#!/bin/sh\nexec {sys.executable} {ROOT / 'tests' / 'helm_standin.py'} \"$@\"\n")
+    (bin_dir / "helm").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    chart = repo / "charts" / "cart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: cart\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("{}\n")
+    (chart / "templates" / "policy.yaml").write_text(POLICY_ON_CART.replace("cart-admin", "{{ .Release.Name }}").replace(
+        'rules: [{to: [{operation: {paths: ["/admin"]}}]}]', "rules: [{from: [{source: {namespaces: [shop]}}]}]"))
+    (repo / ".mesh-audit.yaml").write_text("helm:\n  charts:\n    charts/cart: {release: cart-from-chart}\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "chart")
+    monkeypatch.chdir(repo)
+    kept = doc_of(run("scan", "--against", base, "charts", "--diff-base", "HEAD", "--changes-only", "-o", "json"))
+    assert kept["change"]["deleted"] == 0 and kept["change"]["applied"] == 1
+    assert kept["change"]["objects"][0]["object"] == "AuthorizationPolicy shop/cart-from-chart"
+    (chart / "templates" / "policy.yaml").unlink()
+    deployed = write_base(tmp_path / "deployed.json", POLICY_ON_CART.replace("cart-admin", "cart-from-chart"))
+    applied = api.apply(["charts"], str(deployed), diff_base="HEAD", settings=api.Settings(config=".mesh-audit.yaml"))
+    [gone] = applied.all_changed()
+    assert (gone.deleted, gone.ref, gone.why) == (True, "AuthorizationPolicy shop/cart-from-chart", "removed since HEAD")
+    assert gone.location[0] == os.path.join("charts", "cart", "templates", "policy.yaml")
+
+
 def test_diff_base_with_a_ref_that_is_no_commit(repo, base, monkeypatch):
     monkeypatch.chdir(repo)
     result = run("scan", "--against", base, "k8s", "--diff-base", "no-such-branch")
@@ -373,6 +412,10 @@ def test_changes_only_json_matches_the_report_schema(base):
     jsonschema.validate(doc, schema)
     assert set(doc["change"]) == {"added", "resolved", "applied", "deleted", "objects"}
     assert doc["change"]["added"] == doc["findings"]
+    caused = next(f for f in doc["findings"] if "caused_by" in f)
+    caused["caused_by"][0]["change"] = "renamed"  # the schema describes causes, it does not just allow them
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)
 
 
 # -- where objects land -----------------------------------------------------------------------
@@ -488,6 +531,35 @@ def test_apply_replaces_by_group_kind_namespace_and_name_and_adds_the_rest():
     assert [c.ref for c in applied.all_changed()] == ["Service shop/a", "Service shop/b"]
 
 
+def test_an_applied_manifest_keeps_the_live_objects_uid_and_status():
+    live = K8sObject({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                      "metadata": {"name": "w", "namespace": "shop", "uid": "u-1"}, "spec": {"listeners": []},
+                      "status": {"addresses": [{"value": "10.0.0.1"}]}})
+    manifest = K8sObject({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                          "metadata": {"name": "w", "namespace": "shop", "labels": {"a": "b"}},
+                          "spec": {"listeners": [{"port": 15008}]}}, "pr.yaml", 3)
+    got = apply_change(Snapshot([live]), Snapshot([manifest])).combined.get(*live.key)
+    assert got.spec == manifest.spec and got.labels == {"a": "b"}
+    assert got.raw["status"] == live.raw["status"] and got.metadata["uid"] == "u-1" and got.observed
+    assert (got.file, got.line) == ("pr.yaml", 3)
+
+
+def test_applying_what_the_cluster_already_holds_changes_nothing(tmp_path):
+    """Each namespace's manifests of a generated cluster, applied over its own snapshot:
+    nothing added, nothing resolved."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from generate import write
+
+    write(300, tmp_path)
+    settings = api.resolve(api.Settings())
+    manifests = sorted((tmp_path / "manifests").glob("*.yaml"))
+    assert len(manifests) >= 3
+    for path in manifests:
+        report = api.audit_change(api.apply([str(path)], str(tmp_path / "snapshot.json")), settings, changes_only=True)
+        assert (report.findings, report.change["resolved"]) == ([], []), path.name
+        assert report.change["applied"] >= 3
+
+
 def test_apply_keeps_the_inputs_problems_apart_from_the_base():
     base, change = Snapshot([obj("Service", "a", "shop")]), Snapshot([obj("Service", "b", "shop")])
     change.errors.append(UsageError("bad", "pr.yaml", 3))
@@ -584,3 +656,27 @@ def test_the_action_refuses_changes_only_without_a_base(tmp_path):
     assert result.returncode == 2
     assert result.stderr == ("mesh-audit: error: the changes-only and diff-base inputs judge a change against a base: "
                              "set against\n")
+
+
+def test_causes_are_tried_nearest_first_and_at_most_eight_times():
+    from auditor.change import Applied, Changed
+    from auditor.change.compare import MAX_TRIALS, attribute
+    from auditor.report import Finding, ObjectRef
+
+    far = [Changed(("ConfigMap", f"ns{i}", "c"), f"ConfigMap ns{i}/c", ("far.yaml", i + 1)) for i in range(12)]
+    near = Changed(("Service", "shop", "checkout"), "Service shop/checkout", ("svc.yaml", 1))
+    scoped = Changed(("Namespace", None, "shop"), "Namespace shop", ("ns.yaml", 1))
+    applied = Applied(Snapshot(), Snapshot(), {None: [*far, scoped, near]})
+    finding = Finding("policy-target-unbound", "error", "m",
+                      ObjectRef("security.istio.io/v1", "AuthorizationPolicy", "shop", "p"), None, True)
+    tried = []
+
+    def trial(item, findings):
+        tried.append(item.ref)
+        return {finding.identity()} if item is near else set()
+
+    [out] = attribute(applied, [finding], trial)
+    assert tried[:2] == ["Service shop/checkout", "Namespace shop"] and len(tried) == MAX_TRIALS == 8
+    assert out.causes == [near.to_dict()]
+    [nearby] = attribute(applied, [finding], lambda item, findings: set())  # no single change reproduces it
+    assert [c["object"] for c in nearby.causes] == ["Namespace shop", "Service shop/checkout"]

@@ -1,7 +1,8 @@
 """Lay a change over a base, as `kubectl apply` and `kubectl delete` would.
 
 An object of the change with the same group, kind, namespace and name as one of the
-base replaces it; the others are added. A namespaced object that names no namespace lands
+base replaces it (keeping the live object's uid and status, which apply never writes);
+the others are added. A namespaced object that names no namespace lands
 in `default`, or in the one namespace given with `-n`. Deletions name objects as
 `Kind/namespace/name` (`Kind/name` when cluster-scoped; `Kind.group/...` where two
 groups share the kind), or come from a git ref: objects the scanned paths held there and
@@ -131,13 +132,18 @@ def _apply_one(base: Snapshot, change: Snapshot, extra: list[Snapshot], wanted: 
                removed: list[Changed], namespace: str | None, cluster: str | None,
                ) -> tuple[Snapshot, list[Changed], set[str]]:
     pairs = [(source, obj) for source in (change, *extra) for obj in source]
-    put = [in_namespace(obj, namespace) for _, obj in pairs]
+    put = [_as_applied(in_namespace(obj, namespace), base) for _, obj in pairs]
     put_keys = {obj.key for obj in put}
     changed = [Changed(new.key, new.ref(), source.location(obj), cluster=cluster) for (source, obj), new in zip(pairs, put)]
     matched: set[str] = set()
     remove: set[tuple] = set()
     for deletion in wanted:
-        found = [obj for obj in base if deletion.matches(obj) and obj.key not in put_keys]
+        written = next((obj for obj in put if deletion.matches(obj)), None)
+        if written is not None:
+            where = f" ({written.file}:{written.line})" if written.file else ""
+            raise UsageError(f"--delete {deletion.text}: the change also writes this object{where}; "
+                             "delete it or write it, not both")
+        found = [obj for obj in base if deletion.matches(obj)]
         groups = {obj.api_version.rpartition("/")[0] for obj in found}
         if len(groups) > 1:
             names = ", ".join(sorted(f"{found[0].kind}.{g or 'core'}" for g in groups))
@@ -159,6 +165,22 @@ def _report_unmatched(wanted: list[Deletion], matched: set[str], combined: Snaps
     for deletion in wanted:
         if deletion.text not in matched:
             combined.warnings.append(UsageError(f"--delete {deletion.text}: no such object in the base; nothing deleted"))
+
+
+def _as_applied(obj: K8sObject, base: Snapshot) -> K8sObject:
+    """The object as the cluster holds it once applied over one it already has: the
+    manifest's fields, with the live object's uid and status, which apply never writes
+    (a waypoint stays programmed, a Deployment keeps its replicas)."""
+    live = base.get(*obj.key)
+    if live is None or not live.observed or obj.observed:
+        return obj
+    raw = dict(obj.raw)
+    if "status" in live.raw:
+        raw["status"] = live.raw["status"]
+    uid = live.metadata.get("uid")
+    if uid:
+        raw["metadata"] = {**obj.metadata, "uid": uid}
+    return K8sObject(raw, obj.file, obj.line, obj.index, obj.signature)
 
 
 def in_namespace(obj: K8sObject, namespace: str | None) -> K8sObject:

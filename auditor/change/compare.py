@@ -19,9 +19,11 @@ from auditor import kinds as k
 from auditor.change.apply import Applied, Changed
 from auditor.report import Finding, Report
 
-# How many changed objects are tried one by one for the cause of a finding; past this,
-# those of the finding's namespace are named.
-MAX_TRIALS = 24
+# How many changed objects are tried one by one for the causes of findings (each trial is
+# a what-if audit of the findings' namespaces): those nearest the findings first (their
+# namespaces, then cluster-scoped objects, then the rest); past this, a finding nobody tried
+# reproduces is put down to the changed objects of its namespace.
+MAX_TRIALS = 8
 
 
 def audit_change(applied: Applied, base_report: Report, report: Report, trial=None) -> Report:
@@ -52,8 +54,10 @@ def attribute(applied: Applied, findings: list[Finding], trial=None) -> list[Fin
         return findings
     causes: dict[int, list[Changed]] = {}
     changed = applied.all_changed()
-    if trial is not None and len(changed) <= MAX_TRIALS:
-        for item in changed:
+    if trial is not None:
+        namespaces = {f.object.namespace for f in pending}
+        nearest = sorted(changed, key=lambda c: (c.key[1] not in namespaces, c.key[1] is not None))
+        for item in nearest[:MAX_TRIALS]:
             hit = trial(item, pending)
             for f in pending:
                 if f.identity() in hit:

@@ -25,10 +25,13 @@ GIT_TIMEOUT = 60
 def removed_since(ref: str, paths: list[str], load, excluder=None, namespace: str | None = None,
                   ) -> tuple[list[Changed], list[UsageError]]:
     """(the objects `paths` held at `ref`, each as a deletion to apply, warnings).
-    `load(paths)` reads files into a Snapshot as the scan does; `excluder` leaves out what
-    the scan leaves out. UsageError for a ref that is no commit, or a path outside git."""
+    `load(paths, relocate)` reads files into a Snapshot as the scan does, where
+    `relocate(path)` says where a path of the work tree (a configured chart's folder) lies
+    as read at the ref; `excluder` leaves out what the scan leaves out. UsageError for a
+    ref that is no commit, or a path outside git."""
     with tempfile.TemporaryDirectory(prefix="mesh-audit-diff-base-") as folder:
         read: list[tuple[str, str]] = []  # (the path as it was at the ref, here; the path as given)
+        roots: list[tuple[str, str]] = []  # (a work tree, where its paths were extracted)
         for i, path in enumerate(p for p in paths if p != "-"):
             absolute = os.path.abspath(path)
             root = _work_tree(absolute, ref, path)
@@ -37,9 +40,18 @@ def removed_since(ref: str, paths: list[str], load, excluder=None, namespace: st
             if _extract(root, ref, relative, dest):
                 _prune(dest, root, excluder)
                 read.append((os.path.normpath(os.path.join(dest, relative)), path))
+                roots.append((root, dest))
         if not read:
             return [], []
-        snapshot = load([p for p, _ in read])
+
+        def relocate(path: str) -> str | None:
+            for root, dest in roots:
+                moved = os.path.join(dest, os.path.relpath(path, root))
+                if not os.path.relpath(path, root).startswith("..") and os.path.exists(moved):
+                    return moved
+            return None
+
+        snapshot = load([p for p, _ in read], relocate)
         return _deletions(snapshot, read, ref, namespace)
 
 

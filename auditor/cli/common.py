@@ -273,6 +273,8 @@ def load_change(paths, snapshot_path, opts: dict, quiet: bool, jobs=None, settin
             plain.append(path)
     namespaces = opts.get("namespaces") or ()
     if against == "cluster":
+        if opts.get("no_cluster"):
+            fail("--against cluster reads the live cluster, which --no-cluster rules out: give a snapshot")
         sources = cluster_sources(opts, quiet)
         against = sources if len(sources) > 1 else sources[None]
     elif not os.path.exists(against):
