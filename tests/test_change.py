@@ -443,7 +443,18 @@ def test_an_overlay_as_the_change_renders_as_in_a_plain_scan(base):
     assert ("authz-l7-at-ztunnel", "AuthorizationPolicy orders-prod/orders-read") in found(doc)
     finding = next(f for f in doc["findings"] if f["object"]["name"] == "orders-read")
     assert finding["location"]["file"].endswith(os.path.join("kustomize", "base", "authz.yaml"))
-    assert doc["collection"]["rendered"] if "rendered" in doc["collection"] else True
+    assert doc["collection"]["rendered"] == [
+        {"path": str(FIXTURES / "gitops" / "kustomize" / "overlays" / "prod"), "by": "kustomize", "objects": 4}]
+
+
+def test_a_chart_that_cannot_be_rendered_is_named_and_with_require_rendering_a_gap(base, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no helm here
+    chart = FIXTURES / "gitops" / "charts" / "shop"
+    doc = doc_of(run("scan", "--against", base, chart, "--changes-only", "-o", "json"))
+    assert [n["path"] for n in doc["collection"]["not_rendered"]] == [str(chart)]
+    strict = run("scan", "--against", base, chart, "--changes-only", "--require-rendering", "-o", "json")
+    assert strict.exit_code == 3
+    assert [g["resource"] for g in doc_of(strict)["collection"]["not_collected"]] == [str(chart)]
 
 
 def test_a_chart_as_the_change_renders_with_helm(base, tmp_path, monkeypatch):

@@ -29,6 +29,17 @@ def apply_paths(base: Snapshot | Clusters, named: dict, read, deletes=(), diff_b
     for name, snapshot in members:
         snapshot.warnings.extend(warnings)
         warnings = []  # once, on the first cluster
-        snapshot.collection["change"] = {"applied": sum(not c.deleted for c in applied.changed[name]),
-                                         "deleted": sum(c.deleted for c in applied.changed[name])}
+        record = snapshot.collection
+        record["change"] = {"applied": sum(not c.deleted for c in applied.changed[name]),
+                            "deleted": sum(c.deleted for c in applied.changed[name])}
+        for source in [s for key, s in [(None, plain), *changes.items()] if s is not None and key in (None, name)]:
+            _add_rendering(record, source.collection)
     return applied
+
+
+def _add_rendering(record: dict, read: dict) -> None:
+    """What the change's charts and overlays rendered, and what they could not (a gap with
+    --require-rendering), joined to the base's record."""
+    for key in ("rendered", "not_rendered", "not_collected"):
+        if read.get(key):
+            record[key] = [*(record.get(key) or ()), *read[key]]
