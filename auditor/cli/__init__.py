@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 
 import click
@@ -23,7 +24,7 @@ from auditor.cli.rules import rules
 from auditor.cli.scan import scan
 from auditor.cli.snapshot import snapshot_cmd
 
-__all__ = ["cli", "main", "write_output"]
+__all__ = ["cli", "main", "terminate_cleanly", "write_output"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,6 +46,7 @@ def main() -> None:
     # A run is short and builds millions of objects without cycles; the cyclic garbage
     # collector would rescan them all again and again (seconds on a 50k-pod snapshot).
     gc.disable()
+    terminate_cleanly()
     try:
         returned = cli.main(standalone_mode=False)
     except SystemExit as done:
@@ -62,6 +64,19 @@ def main() -> None:
     except BrokenPipeError:  # `mesh-audit ... | head`: the reader left; that is not an error
         os._exit(0)
     _exit(returned if isinstance(returned, int) else EXIT_OK)
+
+
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+def terminate_cleanly() -> None:
+    """SIGTERM (a CI job cancelled, a pod stopped) unwinds like Ctrl-C: the temporary file
+    of a report or snapshot being written is removed, and the exit code is 143."""
+    def stop(signum, frame):
+        raise SystemExit(EXIT_TERMINATED)
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, stop)
 
 
 def _exit(code) -> None:
