@@ -166,11 +166,11 @@ def _server_version(http: Http) -> str | None:
     try:
         resp = http.get("/version", attempts=PROBE_ATTEMPTS)
     except Deadline:
-        raise ClusterError(f"timed out connecting to {http.host}") from None
+        raise ClusterError(f"timed out connecting to {http.shown}") from None
     except Unavailable as err:
-        raise ClusterError(f"cluster at {http.host} is unreachable: {err}") from None
+        raise ClusterError(f"cluster at {http.shown} is unreachable: {err}") from None
     if resp.status == 401:
-        raise ClusterError(f"the API server at {http.host} rejected the credentials (401 Unauthorized)")
+        raise ClusterError(f"the API server at {http.shown} rejected the credentials (401 Unauthorized)")
     if resp.status != 200:
         return None
     try:

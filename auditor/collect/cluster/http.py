@@ -74,6 +74,7 @@ class Http:
         self.config = config
         self.pool = rest.RESTClientObject(config).pool_manager
         self.host = config.host.rstrip("/")
+        self.shown = connection.server.rstrip("/") if connection.server else self.host  # no credentials in it
         self.deadline = deadline
         self.retry = retry
         # Cluster JSON compresses ~13x: worth it over a network, not over loopback.
@@ -87,7 +88,9 @@ class Http:
         with self._auth_lock:  # exec plugins refresh tokens here; run them once, not per thread
             for setting in self.config.auth_settings().values():
                 if setting.get("value"):
-                    headers[setting["key"]] = setting["value"]
+                    # A token file's trailing newline is trimmed, as kubectl trims it (the client
+                    # sets the token again before every request, so here and not once).
+                    headers[setting["key"]] = setting["value"].strip()
             if "authorization" not in headers and (self.config.username or self.config.password):
                 headers["authorization"] = self.config.get_basic_auth_token()
         return headers
@@ -112,7 +115,10 @@ class Http:
                     timeout=urllib3.Timeout(connect=min(10.0, left), read=min(60.0, left)),
                 )
             except urllib3.exceptions.SSLError as err:
-                raise ClusterError(f"TLS handshake with {self.host} failed: {_ssl_reason(err)}") from None
+                raise ClusterError(f"TLS handshake with {self.shown} failed: {_ssl_reason(err)}") from None
+            except ValueError:  # http.client refuses a header with a line break: never echo the token
+                raise ClusterError(f"the credentials for {self.shown} cannot be sent: the token holds a line break or "
+                                   "another character an HTTP header cannot carry") from None
             except (urllib3.exceptions.HTTPError, OSError) as err:
                 last, last_status = _connection_reason(err), None
                 if attempt + 1 < attempts:

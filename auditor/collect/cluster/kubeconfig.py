@@ -68,7 +68,22 @@ def connect(kubeconfig: str | None = None, context: str | None = None, environ=N
             raise
         except Exception as err:  # exec plugins and auth providers raise their own types
             raise ClusterError(f"credentials for context {context or '(current)'}: {first_line(err)}") from None
-    return Connection(config, current, config.host)
+    return Connection(config, current, shown_url(config.host))
+
+
+def shown_url(url: str | None) -> str | None:
+    """A server URL fit to print or store: without user:password@ and without a query,
+    which can hold credentials (`https://admin:s3cret@10.0.0.1:6443` -> `https://10.0.0.1:6443`)."""
+    if not url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a server URL that does not parse)"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def preload() -> None:
@@ -174,7 +189,7 @@ def _in_cluster(config, environ, config_exception) -> Connection:
         ).load_and_set(config)
     except config_exception as err:
         raise ClusterError(f"in-cluster configuration: {first_line(err)}") from None
-    return Connection(config, "in-cluster", config.host)
+    return Connection(config, "in-cluster", shown_url(config.host))
 
 
 def first_line(err: BaseException) -> str:
