@@ -16,6 +16,7 @@ from auditor.facts.context import Context
 from auditor.facts.subjects import facts_for
 from auditor.report import Report
 from auditor.snapshot import K8sObject, Snapshot
+from auditor.words import printable_lines
 
 
 def find_object(snapshot: Snapshot, ref: str) -> K8sObject:
@@ -116,4 +117,4 @@ def render_text(doc: dict) -> str:
     out += ["", "Facts (what rules see as `facts`)"]
     facts_yaml = yaml.safe_dump(doc["facts"], sort_keys=True, default_flow_style=False, width=100) if doc["facts"] else "{}\n"
     out += ["  " + line for line in facts_yaml.rstrip("\n").splitlines()]
-    return "\n".join(out) + "\n"
+    return printable_lines("\n".join(out)) + "\n"  # what the input wrote is shown, never obeyed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def plural(count: int, word: str) -> str:
     """`1 workload`, `3 workloads`, `2 policies`, `2 classes`."""
@@ -13,3 +15,30 @@ def plural(count: int, word: str) -> str:
     if word.endswith(("s", "x", "ch", "sh")):
         return f"{count} {word}es"
     return f"{count} {word}s"
+
+
+# Characters that move a terminal or split a log line: C0 and C1 controls (ESC starts ANSI
+# and OSC sequences), DEL, and the bidirectional overrides that reorder what is shown.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# GitHub Actions runs a log line as a workflow command when it starts with `::` (after
+# leading space) or holds `##[` anywhere; text wrapped onto a line of its own can start one.
+_COMMAND = re.compile(r"(^|\s)::|##\[")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\x1b": "\\e"}
+
+
+def printable(text: str) -> str:
+    """Text from the input (names, labels, annotations, file names), made safe to print
+    to a terminal or a CI log: control characters shown as escapes (`\\e[31m`, `\\n`),
+    so it stays on its line and cannot colour, move or retitle the terminal; and a
+    zero-width space put inside `::` and `##[`, so the runner never reads it as a
+    workflow command (`::error::`, `##[add-mask]`, `::stop-commands::`)."""
+    if text.isprintable() and "::" not in text and "##[" not in text:
+        return text
+    text = _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                                             else f"\\u{ord(m.group()):04x}"), text)
+    return _COMMAND.sub(lambda m: m.group().replace("::", ":\u200b:").replace("##[", "##\u200b["), text)
+
+
+def printable_lines(text: str) -> str:
+    """`printable` for each line of a text this program composed (its own line breaks kept)."""
+    return "\n".join(printable(line) for line in text.split("\n"))

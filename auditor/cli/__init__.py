@@ -23,6 +23,7 @@ from auditor.cli.plan import plan_cmd
 from auditor.cli.rules import rules
 from auditor.cli.scan import scan
 from auditor.cli.snapshot import snapshot_cmd
+from auditor.words import printable
 
 __all__ = ["cli", "main", "terminate_cleanly", "write_output"]
 
@@ -53,7 +54,8 @@ def main() -> None:
         _exit(done.code)  # here, while the exception still holds the command's frames
     except click.exceptions.Abort as err:
         if isinstance(err.__context__, EOFError):  # click turns any EOFError into Abort: not a Ctrl-C
-            sys.stderr.write(f"mesh-audit: error: an input ended before it was complete ({err.__context__})\n")
+            sys.stderr.write(printable(f"mesh-audit: error: an input ended before it was complete ({err.__context__})")
+                             + "\n")
             _exit(EXIT_USAGE)
         _interrupted()
     except KeyboardInterrupt:

@@ -9,18 +9,25 @@ import sys
 import click
 
 from auditor.errors import UsageError
+from auditor.words import printable
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_CLUSTER = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
 
 
 def fail(message: str, code: int = EXIT_USAGE):
-    click.echo(f"mesh-audit: error: {message}", err=True)
+    error(message)
     sys.exit(code)
 
 
+def error(message) -> None:
+    """One error line on stderr; what the input wrote in it is shown, never obeyed
+    (words.printable: no terminal escapes, no workflow commands)."""
+    click.echo(f"mesh-audit: error: {printable(str(message))}", err=True)
+
+
 def warn(message: str) -> None:
-    click.echo(f"mesh-audit: warning: {message}", err=True)
+    click.echo(f"mesh-audit: warning: {printable(str(message))}", err=True)
 
 
 def call(function, *args, **kwargs):

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from auditor.cli.common import (EXIT_OK, EXIT_USAGE, VERSION, call, change_options, cluster_options, file_options,
+from auditor.cli.common import (EXIT_OK, EXIT_USAGE, VERSION, call, change_options, cluster_options, error, file_options,
                                 load_change, load_input, report_gaps, rules_dir_option)
 
 
@@ -40,7 +40,7 @@ def explain_cmd(ref, paths, snapshot_path, fmt, istio_version, member, rules_dir
     snapshot = applied.combined if applied is not None else load_input(paths, snapshot_path, cluster, quiet,
                                                                        settings=settings)
     for err in snapshot.errors:
-        click.echo(f"mesh-audit: error: {err}", err=True)
+        error(err)
     report_gaps(snapshot.collection.get("not_collected") or [], quiet)
     ctx = call(api.context, snapshot, settings, cluster=member)
     report = api.audit(snapshot, settings, ctx=None if member else ctx)

@@ -7,7 +7,9 @@ import sys
 
 import click
 
-from auditor.cli.common import (EXIT_CLUSTER, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, VERSION, call, change_options, fail,
+from auditor.words import printable
+
+from auditor.cli.common import (EXIT_CLUSTER, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, VERSION, call, change_options, error, fail,
                                 file_options, load_change, named_paths, outputs_parser, report_gaps, rules_dir_option, warn,
                                 where, write_output)
 
@@ -71,10 +73,10 @@ def plan_cmd(**opts) -> None:
         for warning in made.warnings:
             warn(where(warning))
         if made.emitted:
-            click.echo(f"mesh-audit: change set written to {made.emitted} (see its README.md)", err=True)
+            click.echo(printable(f"mesh-audit: change set written to {made.emitted} (see its README.md)"), err=True)
     report_gaps(list(made.collection.get("not_collected") or []), opts["quiet"])
     for err in snapshot.errors:
-        click.echo(f"mesh-audit: error: {err}", err=True)
+        error(err)
     from auditor.plan.render import RENDERERS
 
     for fmt, path in opts["outputs"]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from auditor.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, call, fail, rules_dir_option
+from auditor.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, call, error, fail, rules_dir_option
 
 
 def _rules(rules_dirs=()) -> list:
@@ -73,7 +73,7 @@ def rules_validate(paths) -> None:
 
     count, problems = validate_rule_files([Path(p) for p in paths])
     for problem in problems:
-        click.echo(f"mesh-audit: error: {problem}", err=True)
+        error(problem)
     if problems:
         sys.exit(EXIT_USAGE)
     click.echo(f"{count} rule file{'s' if count != 1 else ''} valid")

@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from auditor.cli.common import (EXIT_CLUSTER, EXIT_USAGE, VERSION, call, change_options, cluster_options, fail, file_options,
+from auditor.cli.common import (EXIT_CLUSTER, EXIT_USAGE, VERSION, call, change_options, cluster_options, error, fail,
+                                file_options,
                                 load_change, load_input, outputs_parser, report_gaps, rules_dir_option, warn, where,
                                 write_output)
 
@@ -169,7 +170,7 @@ def _tell(report, snapshot, opts: dict) -> None:
             warn(f"{place}exemption matched nothing: {ex['rule']} on {ex['object']}")
     report_gaps(report.not_collected, opts["quiet"])
     for err in snapshot.errors:
-        click.echo(f"mesh-audit: error: {err}", err=True)
+        error(err)
 
 
 def exit_code(report, snapshot, allow_partial: bool) -> int:

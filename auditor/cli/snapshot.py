@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from auditor.words import printable
+
 from auditor.cli.common import EXIT_CLUSTER, EXIT_OK, call, cluster_options, cluster_sources, fail, report_gaps
 
 
@@ -31,9 +33,9 @@ def snapshot_cmd(output, quiet, allow_partial, **cluster) -> None:
     report_gaps([g.to_dict() for g in live.not_collected], quiet)
     if not quiet:
         source = f"context {live.context}" if live.context else live.server
-        click.echo(f"mesh-audit: wrote {output}: {live.object_count} objects from {source}"
+        click.echo(printable(f"mesh-audit: wrote {output}: {live.object_count} objects from {source}"
                    f" (Kubernetes {live.server_version or 'version unknown'})"
-                   + (f"; {len(live.not_collected)} not collected" if live.not_collected else ""), err=True)
+                   + (f"; {len(live.not_collected)} not collected" if live.not_collected else "")), err=True)
     sys.exit(EXIT_CLUSTER if live.not_collected and not allow_partial else EXIT_OK)
 
 
@@ -43,6 +45,6 @@ def _several(saved: dict, output: str, quiet: bool, allow_partial: bool) -> None
     report_gaps(gaps, quiet)
     if not quiet:
         parts = [f"{name}: {count} objects" for name, (_, count) in saved.items()]
-        click.echo(f"mesh-audit: wrote {output}: {len(saved)} clusters ({'; '.join(parts)})"
-                   + (f"; {len(gaps)} not collected" if gaps else ""), err=True)
+        click.echo(printable(f"mesh-audit: wrote {output}: {len(saved)} clusters ({'; '.join(parts)})"
+                   + (f"; {len(gaps)} not collected" if gaps else "")), err=True)
     sys.exit(EXIT_CLUSTER if gaps and not allow_partial else EXIT_OK)

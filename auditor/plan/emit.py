@@ -15,6 +15,9 @@ folder is written only when it is empty or was written by an earlier `--emit`.
 
 from __future__ import annotations
 
+import hashlib
+import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -30,17 +33,31 @@ FILE_OF_KIND = {"Namespace": "namespace.yaml", "Gateway": "waypoint.yaml", "Serv
                 "RequestAuthentication": "policies.yaml", "Telemetry": "policies.yaml", "WasmPlugin": "policies.yaml",
                 "NetworkPolicy": "network-policies.yaml"}
 WORKLOADS_FILE = "workloads.yaml"
+# A namespace name that is also a safe folder name; others (a manifest can name a namespace
+# `../../x` or `/tmp/x`) get a folder made of their safe characters and a digest.
+_FOLDER = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def folder_of(namespace: str) -> str:
+    """The folder a namespace's change set is written to, always one level inside its wave."""
+    if _FOLDER.fullmatch(namespace) and ".." not in namespace:
+        return namespace
+    digest = hashlib.sha256(namespace.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"ns-{re.sub(r'[^A-Za-z0-9._-]', '_', namespace).strip('._')[:40]}-{digest}"
 
 
 def emit(plan: Plan, directory: str) -> list[str]:
     """Write the change set of every namespace with a wave; the files written."""
     root = Path(directory)
     _prepare(root)
-    written, index = [], {"waves": {}, "deletions": {}}
+    written, index = [], {"waves": {}, "deletions": {}, "folders": {}}
     for wave in plan.waves:
         for name in wave.namespaces:
             ns = plan.namespace(name)
-            folder = root / f"wave-{wave.number}" / name
+            folder = root / f"wave-{wave.number}" / folder_of(name)
+            if folder.resolve().parent != (root / f"wave-{wave.number}").resolve():  # never outside the change set
+                raise UsageError(f"--emit: namespace {name!r} cannot name a folder inside {root}")
+            index["folders"][folder.name] = name
             folder.mkdir(parents=True, exist_ok=True)
             index["waves"][name] = wave.number
             index["deletions"][name] = []
@@ -107,7 +124,8 @@ def readme_text(plan: Plan) -> str:
         out.append("```sh")
         out.append(f"kubectl apply -R -f wave-{wave.number}/")
         for name in wave.namespaces:
-            out.append(f"kubectl rollout restart deployment,statefulset,daemonset -n {name}  # pods come back without sidecars")
+            out.append(f"kubectl rollout restart deployment,statefulset,daemonset -n {shlex.quote(name)}"
+                       "  # pods come back without sidecars")
         out.append("```")
         out.append("")
         for name in wave.namespaces:
@@ -115,7 +133,7 @@ def readme_text(plan: Plan) -> str:
             deletions = [c for c in ns.changes.changes if c.action == "delete"]
             reviews = [c for c in ns.changes.changes if c.action == "review"]
             if deletions or reviews:
-                out.append(f"{name}: see wave-{wave.number}/{name}/" +
+                out.append(f"{name}: see wave-{wave.number}/{folder_of(name)}/" +
                            " and ".join(f for f, items in (("deletions.txt", deletions), ("review.txt", reviews)) if items))
                 out.append("")
     waiting = [n for n in plan.namespaces if n.wave is None]

@@ -9,9 +9,10 @@ import orjson
 from tabulate import tabulate
 
 from auditor.plan import html
+from auditor.reporters.markdown import code, escape_markdown
 from auditor.plan.model import BLOCKED, NEEDS_WAYPOINT, READY, NamespacePlan, Plan
 from auditor.plan.text import cost_rows, summary_line, why
-from auditor.words import plural
+from auditor.words import plural, printable, printable_lines
 
 MARKER = "<!-- mesh-audit plan -->"
 ICONS = {READY: "🟢", NEEDS_WAYPOINT: "🟡", BLOCKED: "🔴"}
@@ -49,7 +50,7 @@ def render_table(plan: Plan) -> str:
     if plan.verification is not None:
         out += ["", _verification_line(plan)]
     out += ["", "Rule details: mesh-audit rules show RULE; the change set: mesh-audit plan --emit DIR"]
-    return "\n".join(out) + "\n"
+    return printable_lines("\n".join(out)) + "\n"  # what the input wrote is shown, never obeyed
 
 
 def _details(ns: NamespacePlan) -> list[str]:
@@ -88,19 +89,19 @@ def render_markdown(plan: Plan) -> str:
     out = [MARKER, "## mesh-audit plan: moving to ambient", "", summary_line(plan) + ".", ""]
     if plan.namespaces:
         out += ["| namespace | today | verdict | wave | why |", "|---|---|---|---|---|"]
-        out += [f"| `{n.name}` | {n.today} | {ICONS[n.verdict]} {n.verdict} | {n.wave or '–'} | {_cell(why(n))} |"
+        out += [f"| {code(n.name)} | {n.today} | {ICONS[n.verdict]} {n.verdict} | {n.wave or '–'} | {_cell(why(n))} |"
                 for n in plan.namespaces]
         out.append("")
     if plan.waves:
         out += ["### Waves", ""]
         for w in plan.waves:
-            out.append(f"{w.number}. {', '.join(f'`{n}`' for n in w.namespaces)}" +
+            out.append(f"{w.number}. {', '.join(code(n) for n in w.namespaces)}" +
                        ("".join(f"<br>{_cell(note)}" for note in w.order)))
         out.append("")
     details = []
     for ns in plan.namespaces:
         if ns.reasons or ns.held_by or (ns.changes and len(ns.changes.changes) > 1 and ns.verdict != BLOCKED):
-            details += [f"<details><summary><code>{ns.name}</code>: {ns.verdict}</summary>", ""]
+            details += [f"<details><summary><code>{_cell(ns.name)}</code>: {ns.verdict}</summary>", ""]
             details += [f"- `{r.rule}` ({r.migration}{', after the change set' if r.stage == 'after-changes' else ''}): "
                         f"{_cell(r.object)}: {_cell(r.message)}" for r in ns.reasons]
             details += [f"- waits for {_cell(h)}" for h in ns.held_by]
@@ -122,7 +123,8 @@ def render_markdown(plan: Plan) -> str:
 
 
 def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text from the input, shown as text (no HTML, links, emphasis or line breaks)."""
+    return escape_markdown(printable(" ".join(str(text).splitlines())))
 
 
 RENDERERS = {"table": render_table, "json": render_json, "markdown": render_markdown, "html": html.render}

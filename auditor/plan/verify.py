@@ -29,7 +29,7 @@ def verify(plan: Plan, ctx: Context, today: list, directory: str, settings) -> d
     written = load_files([directory], excluder=Excluder(gitignore=False))
     if written.errors:
         raise UsageError(f"the change set in {directory} does not load: {written.errors[0]}")
-    by_namespace = _by_namespace(written, Path(directory))
+    by_namespace = _by_namespace(written, Path(directory), index.get("folders") or {})
     rules = {r.id: r for r in settings.rules}
     enrolled = enrolls_pods(ctx)
     results, moved = [], []
@@ -60,13 +60,14 @@ def verify(plan: Plan, ctx: Context, today: list, directory: str, settings) -> d
     return {"ok": all(r["ok"] for r in results), "directory": directory, "waves": results}
 
 
-def _by_namespace(snapshot: Snapshot, root: Path) -> dict[str, list[K8sObject]]:
-    """The loaded manifests by the namespace folder they were written to (wave-N/<ns>/)."""
+def _by_namespace(snapshot: Snapshot, root: Path, folders: dict) -> dict[str, list[K8sObject]]:
+    """The loaded manifests by the namespace whose folder they were written to (wave-N/<folder>/;
+    `folders`: folder -> namespace, where the two differ)."""
     out: dict[str, list[K8sObject]] = {}
     for obj in snapshot:
         parts = Path(obj.file or "").resolve().relative_to(root.resolve()).parts if obj.file else ()
         if len(parts) >= 3 and parts[0].startswith("wave-"):
-            out.setdefault(parts[1], []).append(obj)
+            out.setdefault(folders.get(parts[1], parts[1]), []).append(obj)
     return out
 
 

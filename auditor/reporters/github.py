@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from auditor.report import Report, describe_gap
 from auditor.reporters.sarif import artifact_uri, because
+from auditor.words import printable, printable_lines
 
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 
@@ -32,13 +33,13 @@ def render(report: Report) -> str:
             uri, relative = artifact_uri(where[0], report.repo_root)
             if relative:  # an annotation can only sit on a file of the repository
                 props += [f"file={_prop(uri)}", f"line={where[1]}"]
-        props.append(f"title={_prop(f'{f.rule} ({f.object})')}")
-        message = f.message + (f" (because of the change: {because(f)})" if f.causes else "")
+        props.append(f"title={_prop(printable(f'{f.rule} ({f.object})'))}")
+        message = printable_lines(f.message + (f" (because of the change: {because(f)})" if f.causes else ""))
         out.append(f"::{COMMANDS[f.severity]} {','.join(props)}::{_data(message)}")
     for e in report.errors:
-        out.append(f"::error title=mesh-audit::{_data(e['message'])}")
+        out.append(f"::error title=mesh-audit::{_data(printable_lines(e['message']))}")
     for g in report.not_collected:
-        out.append(f"::error title=mesh-audit: not collected::{_data(describe_gap(g))}")
+        out.append(f"::error title=mesh-audit: not collected::{_data(printable(describe_gap(g)))}")
     counts = report.counts()
     change = f" added by the change ({len(report.change['resolved'])} resolved)" if report.change is not None else ""
     out.append(f"mesh-audit: {counts['error']} errors, {counts['warning']} warnings, {counts['info']} info{change} "

@@ -10,6 +10,7 @@ findings is one passing case, so the run shows every rule that was checked.
 
 from __future__ import annotations
 
+import re
 from itertools import groupby
 from xml.etree import ElementTree as ET
 
@@ -59,7 +60,16 @@ def render(report: Report) -> str:
     suites.set("failures", str(failures))
     suites.set("errors", str(errors))
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + _xml_chars(ET.tostring(suites, encoding="unicode")) + "\n"
+
+
+# XML 1.0 allows no C0 control but tab and line breaks (an ESC from the input would make the
+# file ill-formed), and ElementTree writes them as they are.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_chars(text: str) -> str:
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _run_problems(suites: ET.Element, report: Report) -> int:

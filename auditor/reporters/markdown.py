@@ -9,10 +9,26 @@ says how many more there are and where the full report is.
 
 from __future__ import annotations
 
+import html
 from itertools import groupby
 
 from auditor.report import ObjectRef, Report, describe_gap
 from auditor.reporters.sarif import because
+from auditor.words import printable
+
+_MARKDOWN = str.maketrans({c: f"\\{c}" for c in "\\`*_[]()!~|#"})
+
+
+def code(text: str) -> str:
+    """Text from the input as a code span (a name): no backtick to close it early, and a
+    table's `|` escaped as GitHub reads it even there."""
+    return "`" + printable(" ".join(text.splitlines())).replace("`", "'").replace("|", "\\|") + "`"
+
+
+def escape_markdown(text: str) -> str:
+    """GitHub-flavoured Markdown shows this as the text itself: HTML as entities, markup
+    characters escaped."""
+    return html.escape(text, quote=False).translate(_MARKDOWN)
 
 MARKER = "<!-- mesh-audit -->"
 ICONS = {"error": "🔴", "warning": "🟠", "info": "🔵"}
@@ -21,7 +37,9 @@ MAX_CHARS = 65_000
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text from the input, shown as text in a comment: no HTML, links, images or
+    emphasis it could smuggle in, no line breaks, no terminal escapes."""
+    return escape_markdown(printable(" ".join(text.splitlines())))
 
 
 def _header(report: Report) -> list[str]:
@@ -58,7 +76,7 @@ def _ref(o: dict) -> str:
 
 
 def _row(f) -> str:
-    where = f"`{f.location[0]}:{f.location[1]}`" if f.location else "cluster"
+    where = code(f"{f.location[0]}:{f.location[1]}") if f.location else "cluster"
     new = " 🆕" if f.baseline_state == "new" else ""
     cause = f" (because of the change: {because(f)})" if f.causes else ""
     return f"| {_cell(str(f.object))}{new} | {where} | {_cell(f.message + cause)} |"

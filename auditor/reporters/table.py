@@ -9,6 +9,7 @@ import click
 
 from auditor.report import ObjectRef, Report, describe_gap
 from auditor.reporters.sarif import because
+from auditor.words import printable, printable_lines
 
 MESSAGE_WIDTH = 70
 COLOURS = {"error": "red", "warning": "yellow", "info": "blue"}
@@ -17,15 +18,15 @@ COLOURS = {"error": "red", "warning": "yellow", "info": "blue"}
 def _location(finding) -> str:
     if finding.location is None:
         return "-"
-    return f"{finding.location[0]}:{finding.location[1]}"
+    return printable(f"{finding.location[0]}:{finding.location[1]}")
 
 
 def _message(f) -> str:
     notes = [f"suppressed: {s['justification']}" for s in f.suppressions]
     if f.baseline_state == "unchanged":
         notes.append("in baseline")
-    message = f.message + (f" [{'; '.join(notes)}]" if notes else "")
-    return message + (f"\nbecause of: {because(f)}" if f.causes else "")
+    message = printable(f.message + (f" [{'; '.join(notes)}]" if notes else ""))
+    return message + (f"\nbecause of: {printable(because(f))}" if f.causes else "")
 
 
 def _plural(n: int, word: str) -> str:
@@ -67,14 +68,17 @@ def _ref(o: dict) -> str:
 
 def render(report: Report, color: bool = False) -> str:
     titles = {r.id: r.title for r in report.rules}
+    headings: dict[str, str] = {}  # heading line -> severity, coloured once the rest is made printable
     out: list[str] = []
     shown = report.findings if report.show_suppressed else report.active
     for rule_id, group in groupby(shown, key=lambda f: (f.severity, f.rule)):
         findings = list(group)
         severity, rule = rule_id
         heading = f"{severity.upper()}  {rule}  {titles.get(rule, '')}  ({len(findings)})"
-        out.append(click.style(heading, fg=COLOURS[severity], bold=severity == "error") if color else heading)
-        rows = [[str(f.object) + (f" ({f.pods} pods)" if f.pods > 1 else ""), _location(f), _message(f)] for f in findings]
+        headings[heading] = severity
+        out.append(heading)
+        rows = [[printable(str(f.object)) + (f" ({f.pods} pods)" if f.pods > 1 else ""), _location(f), _message(f)]
+                for f in findings]
         from tabulate import tabulate  # imported here: a scan that writes no table does not pay for it
 
         table = tabulate(rows, headers=["OBJECT", "LOCATION", "MESSAGE"], tablefmt="simple", maxcolwidths=[None, None, MESSAGE_WIDTH])
@@ -108,4 +112,8 @@ def render(report: Report, color: bool = False) -> str:
         out.extend(f"  {n['path']}: {n['reason']}" for n in report.not_rendered)
         out.append("")
     out.append(summary_line(report))
-    return "\n".join(out) + "\n"
+    lines = printable_lines("\n".join(out)).split("\n")  # what the input wrote is shown, never obeyed
+    if color:
+        lines = [click.style(line, fg=COLOURS[headings[line]], bold=headings[line] == "error") if line in headings
+                 else line for line in lines]
+    return "\n".join(lines) + "\n"
