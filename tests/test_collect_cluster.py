@@ -395,15 +395,25 @@ def test_continue_token_is_read_from_the_list_head(body, token):
     (b'{"kind":"PodList","metadata":{},"items":5}', "the API server sent a malformed list (items is a int)"),
     (b'{"kind":"PodList","metadata":"x","items":[]}', "the API server sent a malformed list (metadata is a str)"),
     (b'[1, 2]', "the API server sent a list, not a list"),
+    (b'{}', "the API server sent a malformed list (no items)"),
+    (b'{"kind":"Status","apiVersion":"v1","status":"Failure","message":"etcdserver: request timed out","code":500}',
+     "the API server answered the list with a Status: etcdserver: request timed out"),
+    (b'{"kind":"PodList","metadata":{},"items":[{"metadata":{"name":"a","namespace":"b"}},5]}',
+     "the API server sent a malformed list (an item is an int)"),
+    (b'{"kind":"PodList","metadata":{},"items":["x"]}', "the API server sent a malformed list (an item is a str)"),
+    (b'{"kind":"PodList","metadata":{},"items":[{"kind":"Pod"}]}',
+     "the API server sent a malformed list (an item is an object without metadata)"),
+    (b'{"kind":"PodList","metadata":{"remainingItemCount":120},"items":[]}',
+     "the API server sent a list that says 120 more items remain but gives no continue token to fetch them"),
     (b'<html>502 Bad Gateway</html>', "the API server sent a list that is not JSON (unexpected character, expected a JSON value)"),
     (b'{"items":' + b'[' * 2000 + b']' * 2000 + b'}', "the API server sent a list that is not JSON (nested more than 1,024 levels deep)"),
 ])
 def test_a_list_that_is_not_a_list_is_a_gap(api, body, reason):
     api.fault("pods", body=body)
+    api.fault("services", body=body.replace(b"PodList", b"ServiceList"))  # read whole, not projected
     c = run_collect(api)
-    [gap] = c.not_collected
-    assert (gap.resource, gap.reason) == ("pods", reason)
-    assert "Pod" not in kinds(c) and "Deployment" in kinds(c)
+    assert sorted((g.resource, g.reason) for g in c.not_collected) == [("pods", reason), ("services", reason)]
+    assert "Pod" not in kinds(c) and "Service" not in kinds(c) and "Deployment" in kinds(c)
 
 
 def test_a_body_cut_short_is_retried_then_a_gap(api):

@@ -166,8 +166,11 @@ class Lister:
                 raise Unavailable("the API server sent the same continue token twice; the list would never end")
             if token:
                 seen.add(token)
-            prepared = [i if isinstance(i, Projected) else _prepare(i, rtype, self.projected) for i in page
-                        if isinstance(i, (dict, Projected))]
+            odd = next((i for i in page if not isinstance(i, (dict, Projected))), None)
+            if odd is not None or any(isinstance(i, dict) and not isinstance(i.get("metadata"), dict) for i in page):
+                what = _article(type(odd).__name__) if odd is not None else "an object without metadata"
+                raise Unavailable(f"the API server sent a malformed list (an item is {what})")
+            prepared = [i if isinstance(i, Projected) else _prepare(i, rtype, self.projected) for i in page]
             prepared = [i.raw if isinstance(i, Projected) else i for i in prepared]
             count += len(prepared)
             if spool is None:
@@ -300,7 +303,8 @@ def continue_token(body: bytes) -> str | None:
 
 
 class _Page(TypedDict, total=False):
-    metadata: dict
+    kind: object
+    metadata: object
     items: list[Raw] | None
 
 
@@ -315,6 +319,7 @@ def _projected_page(resp: Response, rtype: ResourceType, read: ProjectingReader)
         doc = _PAGE.decode(resp.body)
     except (msgspec.DecodeError, RecursionError):
         return _list_page(resp)
+    token = _list_token(doc)
     out: list = []
     for raw in doc.get("items") or ():
         projected = read(raw, rtype.kind, rtype.api_version)
@@ -325,8 +330,7 @@ def _projected_page(resp: Response, rtype: ResourceType, read: ProjectingReader)
                 out.append(orjson.loads(raw))
             except orjson.JSONDecodeError:
                 return _list_page(resp)
-    token = (doc.get("metadata") or {}).get("continue")
-    return out, str(token) if token else None
+    return out, token
 
 
 def _list_page(resp: Response) -> tuple[list, str | None]:
@@ -337,11 +341,33 @@ def _list_page(resp: Response) -> tuple[list, str | None]:
         raise Unavailable(f"the API server sent a list that is not JSON ({json_problem(err)})") from None
     if not isinstance(doc, dict):
         raise Unavailable(f"the API server sent a {type(doc).__name__}, not a list")
-    items, meta = doc.get("items"), doc.get("metadata")
+    token = _list_token(doc)
+    items = doc.get("items")
     if items is not None and not isinstance(items, list):
         raise Unavailable(f"the API server sent a malformed list (items is a {type(items).__name__})")
+    return items or [], token
+
+
+def _list_token(doc: dict) -> str | None:
+    """The continue token of a list document; Unavailable for anything that is not a whole
+    page of a list: a Status (a failure sent with 200), no `items` at all (`{}`), metadata
+    that is not an object, or more items announced with no token to fetch them."""
+    if doc.get("kind") == "Status":
+        reason = doc.get("message") or doc.get("reason") or "no reason given"
+        raise Unavailable(f"the API server answered the list with a Status: {str(reason)[:200]}")
+    if "items" not in doc:
+        raise Unavailable("the API server sent a malformed list (no items)")
+    meta = doc.get("metadata")
     if meta is not None and not isinstance(meta, dict):
-        raise Unavailable(f"the API server sent a malformed list (metadata is a {type(meta).__name__})")
+        raise Unavailable(f"the API server sent a malformed list (metadata is {_article(type(meta).__name__)})")
     token = (meta or {}).get("continue")
-    return items or [], str(token) if token else None
+    remaining = (meta or {}).get("remainingItemCount")
+    if not token and isinstance(remaining, int) and not isinstance(remaining, bool) and remaining > 0:
+        raise Unavailable(f"the API server sent a list that says {remaining} more items remain but gives no continue "
+                          "token to fetch them")
+    return str(token) if token else None
+
+
+def _article(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
