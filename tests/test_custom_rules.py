@@ -86,3 +86,31 @@ def test_a_broken_rules_dir_stops_a_scan_with_exit_2(tmp_path):
     (rules / "prod-permissive-mtls.yaml").write_text("id: prod-permissive-mtls\n")
     result = run("scan", "-f", str(ROOT / "fixtures" / "demo"), "--rules-dir", str(rules))
     assert result.exit_code == 2 and result.stderr == f"mesh-audit: error: {rules / 'prod-permissive-mtls.yaml'}:1: 'applies_to' is required\n"
+
+
+import pytest  # noqa: E402
+
+from conftest import FIXTURES  # noqa: E402
+
+
+@pytest.mark.parametrize("stem, message", [
+    ("when-not-bool", "'when' gave int, not a boolean"),
+    ("message-not-string", "'message' gave bool, not a string"),
+    ("bad-severity-expression", "'severity_expression' gave 'fatal', not one of error, warning, info"),
+    ("type-error", "matching overload"),
+])
+def test_a_rule_that_fails_on_the_input_is_an_error_on_stderr_and_exit_2(tmp_path, stem, message):
+    """A custom rule whose expression fails or gives the wrong type when evaluated is a
+    rule to fix: one line on stderr naming its file, rule and object, exit 2 (never a
+    green gate with the failure only in the report)."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copy(FIXTURES / "broken-rules" / f"{stem}.yaml", rules / f"{stem}.yaml")
+    manifest = tmp_path / "ns.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n")
+    result = run("scan", str(manifest), "--rules-dir", str(rules), "--select", stem, "-o", "json")
+    assert result.exit_code == 2
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("mesh-audit: error:")]
+    assert line.startswith(f"mesh-audit: error: {rules / (stem + '.yaml')}: rule {stem} on Namespace shop: ")
+    assert message in line
+    assert [e["rule"] for e in json.loads(result.stdout)["errors"]] == [stem]

@@ -171,11 +171,22 @@ def _tell(report, snapshot, opts: dict) -> None:
     report_gaps(report.not_collected, opts["quiet"])
     for err in snapshot.errors:
         error(err)
+    paths = {r.id: r.path for r in report.rules}
+    for problem in audit_errors(report):  # a rule that failed on an object, or an object facts could not read
+        place = f"{paths[problem['rule']]}: rule {problem['rule']}" if problem.get("rule") in paths else "facts"
+        error(f"{place} on {problem['object']}: {problem['message']}")
+
+
+def audit_errors(report) -> list[dict]:
+    """What the audit itself could not do: a rule's condition, message or severity that
+    failed or gave the wrong type on an object, or an object whose facts failed."""
+    return [e for e in report.errors if e.get("kind") in ("rule", "object")]
 
 
 def exit_code(report, snapshot, allow_partial: bool) -> int:
-    """Input errors (2) win over an incomplete collection (3), which wins over findings (1)."""
-    if snapshot.errors:
+    """Input errors (2: a file, or a rule that fails on the input) win over an incomplete
+    collection (3), which wins over findings (1)."""
+    if snapshot.errors or audit_errors(report):
         return EXIT_USAGE
     if not report.complete and not allow_partial:
         return EXIT_CLUSTER

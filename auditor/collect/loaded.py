@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auditor.collect import json_dump
+from auditor.collect.shapes import describe, spec_problem
 from auditor.collect.validate import metadata_problem
+from auditor.kinds import group_kind
 from auditor.errors import UsageError
 from auditor.snapshot import K8sObject, Projector, Snapshot
 
@@ -113,8 +115,8 @@ def where(obj: K8sObject) -> str:
 
 def add_object(doc, name: str, line: int | None, index: int | None, result: LoadResult, from_cluster: bool = False) -> None:
     if isinstance(doc, dict) and isinstance(doc.get("apiVersion"), str) and isinstance(doc.get("kind"), str) and doc["kind"]:
-        problem = None if from_cluster else metadata_problem(doc.get("metadata"))
-        if problem is not None:  # audited under a wrong name, it would give wrong answers
+        problem = None if from_cluster else object_problem(doc)
+        if problem is not None:  # audited under a wrong name, or with fields read as absent: wrong answers
             where = line if line is not None else result.item_line(name, index)
             result.errors.append(UsageError(f"{doc['kind']}: {problem}", name, where))
             return
@@ -122,5 +124,28 @@ def add_object(doc, name: str, line: int | None, index: int | None, result: Load
         if doc["kind"] in ("Pod", "ReplicaSet"):
             doc, signature = result._project(doc)
         result.objects.append(K8sObject(doc, None if from_cluster else name, line, index, signature))
+    elif isinstance(doc, dict) and ("apiVersion" in doc or "kind" in doc) and _typed_wrong(doc):
+        where = line if line is not None else result.item_line(name, index)  # kubectl cannot decode it either
+        result.errors.append(UsageError(_typed_wrong(doc), name, where))
     else:
         result.warnings.append(UsageError("skipped: not a Kubernetes object (needs apiVersion and kind)", name, line))
+
+
+def object_problem(doc: dict) -> str | None:
+    """Why the API server would refuse this object, in what mesh-audit reads: its metadata,
+    a List's items, the fields of its spec facts read (collect.shapes)."""
+    problem = metadata_problem(doc.get("metadata"))
+    if problem is None and doc["kind"].endswith("List") and doc.get("items") is not None:
+        problem = f"items is {describe(doc['items'])}, not a list" if not isinstance(doc["items"], list) else \
+            "a List inside a List: kubectl applies the items of one List (no kind List is served); move these items up"
+    if problem is None:
+        problem = spec_problem(group_kind(doc["apiVersion"], doc["kind"]), doc)
+    return problem
+
+
+def _typed_wrong(doc: dict) -> str | None:
+    """`kind: 5`, `apiVersion: 1`: an object kubectl cannot decode (not a file of another sort)."""
+    for key in ("apiVersion", "kind"):
+        if key in doc and not isinstance(doc[key], str):
+            return f"{key} is {describe(doc[key])}, not a string"
+    return None

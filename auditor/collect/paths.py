@@ -93,8 +93,9 @@ class Expansion:
         git = not self.excluder.git_ignores(top)  # a folder named though git ignores it: read what is in it
 
         def unreadable(err: OSError) -> None:
-            problem = UsageError(f"cannot read this directory: {err.strerror}", err.filename)
-            (self.errors if os.path.realpath(err.filename) == real_top else self.warnings).append(problem)
+            # Whatever it holds is not audited: an input error like an unreadable file, not a
+            # warning a gate would pass over.
+            self.errors.append(UsageError(f"cannot read this directory: {err.strerror}", err.filename))
 
         for root, dirs, files in os.walk(top, followlinks=True, onerror=unreadable):
             st = os.stat(root)

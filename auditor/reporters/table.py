@@ -98,7 +98,7 @@ def render(report: Report, color: bool = False) -> str:
         out += [f"  {e['rule']}  {_ref(e)}" for e in report.baseline["fixed"]]
         out.append("")
     for err in report.errors:
-        where = f"{err['file']}:{err['line']}: " if err.get("file") else ""
+        where = (f"{err['file']}:{err['line']}: " if err.get("line") else f"{err['file']}: ") if err.get("file") else ""
         subject = f"{err['rule']} on {err['object']}: " if err.get("rule") else ""
         out.append(f"error: {where}{subject}{err['message']}")
     if report.errors:
