@@ -53,11 +53,12 @@ class _Sources:
         self._texts: dict[str, tuple[str, list] | None] = {}  # file -> (text, its documents' spans)
         self._nodes: dict[tuple[str, int], dict[int, yaml.Node] | None] = {}  # (file, document) -> nodes by line
         self._lines: dict[str, list[str]] = {}
+        self._is_file: dict[str, bool] = {}
         self._spans = spans
 
     def line_of(self, file: str, object_line: int, pointer: str) -> int | None:
         segments = _segments(pointer)
-        if not segments:
+        if not segments or not self._regular(file):
             return None
         nodes = self._objects(file, object_line)
         if nodes is not None:
@@ -67,6 +68,13 @@ class _Sources:
             line = _walk(node, segments)  # counted from the document's top
             return None if line is None else line + object_line - (node.start_mark.line + 1)
         return self._search(file, object_line, segments)
+
+    def _regular(self, file: str) -> bool:
+        """Only a regular file can be read again: a pipe or FIFO (-f <(kubectl ...)) was read
+        once, and opening it again would wait for a writer that never comes."""
+        if file not in self._is_file:
+            self._is_file[file] = os.path.isfile(file)
+        return self._is_file[file]
 
     def _objects(self, file: str, object_line: int) -> dict[int, yaml.Node] | None:
         """The nodes of the document holding `object_line`, by the line each object starts

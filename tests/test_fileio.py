@@ -179,3 +179,40 @@ def test_sigterm_stops_a_scan_with_143(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 143
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stdout_on_a_full_disk_is_one_error_line_and_exit_2(tmp_path):
+    full = tmp_path / "full"
+    try:
+        os.mknod(full, stat.S_IFCHR | 0o666, os.makedev(1, 7))  # the full device, made here
+    except OSError as err:
+        pytest.skip(f"cannot make a device node here: {err}")
+    with open(full, "wb") as stdout:
+        done = subprocess.run([sys.executable, "-m", "auditor", "scan", DEMO], stdout=stdout, stderr=subprocess.PIPE,
+                              timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2
+    assert done.stderr.decode() == "mesh-audit: error: stdout: cannot write the report: No space left on device\n"
+
+
+def test_stdout_closed_before_the_run_is_one_error_line(tmp_path):
+    done = subprocess.run(["bash", "-c", f'exec 1>&-; exec "{sys.executable}" -m auditor scan "{DEMO}" -q'],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2
+    assert done.stderr == "mesh-audit: error: stdout is closed: write the report to a file with -o FORMAT=FILE\n"
+
+
+def test_a_reader_that_leaves_early_does_not_change_the_verdict(tmp_path):
+    """`mesh-audit scan ... | head`: the reader closes the pipe; the run still exits as its
+    findings say (the demo has errors: 1), with no traceback."""
+    big = tmp_path / "many"
+    big.mkdir()
+    for i in range(40):  # a report larger than a pipe's buffer
+        for source in Path(DEMO).glob("*.yaml"):
+            (big / f"{i}-{source.name}").write_text(source.read_text().replace("namespace: ", f"namespace: n{i}-")
+                                                    .replace("name: ", f"name: n{i}-"))
+    proc = subprocess.Popen([sys.executable, "-m", "auditor", "scan", str(big), "-o", "json", "-q"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc.stdout.read(10)
+    proc.stdout.close()
+    assert proc.wait(120) == 1
+    assert proc.stderr.read() == b""

@@ -92,10 +92,14 @@ def _exit(code) -> None:
         sys.stderr.write(f"{code}\n")
         code = 1
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:  # None when started with stdout closed
+            sys.stdout.flush()
     except BrokenPipeError:
         pass
-    sys.stderr.flush()
+    except OSError:  # a full disk: the report's own write said so, with its exit code
+        pass
+    if sys.stderr is not None:
+        sys.stderr.flush()
     os._exit(code)
 
 

@@ -45,8 +45,15 @@ def call(function, *args, **kwargs):
 def write_output(text: str, path: str | None) -> None:
     """Write to stdout, or atomically to a file (a failed run leaves no half-written report)."""
     if path is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        if sys.stdout is None:  # started with stdout closed (`>&-`)
+            fail("stdout is closed: write the report to a file with -o FORMAT=FILE")
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader left (`| head`): what it wanted it has; the gate still decides
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError as err:  # a full disk, a closed descriptor
+            fail(f"stdout: cannot write the report: {err.strerror or err}")
         return
     from auditor.fileio import atomic_file
 

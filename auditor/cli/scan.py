@@ -133,7 +133,7 @@ def _ci_run_url() -> str | None:
 def _colour(choice: str) -> bool:
     if choice != "auto":
         return choice == "always"
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    return sys.stdout is not None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def _what_was_read(snapshot) -> str:
