@@ -55,7 +55,7 @@ def load_cluster(source) -> Snapshot:
     from auditor.collect.cluster import Progress, collect, connect
 
     kubeconfig = str(source.kubeconfig) if source.kubeconfig is not None else None
-    connection = connect(kubeconfig, source.context)
+    connection = connect(kubeconfig, source.context, timeout=source.timeout)
     live = collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout,
                    progress=Progress() if source.progress else Progress(enabled=False), projected=True)
     snapshot = Snapshot(K8sObject(o) for o in live.objects)
@@ -69,7 +69,7 @@ def save_cluster(source, path: str, cluster: str | None = None, clusters: list[s
     from auditor.collect.snapshot_file import write_snapshot
 
     kubeconfig = str(source.kubeconfig) if source.kubeconfig is not None else None
-    connection = connect(kubeconfig, source.context)
+    connection = connect(kubeconfig, source.context, timeout=source.timeout)
     live = collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout,
                    progress=Progress() if source.progress else Progress(enabled=False), projected=False,
                    spool=Spool(compress=path.endswith(".gz")))

@@ -102,6 +102,7 @@ class Fault:
     body: bytes | None = None  # answer 200 with exactly this body
     truncate: bool = False  # send half the body, but the whole body's Content-Length
     repeat_continue: bool = False  # every page of a list names the same continue token
+    trickle: float = 0.0  # send the answer a byte at a time, this many seconds apart
     times: int | None = None  # how many requests it applies to; None = all
 
 
@@ -111,6 +112,14 @@ class Request:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+
+
+TRICKLE = "X-Test-Trickle"  # set on an answer the handler sends a byte at a time
+
+
+def _trickled(answer: tuple, seconds: float) -> tuple:
+    code, headers, body = answer
+    return code, {**headers, TRICKLE: str(seconds)}, body
 
 
 def _status(code: int, reason: str, message: str) -> dict:
@@ -250,7 +259,9 @@ class ApiServer:
             if fault is not None and fault.status is not None:
                 return _json(fault.status, _status(fault.status, "Forbidden", f"{path} (injected)"))
         if path == "/version":
-            return _json(200, self.server_version)
+            fault = self._take_fault(path, False)
+            answer = _json(200, self.server_version)
+            return _trickled(answer, fault.trickle) if fault is not None and fault.trickle else answer
         if path == "/api":
             return _json(200, {"kind": "APIVersions", "versions": ["v1"],
                                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
@@ -310,6 +321,8 @@ class ApiServer:
         if fault is not None and fault.truncate:
             out_headers = {**out_headers, "Content-Length": str(len(body))}
             body = body[: len(body) // 2]
+        if fault is not None and fault.trickle:
+            return _trickled((code, out_headers, body), fault.trickle)
         return code, out_headers, body
 
     def _list(self, resource: Resource, api_version: str, items: list[dict], query: dict, headers: dict):
@@ -443,7 +456,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         if "Content-Length" not in out_headers:
             self.send_header("Content-Length", str(len(body)))
+        trickle = float(out_headers.get(TRICKLE, 0))
         self.end_headers()
+        if trickle:  # a byte at a time, until the body is sent or the client hangs up
+            try:
+                for i in range(len(body)):
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(trickle)
+            except OSError:
+                self.close_connection = True
+            return
         self.wfile.write(body)
         if len(body) < int(out_headers.get("Content-Length", len(body))):
             self.close_connection = True  # a body cut short: hang up, as a dying server would

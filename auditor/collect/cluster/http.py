@@ -110,10 +110,10 @@ class Http:
             if left <= 0:
                 raise Deadline()
             try:
-                resp = self.pool.request(
+                resp = self._within(left, lambda: self.pool.request(
                     "GET", url, headers=self._headers(accept), retries=False, preload_content=True,
                     timeout=urllib3.Timeout(connect=min(10.0, left), read=min(60.0, left)),
-                )
+                ))
             except urllib3.exceptions.SSLError as err:
                 raise ClusterError(f"TLS handshake with {self.shown} failed: {_ssl_reason(err)}") from None
             except ValueError:  # http.client refuses a header with a line break: never echo the token
@@ -135,6 +135,29 @@ class Http:
                 continue
             return Response(status, resp.data, resp.reason or "")
         raise Unavailable(f"{last} (gave up after {attempts} attempts)", last_status)
+
+    @staticmethod
+    def _within(seconds: float, request):
+        """`request()`, or Deadline once `seconds` pass: a server that trickles its answer a
+        byte at a time resets every socket timeout, so the whole exchange has one clock.
+        The request is left to finish on a daemon thread; the run ends without waiting."""
+        done = threading.Event()
+        outcome: list = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, request()))
+            except BaseException as err:  # handed back to the caller as raised
+                outcome.append((False, err))
+            done.set()
+
+        threading.Thread(target=run, daemon=True, name="mesh-audit-request").start()
+        if not done.wait(seconds):
+            raise Deadline()
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
 
     def _sleep(self, seconds: float) -> None:
         left = self.remaining()

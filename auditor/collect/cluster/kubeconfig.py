@@ -22,12 +22,14 @@ class Connection:
     server: str
 
 
-def connect(kubeconfig: str | None = None, context: str | None = None, environ=None) -> Connection:
+def connect(kubeconfig: str | None = None, context: str | None = None, environ=None,
+            timeout: float | None = None) -> Connection:
     """Build the client configuration the way kubectl would pick it.
 
     `--kubeconfig`, else `$KUBECONFIG` (read now, not when the client was imported), else
     `~/.kube/config`; with none of them, the pod's service account when running in a pod.
     Anything the client prints while loading goes to stderr, never into a report on stdout.
+    An exec credential plugin gets `timeout` seconds (--timeout), each time it runs.
     """
     environ = os.environ if environ is None else environ
     with contextlib.redirect_stdout(sys.stderr):
@@ -53,6 +55,8 @@ def connect(kubeconfig: str | None = None, context: str | None = None, environ=N
         if kubeconfig and missing:
             raise UsageError("kubeconfig not found", missing[0])
         documents = {p: _read_kubeconfig(p) for p in files if p not in missing}
+        if timeout is not None:
+            _bound_plugins(timeout)
         try:
             loader = _loader(files, documents, context)
             with _client_errors() as logged:
@@ -69,6 +73,29 @@ def connect(kubeconfig: str | None = None, context: str | None = None, environ=N
         except Exception as err:  # exec plugins and auth providers raise their own types
             raise ClusterError(f"credentials for context {context or '(current)'}: {first_line(err)}") from None
     return Connection(config, current, shown_url(config.host))
+
+
+def _bound_plugins(seconds: float) -> None:
+    """The kubernetes client waits for an exec credential plugin as long as it runs (a
+    plugin stuck on a login prompt, a network call that never returns); bound each run to
+    `seconds`, then stop it. The client logs the failure, which connect() reports."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from kubernetes.config import exec_provider
+    from kubernetes.config.config_exception import ConfigException
+
+    class Bounded(subprocess.Popen):
+        def communicate(self, input=None, timeout=None):
+            try:
+                return super().communicate(input, timeout=seconds if timeout is None else timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                super().communicate()
+                raise ConfigException(f"exec: the credential plugin did not finish within {seconds:g} s "
+                                      "(--timeout)") from None
+
+    exec_provider.subprocess = SimpleNamespace(Popen=Bounded, PIPE=subprocess.PIPE)
 
 
 def shown_url(url: str | None) -> str | None:
