@@ -37,7 +37,7 @@ from auditor.report import Report
 from auditor.rulebook import Rule, builtin_rules_dir, load_rules, rule_names
 from auditor.snapshot import K8sObject, Snapshot
 from auditor.suppress import cli_ignores, read_baseline
-from auditor.versions import Version, parse_version
+from auditor.versions import Version, checked_version, parse_version
 
 __all__ = ["ClusterSource", "Clusters", "Settings", "apply", "audit", "audit_change", "context", "load", "plan", "scan",
            "UsageError"]
@@ -326,10 +326,10 @@ def _compare(snapshot: Snapshot, rules: list[Rule], settings: Settings, target: 
 def _version(value, option: str) -> Version | None:
     if value is None or isinstance(value, Version):
         return value
-    version = parse_version(str(value))
-    if version is None:
-        raise UsageError(f"{option}: {value!r} is not a version like 1.24 or 1.24.2")
-    return version
+    try:
+        return checked_version(str(value))[0]
+    except ValueError as err:
+        raise UsageError(f"{option}: {err}") from None
 
 
 def _options(snapshot: Snapshot, settings: Settings) -> AuditOptions:

@@ -31,6 +31,28 @@ def parse_version(text: str) -> Version | None:
     return Version(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
 
 
+# The Istio releases mesh-audit's rules were written against (istio-evidence.md, Section D):
+# ambient mode is Beta from 1.22 and GA from 1.24; before 1.22 a mesh runs sidecars only.
+FIRST_KNOWN, LAST_KNOWN, FIRST_AMBIENT = Version(1, 10), Version(1, 31), Version(1, 22)
+_STRICT = re.compile(r"^v?\d+\.\d+(\.\d+)?(-[0-9A-Za-z.-]+)?$")
+
+
+def checked_version(text: str) -> tuple[Version, str | None]:
+    """A version a user asked for (`--istio-version 1.24`): the Version and a note when it
+    predates ambient mode; ValueError, saying which versions mesh-audit knows, for text that
+    is not a version (`1.2x`) or a release outside them (`1.9`, `2.0`)."""
+    known = f"mesh-audit knows Istio {FIRST_KNOWN.minor_str} to {LAST_KNOWN.minor_str}"
+    if not _STRICT.match(str(text).strip()):
+        raise ValueError(f"{text!r} is not a version like 1.24 or 1.24.2 ({known})")
+    version = parse_version(text)
+    if not Version(FIRST_KNOWN.major, FIRST_KNOWN.minor) <= version < Version(LAST_KNOWN.major, LAST_KNOWN.minor + 1):
+        raise ValueError(f"Istio {version.minor_str} is not a release mesh-audit knows ({known})")
+    if version < FIRST_AMBIENT:
+        return version, (f"Istio {version.minor_str} predates ambient mode (Beta from {FIRST_AMBIENT.minor_str}): "
+                         "only sidecar mode applies, and rules about ambient mode read it as not in use")
+    return version, None
+
+
 class VersionRange:
     """Comma-separated clauses, all of which must hold. `all` (or empty) admits every version."""
 

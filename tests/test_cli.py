@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from importlib import resources
@@ -289,3 +290,34 @@ def test_exit_codes_follow_sys_exit(monkeypatch, capsys):
     cli_module._exit("mesh-audit: gone")
     assert left == [0, 3, 1]
     assert capsys.readouterr().err == "mesh-audit: gone\n"
+
+
+@pytest.mark.parametrize("value, message", [
+    ("1.2x", "'1.2x' is not a version like 1.24 or 1.24.2 (mesh-audit knows Istio 1.10 to 1.31)"),
+    ("1.9", "Istio 1.9 is not a release mesh-audit knows (mesh-audit knows Istio 1.10 to 1.31)"),
+    ("2.0", "Istio 2.0 is not a release mesh-audit knows (mesh-audit knows Istio 1.10 to 1.31)"),
+])
+def test_an_istio_version_mesh_audit_does_not_know_is_refused(value, message):
+    result = run("scan", "-f", str(DEMO), "--istio-version", value)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    from auditor import api
+
+    with pytest.raises(api.UsageError, match=re.escape(message)):
+        api.scan([str(DEMO)], api.Settings(istio_version=value))
+
+
+def test_a_version_before_ambient_is_taken_with_a_note():
+    result = run("scan", "-f", str(DEMO), "--istio-version", "1.20", "-o", "json")
+    assert json.loads(result.stdout)["summary"]["istio_version"] == "1.20.0"
+    assert ("mesh-audit: warning: Istio 1.20 predates ambient mode (Beta from 1.22): only sidecar mode applies, and "
+            "rules about ambient mode read it as not in use") in result.stderr
+
+
+def test_a_usage_error_is_one_line_from_the_console_script():
+    done = subprocess.run([sys.executable, "-m", "auditor", "scan", "--istio-version", "1.2x"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "mesh-audit: error: Invalid value for '--istio-version': '1.2x' is not a version like 1.24 or 1.24.2 (mesh-audit "
+        "knows Istio 1.10 to 1.31) (see 'mesh-audit scan --help')"]

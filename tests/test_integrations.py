@@ -140,3 +140,18 @@ def test_pre_commit_hooks_run_on_changed_files_and_directories(tmp_path, monkeyp
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "a-cluster-it-must-not-touch"))
     result = CliRunner().invoke(cli, shlex.split(hooks["mesh-audit-all"]["entry"])[1:], catch_exceptions=False)  # no args
     assert result.exit_code == 1 and "k8s/payments.yaml" in result.stdout  # the repository, not a cluster
+
+
+def test_the_changed_files_hook_passes_a_commit_with_no_kubernetes_yaml(tmp_path):
+    """A commit touching only a workflow file and a Helm values file has nothing to audit:
+    the hook passes instead of failing the commit with an error -q would hide."""
+    hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    (tmp_path / "ci.yml").write_text("on: [push]\njobs: {build: {runs-on: ubuntu-latest, steps: []}}\n")
+    (tmp_path / "values.yaml").write_text("replicas: 2\nimage: {tag: '1.0'}\n")
+    argv = shlex.split(hooks["mesh-audit"]["entry"])[1:] + [str(tmp_path / "ci.yml"), str(tmp_path / "values.yaml")]
+    result = CliRunner().invoke(cli, argv, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "No findings" in result.stdout
+    broken = tmp_path / "broken.yaml"  # a file that does not parse still fails the commit
+    broken.write_text("kind: [\n")
+    assert CliRunner().invoke(cli, shlex.split(hooks["mesh-audit"]["entry"])[1:] + [str(broken)]).exit_code == 2

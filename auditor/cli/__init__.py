@@ -49,7 +49,7 @@ def main() -> None:
     gc.disable()
     terminate_cleanly()
     try:
-        returned = cli.main(standalone_mode=False)
+        returned = cli.main(prog_name="mesh-audit", standalone_mode=False)
     except SystemExit as done:
         _exit(done.code)  # here, while the exception still holds the command's frames
     except click.exceptions.Abort as err:
@@ -60,6 +60,10 @@ def main() -> None:
         _interrupted()
     except KeyboardInterrupt:
         _interrupted()
+    except click.UsageError as err:  # one line, as every other error
+        command = err.ctx.command_path if err.ctx is not None else "mesh-audit"
+        sys.stderr.write(printable(f"mesh-audit: error: {err.format_message()} (see '{command} --help')") + "\n")
+        _exit(err.exit_code)
     except click.ClickException as err:
         err.show()
         _exit(err.exit_code)

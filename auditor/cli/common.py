@@ -98,13 +98,16 @@ class VersionType(click.ParamType):
     name = "X.Y[.Z]"
 
     def convert(self, value, param, ctx):
-        from auditor.versions import Version, parse_version
+        from auditor.versions import Version, checked_version
 
         if value is None or isinstance(value, Version):
             return value
-        version = parse_version(value)
-        if version is None:
-            self.fail(f"{value!r} is not a version like 1.24 or 1.24.2", param, ctx)
+        try:
+            version, note = checked_version(value)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+        if note:
+            warn(note)
         return version
 
 
