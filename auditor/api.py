@@ -38,6 +38,7 @@ from auditor.rulebook import Rule, builtin_rules_dir, load_rules, rule_names
 from auditor.snapshot import K8sObject, Snapshot
 from auditor.suppress import cli_ignores, read_baseline
 from auditor.versions import Version, checked_version, parse_version
+from auditor.words import did_you_mean
 
 __all__ = ["ClusterSource", "Clusters", "Settings", "apply", "audit", "audit_change", "context", "load", "plan", "scan",
            "UsageError"]
@@ -302,7 +303,8 @@ def _select(rules: list[Rule], select: tuple[str, ...], names: dict[str, str]) -
     for item in select:
         for name in filter(None, (n.strip() for n in item.split(","))):
             if name not in names:
-                raise UsageError(f"--select {name}: no rule named '{name}' (see 'mesh-audit rules list')")
+                raise UsageError(f"--select {name}: no rule named '{name}'{did_you_mean(name, names)} "
+                                 "(see 'mesh-audit rules list')")
             wanted.add(names[name])
     return [r for r in rules if r.id in wanted]
 

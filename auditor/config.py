@@ -25,6 +25,7 @@ from pathlib import Path
 from auditor.errors import UsageError
 from auditor.schemas import check_schema, load_schema, node_line
 from auditor.yamlread import load_yaml
+from auditor.words import did_you_mean
 
 DEFAULT_NAME = ".mesh-audit.yaml"
 
@@ -145,7 +146,8 @@ def load_config(path: str | None, rules: list) -> Config:
             return "*"
         if name not in names:
             where = ".".join(str(p) for p in key_path)
-            raise UsageError(f"'{where}': no rule named '{name}' (see 'mesh-audit rules list')", path, node_line(node, key_path))
+            raise UsageError(f"'{where}': no rule named '{name}'{did_you_mean(name, names)} (see 'mesh-audit rules list')",
+                             path, node_line(node, key_path))
         return names[name]
 
     config = Config(path=path, extends=data.get("extends", "recommended"), fail_on=data.get("fail_on"),

@@ -16,7 +16,7 @@ from auditor.facts.context import Context
 from auditor.facts.subjects import facts_for
 from auditor.report import Report
 from auditor.snapshot import K8sObject, Snapshot
-from auditor.words import printable_lines
+from auditor.words import did_you_mean, printable_lines
 
 
 def find_object(snapshot: Snapshot, ref: str) -> K8sObject:
@@ -33,7 +33,10 @@ def find_object(snapshot: Snapshot, ref: str) -> K8sObject:
         and (not group or o.api_version.rpartition("/")[0] == group)
     ]
     if not found:
-        raise UsageError(f"{ref}: no such object in the input")
+        known = [f"{o.kind}/{o.namespace}/{o.name}" if o.namespace else f"{o.kind}/{o.name}" for o in snapshot
+                 if o.kind.lower() == kind.lower()] or [o.kind for o in snapshot]
+        raise UsageError(f"{ref}: no such object in the input{did_you_mean(ref if '/' in known[0] else kind, known)}"
+                         if known else f"{ref}: no such object in the input")
     if len(found) > 1:
         groups = ", ".join(sorted(f"{o.kind}.{o.api_version.rpartition('/')[0] or 'core'}" for o in found))
         raise UsageError(f"{ref} is ambiguous ({groups}); qualify the kind with its group")

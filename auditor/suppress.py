@@ -25,6 +25,7 @@ from auditor.errors import UsageError
 from auditor.kinds import group_kind
 from auditor.report import Report
 from auditor.snapshot import Snapshot
+from auditor.words import did_you_mean
 
 IGNORE_ANNOTATION = "mesh-audit.io/ignore"
 IGNORE_REASON = "mesh-audit.io/ignore-reason"
@@ -37,7 +38,8 @@ def cli_ignores(values: list[str], names: dict[str, str]) -> list[Exemption]:
     for value in values:
         rule, _, pattern = value.partition("=")
         if rule not in names and rule != "*":
-            raise UsageError(f"--ignore {value}: no rule named '{rule}' (see 'mesh-audit rules list')")
+            raise UsageError(f"--ignore {value}: no rule named '{rule}'{did_you_mean(rule, names)} "
+                             "(see 'mesh-audit rules list')")
         pattern = pattern or "*/*"
         if pattern.count("/") not in (1, 2):
             raise UsageError(f"--ignore {value}: the object must be Kind/namespace/name (or Kind/name), globs allowed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 
 
 def plural(count: int, word: str) -> str:
@@ -42,3 +43,18 @@ def printable(text: str) -> str:
 def printable_lines(text: str) -> str:
     """`printable` for each line of a text this program composed (its own line breaks kept)."""
     return "\n".join(printable(line) for line in text.split("\n"))
+
+
+def wrapped(text: str, width: int) -> str:
+    """Text wrapped at spaces only (a rule id or a path is never cut at a hyphen or a
+    slash), each of its own lines separately; a word longer than `width` stays whole."""
+    return "\n".join(line for part in str(text).split("\n")
+                     for line in (textwrap.wrap(part, width, break_long_words=False, break_on_hyphens=False) or [""]))
+
+
+def did_you_mean(word: str, choices) -> str:
+    """` (did you mean 'x'?)` for the closest of `choices`, or "" when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

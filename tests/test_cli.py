@@ -98,7 +98,7 @@ def test_sarif_passes_github_validation(tmp_path):
     assert {r["ruleId"] for r in results} == DEMO_RULES
     uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results]
     # the mesh as a whole (sidecar and ambient workloads together) has a pseudo-path, the rest their files
-    assert all(u.startswith("fixtures/demo/") for u in uris if u != "k8s/_cluster/Cluster/cluster") and len(set(uris)) > 5
+    assert all(u.startswith("fixtures/demo/") for u in uris if u != "k8s/_cluster") and len(set(uris)) > 5
 
 
 def test_sarif_from_stdin_uses_pseudo_paths(tmp_path):
@@ -130,7 +130,11 @@ def test_no_input_and_no_cluster_exits_3_with_one_line(tmp_path):
     env = {"KUBECONFIG": "", "HOME": str(tmp_path), "KUBERNETES_SERVICE_HOST": ""}
     result = CliRunner().invoke(cli, ["scan"], env=env)
     assert result.exit_code == 3
-    assert result.stderr.startswith("mesh-audit: error: no cluster to scan: no kubeconfig")
+    assert result.stderr.startswith("mesh-audit: error: no cluster to read: no kubeconfig")
+    assert "give them as PATHs (or -f), or --snapshot FILE" in result.stderr
+    snapshot = CliRunner().invoke(cli, ["snapshot", "-o", str(tmp_path / "s.json")], env=env)  # reads only clusters
+    assert snapshot.exit_code == 3
+    assert snapshot.stderr.strip().endswith("and not running in a pod")
     assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
 
 

@@ -272,7 +272,7 @@ def test_sarif_paths_fingerprints_and_baselines_carry_the_cluster(tmp_path):
     west = by_object[("headless-multicluster-ambient", "west", "db")]
     assert east["partialFingerprints"] != west["partialFingerprints"]
     cluster_result = by_object[("multicluster-ambient", "east", "east")]
-    assert cluster_result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "k8s/east/_cluster/Cluster/east"
+    assert cluster_result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "k8s/east/_cluster"
     assert "@east" in cluster_result["message"]["text"]
     if VALIDATOR.exists():
         import subprocess

@@ -89,7 +89,7 @@ def test_the_junit_checker_catches_what_the_schema_forbids():
 def test_markdown_comment_groups_findings_and_carries_a_marker():
     text = scan("-o", "markdown").stdout
     assert text.startswith("<!-- mesh-audit -->\n## mesh-audit\n")
-    assert "🔴 4 error, 🟠 6 warning, 🔵 2 info in 34 objects (Istio 1.23.4)." in text
+    assert "🔴 4 errors, 🟠 6 warnings, 🔵 2 info in 34 objects (Istio 1.23.4)." in text
     assert "<summary>🔴 <b>authz-l7-at-ztunnel</b>: ALLOW policy with L7 rules" in text
     assert f"| AuthorizationPolicy payments/payments-read-only | `{DEMO}/payments.yaml:50` |" in text
     assert "**Fix:**" in text

@@ -64,6 +64,16 @@ def write_output(text: str, path: str | None) -> None:
         fail(f"{path}: cannot write the report: {err.strerror or err}")
 
 
+def terminal_width(path: str | None) -> int | None:
+    """How wide a text report may be: the terminal's width (or COLUMNS) for stdout; None
+    (the report's own default) for a file."""
+    if path is not None:
+        return None
+    import shutil
+
+    return shutil.get_terminal_size((0, 0)).columns or None
+
+
 def where(problem: dict) -> str:
     """`file:line: message` of a report's warning or error."""
     if problem.get("file") and problem.get("line"):
@@ -244,7 +254,20 @@ def load_input(paths, snapshot_path, opts: dict, quiet: bool, jobs=None, setting
         return call(api.load, list(paths) or None, snapshot=snapshot_path, jobs=jobs,
                     follow_symlinks=opts.get("follow_symlinks", False), settings=settings)
     sources = cluster_sources(opts, quiet)
-    return call(api.load, sources if len(sources) > 1 else sources[None])
+    return call(_live, api.load, sources if len(sources) > 1 else sources[None])
+
+
+def _live(load, sources):
+    """A live cluster for a command that also reads files: where there is no cluster, say how
+    to give it files instead (`mesh-audit snapshot` reads only clusters, so says less)."""
+    from auditor.errors import ClusterError
+
+    try:
+        return load(sources)
+    except ClusterError as err:
+        if str(err).startswith("no cluster to read"):
+            raise ClusterError(f"{err}; to read files, give them as PATHs (or -f), or --snapshot FILE") from None
+        raise
 
 
 def change_options(func):

@@ -11,7 +11,7 @@ from auditor.words import printable
 
 from auditor.cli.common import (EXIT_CLUSTER, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, VERSION, call, change_options, error, fail,
                                 file_options, load_change, named_paths, outputs_parser, report_gaps, rules_dir_option, warn,
-                                where, write_output)
+                                terminal_width, where, write_output)
 
 FORMATS = ["table", "json", "markdown", "html"]
 
@@ -80,7 +80,7 @@ def plan_cmd(**opts) -> None:
     from auditor.plan.render import RENDERERS
 
     for fmt, path in opts["outputs"]:
-        write_output(RENDERERS[fmt](made), path)
+        write_output(RENDERERS[fmt](made, width=terminal_width(path)) if fmt == "table" else RENDERERS[fmt](made), path)
     sys.exit(_exit_code(made, snapshot, opts))
 
 

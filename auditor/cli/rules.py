@@ -47,9 +47,12 @@ def rules_show(rule_id, rules_dirs) -> None:
     """One rule in full: what it checks, why it matters, how to fix it."""
     from auditor.rulebook import find_rule
 
-    rule = find_rule(_rules(rules_dirs), rule_id)
+    rules = _rules(rules_dirs)
+    rule = find_rule(rules, rule_id)
     if rule is None:
-        fail(f"no rule named {rule_id!r}; see 'mesh-audit rules list'")
+        from auditor.words import did_you_mean
+
+        fail(f"no rule named {rule_id!r}{did_you_mean(rule_id, [r.id for r in rules])}; see 'mesh-audit rules list'")
     lines = [
         f"{rule.id}: {rule.title}",
         f"severity: {rule.severity}    category: {rule.category}    istio: {rule.istio}    confidence: {rule.confidence}",

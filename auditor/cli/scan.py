@@ -9,8 +9,8 @@ import click
 
 from auditor.cli.common import (EXIT_CLUSTER, EXIT_USAGE, VERSION, call, change_options, cluster_options, error, fail,
                                 file_options,
-                                load_change, load_input, outputs_parser, report_gaps, rules_dir_option, warn, where,
-                                write_output)
+                                load_change, load_input, outputs_parser, report_gaps, rules_dir_option, terminal_width,
+                                warn, where, write_output)
 
 FORMATS = ["table", "json", "sarif", "junit", "markdown", "github"]
 
@@ -89,7 +89,7 @@ def scan(**opts) -> None:
     report.details_url = _ci_run_url()
     _tell(report, snapshot, opts)
     for fmt, path in outputs:
-        write_output(render(fmt, report, color=path is None and _colour(opts["color"])), path)
+        write_output(render(fmt, report, color=path is None and _colour(opts["color"]), width=terminal_width(path)), path)
     if opts["write_baseline_path"]:
         from auditor.suppress import write_baseline
 
@@ -118,10 +118,10 @@ def _destinations(opts: dict) -> list[tuple[str, str | None]]:
     return outputs
 
 
-def render(fmt: str, report, color: bool = False) -> str:
+def render(fmt: str, report, color: bool = False, width: int | None = None) -> str:
     from auditor.reporters import REPORTERS
 
-    return REPORTERS[fmt](report, color=True) if color and fmt == "table" else REPORTERS[fmt](report)
+    return REPORTERS[fmt](report, color=color, width=width) if fmt == "table" else REPORTERS[fmt](report)
 
 
 def _ci_run_url() -> str | None:

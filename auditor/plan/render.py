@@ -12,7 +12,7 @@ from auditor.plan import html
 from auditor.reporters.markdown import code, escape_markdown
 from auditor.plan.model import BLOCKED, NEEDS_WAYPOINT, READY, NamespacePlan, Plan
 from auditor.plan.text import cost_rows, summary_line, why
-from auditor.words import plural, printable, printable_lines
+from auditor.words import plural, printable, printable_lines, wrapped
 
 MARKER = "<!-- mesh-audit plan -->"
 ICONS = {READY: "🟢", NEEDS_WAYPOINT: "🟡", BLOCKED: "🔴"}
@@ -20,12 +20,16 @@ MAX_CHARS = 65_000  # a GitHub comment holds 65,536
 WIDTH = 100
 
 
-def render_table(plan: Plan) -> str:
+def render_table(plan: Plan, width: int | None = None) -> str:
+    """The plan as text `width` columns wide (default WIDTH); the WHY column and notes wrap."""
+    width = max(width or WIDTH, 60)
     rows = [(n.name, n.today, n.verdict, str(n.wave or "-"), str(len(n.workloads)), why(n)) for n in plan.namespaces]
-    out = [summary_line(plan), ""]
+    out = [_wrap(summary_line(plan), "", width), ""]
     if rows:
-        out.append(tabulate(rows, headers=["NAMESPACE", "TODAY", "VERDICT", "WAVE", "WORKLOADS", "WHY"], tablefmt="simple",
-                            disable_numparse=True))
+        headers = ["NAMESPACE", "TODAY", "VERDICT", "WAVE", "WORKLOADS", "WHY"]
+        fixed = sum(max(len(headers[i]), *(len(r[i]) for r in rows)) + 2 for i in range(5))
+        rows = [(*r[:5], wrapped(r[5], max(20, width - fixed))) for r in rows]
+        out.append(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
     else:
         out.append("No namespace to plan: nothing runs in sidecar mode (pass --include-unmeshed for namespaces "
                    "outside the mesh).")
@@ -33,41 +37,43 @@ def render_table(plan: Plan) -> str:
         out += ["", "Waves:"]
         for w in plan.waves:
             out.append(f"  {w.number}: {', '.join(w.namespaces)}")
-            out += [_wrap(note, "       ") for note in w.order]
+            out += [_wrap(note, "       ", width) for note in w.order]
     for ns in plan.namespaces:
-        details = _details(ns)
+        details = _details(ns, width)
         if details:
             out += ["", f"{ns.name} ({ns.verdict}):", *details]
     if plan.namespaces:
         out += ["", "Cost (requested by pods; negative is saved):",
                 tabulate(cost_rows(plan), headers=["", "CPU", "MEMORY"], tablefmt="simple")]
-        out += [_wrap(note, "  ") for note in plan.cost.notes]
+        out += [_wrap(note, "  ", width) for note in plan.cost.notes]
     if plan.skipped:
-        out += ["", "Not planned: " + "; ".join(f"{s['namespace']} ({s['why']})" for s in plan.skipped)]
+        out += ["", _wrap("Not planned: " + "; ".join(f"{s['namespace']} ({s['why']})" for s in plan.skipped), "", width)]
     if not plan.complete:
         out += ["", "Incomplete input: " + ", ".join(g.get("resource", "?") for g in plan.collection.get("not_collected") or [])
                 + (f"; {plural(len(plan.errors), 'file')} did not load" if plan.errors else "")]
     if plan.verification is not None:
         out += ["", _verification_line(plan)]
-    out += ["", "Rule details: mesh-audit rules show RULE; the change set: mesh-audit plan --emit DIR"]
+    out += ["", _wrap("Rule details: mesh-audit rules show RULE; the change set: mesh-audit plan --emit DIR", "", width)]
     return printable_lines("\n".join(out)) + "\n"  # what the input wrote is shown, never obeyed
 
 
-def _details(ns: NamespacePlan) -> list[str]:
+def _details(ns: NamespacePlan, width: int = WIDTH) -> list[str]:
     out = []
     for r in ns.reasons:
         stage = " (after the change set)" if r.stage == "after-changes" else ""
-        out.append(_wrap(f"- {r.rule} [{r.migration}]{stage}: {r.object}: {r.message}", "    "))
-    out += [_wrap(f"- waits for {h}", "    ") for h in ns.held_by]
+        out.append(_wrap(f"- {r.rule} [{r.migration}]{stage}: {r.object}: {r.message}", "    ", width))
+    out += [_wrap(f"- waits for {h}", "    ", width) for h in ns.held_by]
     for c in ns.changes.changes if ns.changes and ns.verdict != BLOCKED else []:
         if c.action == "apply" and c.kind == "Namespace" and len(ns.changes.changes) == 1:
             continue
-        out.append(_wrap(f"* {c.action} {c.ref()}" + (f" ({', '.join(c.fields)})" if c.fields else "") + f": {c.why}", "    "))
+        out.append(_wrap(f"* {c.action} {c.ref()}" + (f" ({', '.join(c.fields)})" if c.fields else "") + f": {c.why}",
+                         "    ", width))
     return out
 
 
-def _wrap(text: str, indent: str) -> str:
-    return textwrap.fill(text, WIDTH, initial_indent=indent[:-2] + "  " if indent else "", subsequent_indent=indent + "  ")
+def _wrap(text: str, indent: str, width: int = WIDTH) -> str:
+    return textwrap.fill(text, width, initial_indent=indent[:-2] + "  " if indent else "", subsequent_indent=indent + "  ",
+                         break_on_hyphens=False)
 
 
 def _verification_line(plan: Plan) -> str:

@@ -14,7 +14,7 @@ from itertools import groupby
 
 from auditor.report import ObjectRef, Report, describe_gap
 from auditor.reporters.sarif import because
-from auditor.words import printable
+from auditor.words import plural, printable
 
 _MARKDOWN = str.maketrans({c: f"\\{c}" for c in "\\`*_[]()!~|#"})
 
@@ -49,7 +49,8 @@ def _header(report: Report) -> list[str]:
     if not report.active:
         out.append(f"✅ No findings in {report.objects} objects ({version}).")
     else:
-        summary = ", ".join(f"{ICONS[s]} {counts[s]} {s}" for s in ("error", "warning", "info") if counts[s])
+        summary = ", ".join(f"{ICONS[s]} {f'{counts[s]} info' if s == 'info' else plural(counts[s], s)}"
+                            for s in ("error", "warning", "info") if counts[s])
         out.append(f"{summary} in {report.objects} objects ({version}).")
     suppressed = len(report.findings) - len(report.active)
     if suppressed:

@@ -29,6 +29,7 @@ ROOT = "%SRCROOT%"
 SECURITY_SEVERITY = {"error": "8.0", "warning": "5.0", "info": "2.0"}
 PRECISION = {"high": "very-high", "medium": "medium", "low": "low"}
 CLUSTER_SCOPE = "_cluster"
+WHOLE_CLUSTER_API = "mesh-audit.io/v1"  # the subject of rules about the cluster as a whole (engine.cluster_object)
 
 
 def _rule_name(rule_id: str) -> str:
@@ -56,10 +57,14 @@ def _rule_descriptor(rule) -> dict:
 
 
 def pseudo_path(finding: Finding, cluster: str | None = None) -> str:
-    """`k8s/[<cluster>/]<namespace>/<Kind>/<name>`: stable per object, so alerts keep their identity."""
+    """`k8s/[<cluster>/]<namespace>/<Kind>/<name>` (`_cluster` for a cluster-scoped
+    object's namespace; `k8s/[<cluster>/]_cluster` for the cluster as a whole): stable per
+    object, so alerts keep their identity."""
     o = finding.object
     cluster = o.cluster or cluster
-    parts = ("k8s", *((cluster,) if cluster else ()), o.namespace or CLUSTER_SCOPE, o.kind, o.name)
+    whole = o.kind == "Cluster" and o.api_version == WHOLE_CLUSTER_API
+    parts = ("k8s", *((cluster,) if cluster else ()), CLUSTER_SCOPE) if whole else \
+        ("k8s", *((cluster,) if cluster else ()), o.namespace or CLUSTER_SCOPE, o.kind, o.name)
     return "/".join(quote(part, safe="") for part in parts)
 
 

@@ -3,15 +3,18 @@ On a terminal the CLI asks for colour: each group's heading in its severity's co
 
 from __future__ import annotations
 
+import textwrap
 from itertools import groupby
 
 import click
 
 from auditor.report import ObjectRef, Report, describe_gap
 from auditor.reporters.sarif import because
-from auditor.words import printable, printable_lines
+from auditor.words import printable, printable_lines, wrapped
 
-MESSAGE_WIDTH = 70
+WIDTH = 100  # a report written to a file or a pipe; a terminal's own width otherwise
+MIN_WIDTH = 60
+MESSAGE_MIN = 30
 COLOURS = {"error": "red", "warning": "yellow", "info": "blue"}
 
 
@@ -66,23 +69,26 @@ def _ref(o: dict) -> str:
     return str(ObjectRef(o.get("apiVersion", ""), o["kind"], o["namespace"], o["name"], o.get("cluster")))
 
 
-def render(report: Report, color: bool = False) -> str:
+def render(report: Report, color: bool = False, width: int | None = None) -> str:
+    """The report as a table `width` columns wide (default WIDTH): long messages and paths
+    wrap at word boundaries inside their column, headings and notes below them."""
+    width = max(width or WIDTH, MIN_WIDTH)
     titles = {r.id: r.title for r in report.rules}
     headings: dict[str, str] = {}  # heading line -> severity, coloured once the rest is made printable
     out: list[str] = []
+    tables: set[int] = set()  # lines already laid out to the width
     shown = report.findings if report.show_suppressed else report.active
     for rule_id, group in groupby(shown, key=lambda f: (f.severity, f.rule)):
         findings = list(group)
         severity, rule = rule_id
-        heading = f"{severity.upper()}  {rule}  {titles.get(rule, '')}  ({len(findings)})"
-        headings[heading] = severity
-        out.append(heading)
+        for line in _wrap(printable(f"{severity.upper()}  {rule}  {titles.get(rule, '')}  ({len(findings)})"), width):
+            headings[line] = severity
+            out.append(line)
         rows = [[printable(str(f.object)) + (f" ({f.pods} pods)" if f.pods > 1 else ""), _location(f), _message(f)]
                 for f in findings]
-        from tabulate import tabulate  # imported here: a scan that writes no table does not pay for it
-
-        table = tabulate(rows, headers=["OBJECT", "LOCATION", "MESSAGE"], tablefmt="simple", maxcolwidths=[None, None, MESSAGE_WIDTH])
-        out.append("\n".join("  " + line for line in table.splitlines()))
+        table = _table(rows, width)
+        tables.update(range(len(out), len(out) + len(table)))
+        out += table
         out.append("")
     if not shown:
         out.append("No findings.")
@@ -112,8 +118,46 @@ def render(report: Report, color: bool = False) -> str:
         out.extend(f"  {n['path']}: {n['reason']}" for n in report.not_rendered)
         out.append("")
     out.append(summary_line(report))
-    lines = printable_lines("\n".join(out)).split("\n")  # what the input wrote is shown, never obeyed
+    lines = []
+    for i, entry in enumerate(out):
+        for line in printable_lines(entry).split("\n"):  # what the input wrote is shown, never obeyed
+            lines += [line] if i in tables or line in headings else _wrap(line, width)
     if color:
         lines = [click.style(line, fg=COLOURS[headings[line]], bold=headings[line] == "error") if line in headings
                  else line for line in lines]
     return "\n".join(lines) + "\n"
+
+
+def _table(rows: list[list[str]], width: int) -> list[str]:
+    """OBJECT, LOCATION and MESSAGE columns within `width` (two spaces of indent, two
+    between columns) when names and paths fit whole and the message keeps MESSAGE_MIN
+    columns; otherwise each finding as its object and location, the message below."""
+    widest = [max(len(line) for r in rows for line in r[i].split("\n")) for i in range(2)]
+    obj, loc = max(widest[0], len("OBJECT")), max(widest[1], len("LOCATION"))
+    msg = width - 6 - obj - loc
+    if msg < MESSAGE_MIN:
+        return _stacked(rows, width)
+    from tabulate import tabulate  # imported here: a scan that writes no table does not pay for it
+
+    cells = [[o, l, wrapped(m, msg)] for o, l, m in rows]
+    lines = ["  " + line for line in tabulate(cells, headers=["OBJECT", "LOCATION", "MESSAGE"], tablefmt="simple",
+                                              disable_numparse=True).splitlines()]
+    return lines if max(len(line) for line in lines) <= width else _stacked(rows, width)  # a word wider than its column
+
+
+def _stacked(rows: list[list[str]], width: int) -> list[str]:
+    out = []
+    for obj, loc, message in rows:
+        head = f"  {obj}  {loc}" if loc != "-" else f"  {obj}"
+        out += _wrap(head, width)
+        for part in message.split("\n"):
+            out += textwrap.wrap(part, width, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False)
+    return out
+
+
+def _wrap(line: str, width: int) -> list[str]:
+    """A line of prose at word boundaries, continued two spaces further in."""
+    if len(line) <= width:
+        return [line]
+    indent = line[:len(line) - len(line.lstrip())]
+    return textwrap.wrap(line, width, subsequent_indent=indent + "  ", break_long_words=False, break_on_hyphens=False)

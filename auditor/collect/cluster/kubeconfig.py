@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auditor.errors import ClusterError, UsageError
+from auditor.words import did_you_mean
 
 # Where a pod finds its service account (kubernetes' in-cluster config reads the same files).
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -44,8 +45,8 @@ def connect(kubeconfig: str | None = None, context: str | None = None, environ=N
         if paths is None:
             if not environ.get("KUBERNETES_SERVICE_HOST"):
                 raise ClusterError(
-                    "no cluster to scan: no kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not running "
-                    "in a pod; pass -f or --snapshot to scan files"
+                    "no cluster to read: no kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not running "
+                    "in a pod"
                 )
             return _in_cluster(config, environ, ConfigException)
         # An explicit --kubeconfig is one file, whatever characters its path holds; only
@@ -65,7 +66,14 @@ def connect(kubeconfig: str | None = None, context: str | None = None, environ=N
                 raise ClusterError(f"credentials for context {_context_name(loader, context)}: {logged[0]}")
             current = _context_name(loader, context)
         except ConfigException as err:
-            raise UsageError(f"kubeconfig: {first_line(err)}", files[0] if len(files) == 1 else paths) from None
+            where = files[0] if len(files) == 1 else paths
+            names = [n for d in documents.values() if isinstance(d, dict)
+                     for n in (e.get("name") for e in d.get("contexts") or [] if isinstance(e, dict)) if isinstance(n, str)]
+            if context is not None and context not in names:  # say which there are, as kubectl would have you look
+                known = ", ".join(names) if names else "none"
+                raise UsageError(f"kubeconfig: no context named {context!r}{did_you_mean(context, names)}; it has: "
+                                 f"{known}", where) from None
+            raise UsageError(f"kubeconfig: {first_line(err)}", where) from None
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
             raise UsageError(f"kubeconfig could not be read: {first_line(err)}", files[0] if len(files) == 1 else paths) from None
         except ClusterError:

@@ -1,0 +1,74 @@
+"""What a newcomer meets in the first hour: a table that fits the terminal, suggestions for
+a mistyped rule, object or context, plain words in every format."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from auditor.cli import cli
+from conftest import FIXTURES, ROOT
+
+DEMO = str(FIXTURES / "demo")
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("command", [("scan", DEMO), ("plan", DEMO)])
+def test_text_reports_fit_the_terminal_and_wrap_between_words(columns, command):
+    result = subprocess.run([sys.executable, "-m", "auditor", *command], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": str(columns)})
+    lines = result.stdout.splitlines()
+    assert lines and max(len(line) for line in lines) <= columns
+    words = set(re.findall(r"[\w.-]+", result.stdout))
+    for name in ("authz-l7-at-ztunnel", "payments/payments-read-only", "fixtures/demo/payments.yaml:50"):
+        if command[0] == "scan":
+            assert name.split("/")[-1] in words or name in result.stdout, name  # never cut inside a word
+    assert "envoyfilter-" not in words  # a hyphenated rule id is not cut at its hyphen
+
+
+def test_a_report_to_a_file_or_pipe_is_100_columns():
+    result = run("scan", DEMO)
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100
+
+
+@pytest.mark.parametrize("args, suggestion", [
+    (("scan", DEMO, "--select", "authz-l7-at-ztunel"), "(did you mean 'authz-l7-at-ztunnel'?)"),
+    (("scan", DEMO, "--ignore", "waypoint-mising"), "(did you mean 'waypoint-missing'?)"),
+    (("rules", "show", "waypont-missing"), "(did you mean 'waypoint-missing'?)"),
+    (("explain", "Deployment/storefront/frontnd", "-f", DEMO), "(did you mean 'Deployment/storefront/frontend'?)"),
+])
+def test_a_mistyped_name_gets_a_suggestion(args, suggestion):
+    result = run(*args)
+    assert result.exit_code == 2
+    assert suggestion in result.stderr
+
+
+def test_an_unknown_context_lists_the_contexts_there_are(tmp_path):
+    from kube_api.server import ApiServer
+
+    with ApiServer([]) as server:
+        kubeconfig = server.kubeconfig(tmp_path / "kubeconfig", context="prod")
+    result = run("scan", "--kubeconfig", kubeconfig, "--context", "prd")
+    assert result.exit_code == 2
+    assert result.stderr == (f"mesh-audit: error: {kubeconfig}: kubeconfig: no context named 'prd' (did you mean "
+                             "'prod'?); it has: prod\n")
+
+
+def test_a_finding_about_the_whole_cluster_has_a_plain_sarif_path():
+    doc = json.loads(run("scan", DEMO, "-o", "sarif").stdout)
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in doc["runs"][0]["results"]
+            if r["properties"]["object"]["kind"] == "Cluster"}
+    assert uris == {"k8s/_cluster"}
+    named = json.loads(run("scan", DEMO, "-o", "sarif", "--cluster-name", "prod").stdout)
+    assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in named["runs"][0]["results"]
+            if r["properties"]["object"]["kind"] == "Cluster"} == {"k8s/prod/_cluster"}
