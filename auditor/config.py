@@ -145,9 +145,8 @@ def load_config(path: str | None, rules: list) -> Config:
         if name == "*" and key_path[0] == "exemptions":
             return "*"
         if name not in names:
-            where = ".".join(str(p) for p in key_path)
-            raise UsageError(f"'{where}': no rule named '{name}'{did_you_mean(name, names)} (see 'mesh-audit rules list')",
-                             path, node_line(node, key_path))
+            raise UsageError(f"'{'.'.join(map(str, key_path))}': no rule named '{name}'{did_you_mean(name, names)} "
+                             "(see 'mesh-audit rules list')", path, node_line(node, key_path))
         return names[name]
 
     config = Config(path=path, extends=data.get("extends", "recommended"), fail_on=data.get("fail_on"),

@@ -169,7 +169,8 @@ class Report:
             "rules_skipped_for_version": len(self.skipped_rules),
             "istio_version": self.istio_version,
             "istio_version_source": self.version_source,
-            "errors": len(self.errors),
+            "errors": len(self.errors),  # kept for readers of schema_version 1: input_errors says what it counts
+            "input_errors": len(self.errors),
             "complete": self.complete,
             "not_collected": len(self.not_collected),
         }

@@ -72,3 +72,28 @@ def test_a_finding_about_the_whole_cluster_has_a_plain_sarif_path():
     named = json.loads(run("scan", DEMO, "-o", "sarif", "--cluster-name", "prod").stdout)
     assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in named["runs"][0]["results"]
             if r["properties"]["object"]["kind"] == "Cluster"} == {"k8s/prod/_cluster"}
+
+
+def test_annotations_stop_at_what_github_shows_and_say_how_many_more(tmp_path):
+    from auditor.report import Finding, ObjectRef, Report
+    from auditor.reporters import github
+
+    (tmp_path / "k8s.yaml").write_text("x\n" * 40)
+    ref = lambda i: ObjectRef("v1", "Service", "shop", f"s{i}")  # noqa: E731
+    findings = [Finding("r", "warning", f"w{i}", ref(i), (str(tmp_path / "k8s.yaml"), i + 1) if i % 3 == 0 else None,
+                        False) for i in range(30)]
+    findings += [Finding("e", "error", f"e{i}", ref(100 + i), None, True) for i in range(4)]
+    text = github.render(Report(findings=findings, rules=[], objects=34, repo_root=str(tmp_path)))
+    lines = text.splitlines()
+    warnings = [x for x in lines if x.startswith("::warning ")]
+    assert len(warnings) == 10 and len([x for x in lines if x.startswith("::error ")]) == 4
+    assert all("file=k8s.yaml" in x for x in warnings)  # the ten on files of the repository come first
+    assert ("mesh-audit: 20 more findings are not annotated (GitHub shows 10 of each severity per step); the step "
+            "summary and the SARIF report list every one") in lines
+
+
+def test_the_json_summary_names_input_errors_apart_from_error_findings(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: [\n")
+    summary = json.loads(run("scan", DEMO, bad, "-o", "json").stdout)["summary"]
+    assert summary["input_errors"] == summary["errors"] == 1 and summary["error"] == 4

@@ -16,9 +16,9 @@ import yaml
 from click.testing import CliRunner
 
 from auditor.cli import cli
+from sarif_check import check_sarif
 from conftest import FIXTURES, ROOT
 
-VALIDATOR = ROOT.parent / "shared" / "sarif" / "validate_sarif.py"
 BIN = Path(sys.executable).parent
 
 
@@ -33,9 +33,7 @@ def run_step(script: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
 
 
 def validate(path: Path) -> None:
-    if VALIDATOR.exists():
-        check = subprocess.run([sys.executable, str(VALIDATOR), str(path)], capture_output=True, text=True)
-        assert check.returncode == 0, check.stdout + check.stderr
+    check_sarif(path)
 
 
 def action_env(action: dict, tmp_path: Path, **inputs) -> dict:
