@@ -13,6 +13,7 @@
 #   MESH_AUDIT_AGAINST  a snapshot file or "cluster": the paths are a change applied to it
 #   MESH_AUDIT_CHANGES_ONLY  "true": only the findings the change adds count
 #   MESH_AUDIT_DIFF_BASE  a git ref: what the paths held there and no longer do is deleted
+#   MESH_AUDIT_BIN  the mesh-audit of the action's own environment (default: the one on PATH)
 # and GitHub's own: GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, RUNNER_TEMP.
 set -u
 paths=${MESH_AUDIT_PATHS:-.}
@@ -52,14 +53,18 @@ elif [ "${MESH_AUDIT_CHANGES_ONLY:-false}" = "true" ] || [ -n "${MESH_AUDIT_DIFF
   exit 2
 fi
 
-mesh-audit "${args[@]}"
+"${MESH_AUDIT_BIN:-mesh-audit}" "${args[@]}"
 code=$?
 
 {
   echo "exit-code=$code"
   echo "sarif-file=$sarif"
   if [ -s "$report" ]; then
-    python - "$report" <<'PY'
+    python="python3"
+    if [ -n "${MESH_AUDIT_BIN:-}" ]; then
+      python="$(dirname "$MESH_AUDIT_BIN")/python"  # the action's own environment
+    fi
+    "$python" - "$report" <<'PY'
 import json, sys
 summary = json.load(open(sys.argv[1]))["summary"]
 print(f"errors={summary['error']}\nwarnings={summary['warning']}\ninfo={summary['info']}\nfindings={summary['findings']}")

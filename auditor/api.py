@@ -78,14 +78,15 @@ class Settings:
 
 
 def load(inputs=None, *, snapshot: str | None = None, jobs: int | None = None, stdin=None, follow_symlinks: bool = False,
-         settings: Settings | None = None) -> Snapshot | Clusters:
+         settings: Settings | None = None, progress: bool = False) -> Snapshot | Clusters:
     """The objects to audit, with `collection` (where they came from), `errors` and
     `warnings`. `inputs`: paths (files, directories, dumps, snapshots, "-" for stdin), or
     a ClusterSource, or None for the current kubeconfig context; or a mapping of cluster
     names to any of these, for an audit of several clusters (Clusters; live ones are
     collected concurrently). `snapshot`: a snapshot file, which must be one (a snapshot
     of several clusters gives Clusters). Symlinks in a directory are followed only within
-    it, unless `follow_symlinks`. `settings` say what to exclude and how to render Helm charts."""
+    it, unless `follow_symlinks`. `settings` say what to exclude and how to render Helm charts.
+    `progress`: a line on stderr (a terminal) while large files are read."""
     from auditor.collect.sources import load_cluster, load_cluster_snapshot, load_files
 
     options = _file_options(resolve(settings) if settings is not None else None)
@@ -97,7 +98,8 @@ def load(inputs=None, *, snapshot: str | None = None, jobs: int | None = None, s
     if snapshot is not None:
         if inputs:
             raise UsageError("use -f or --snapshot, not both")
-        return load_cluster_snapshot(snapshot) or load_files([snapshot], jobs, stdin, snapshot_only=True)
+        return load_cluster_snapshot(snapshot) or load_files([snapshot], jobs, stdin, snapshot_only=True,
+                                                             progress=progress)
     if inputs is None or isinstance(inputs, ClusterSource):
         return load_cluster(inputs or ClusterSource())
     if isinstance(inputs, (str, Path)):
@@ -108,7 +110,7 @@ def load(inputs=None, *, snapshot: str | None = None, jobs: int | None = None, s
             raise UsageError("a snapshot of several clusters is audited on its own or with other such snapshots, "
                              "not with other inputs (name those: -f NAME=PATH)", str(several[0]))
         return _joined([load_cluster_snapshot(str(p)) for p in several], several)
-    return load_files([str(p) for p in inputs], jobs, stdin, follow_symlinks=follow_symlinks, **options)
+    return load_files([str(p) for p in inputs], jobs, stdin, follow_symlinks=follow_symlinks, progress=progress, **options)
 
 
 def _joined(parts: list[Clusters], paths: list) -> Clusters:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -243,24 +244,27 @@ def test_sidecar_scope_threshold_option():
 
 
 def test_readme_demo_excerpt_matches_the_demo():
-    """The three headline findings the README quotes are what the demo really reports."""
+    """The headline findings the README quotes are what the command it shows prints on an
+    80-column terminal, byte for byte."""
     text = (ROOT / "README.md").read_text()
-    block = text.split("## What the demo shows", 1)[1].split("```", 2)[1]
-    quoted = []
-    for chunk in block.strip().split("\n\n"):
-        lines = chunk.splitlines()
-        severity, rule = lines[0].split()[:2]
-        ref, location = lines[1].strip().rsplit("  ", 1)
-        quoted.append((severity.lower(), rule, ref.strip(), location, " ".join(l.strip() for l in lines[2:])))
-    _, doc = demo_json()
-    actual = {
-        (f["severity"], f["rule"], f"{f['object']['kind']} {f['object']['namespace']}/{f['object']['name']}",
-         f"{f['location']['file']}:{f['location']['line']}".replace(DEMO, "fixtures/demo"), f["message"])
-        for f in doc["findings"] if f["location"]
-    }
-    assert len(quoted) == 3
-    for q in quoted:
-        assert q in actual, q
+    section = text.split("## What the demo shows", 1)[1]
+    command = section.split("```sh\n", 1)[1].split("\n```", 1)[0]
+    quoted = section.split("```sh\n", 1)[1].split("\n```\n\n```\n", 1)[1].split("```", 1)[0]
+    args = [word for word in command.split()[1:] if word != "\\"]
+    assert args[:2] == ["scan", "fixtures/demo"]
+    done = subprocess.run([sys.executable, "-m", "auditor", *args], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"})
+    assert done.returncode == 1 and done.stdout == quoted
+
+
+def test_readme_plan_excerpt_is_the_head_of_the_plan():
+    text = (ROOT / "README.md").read_text()
+    quoted = text.split("## Planning the move to ambient", 1)[1].split("```\n", 3)[2].split("```", 1)[0]
+    done = subprocess.run([sys.executable, "-m", "auditor", "plan", "-f", "fixtures/demo"], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"})
+    assert done.returncode == 0
+    head, note = quoted.rstrip("\n").split("\n       legacy after orders", 1)
+    assert done.stdout.startswith(head) and ("       legacy after orders" + note) in done.stdout
 
 
 def test_the_console_script_flushes_its_report_and_exits_with_the_gate_code():

@@ -4,6 +4,7 @@ a mistyped rule, object or context, plain words in every format."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import os
 import re
 import subprocess
@@ -97,3 +98,51 @@ def test_the_json_summary_names_input_errors_apart_from_error_findings(tmp_path)
     bad.write_text("kind: [\n")
     summary = json.loads(run("scan", DEMO, bad, "-o", "json").stdout)["summary"]
     assert summary["input_errors"] == summary["errors"] == 1 and summary["error"] == 4
+
+
+def test_without_the_cluster_extra_a_live_scan_says_what_to_install(mocker, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    mocker.patch("importlib.util.find_spec", side_effect=lambda name, *a: None if name == "kubernetes" else real(name, *a))
+    result = run("scan", "--kubeconfig", tmp_path / "kc")
+    assert result.exit_code == 2
+    assert result.stderr == ("mesh-audit: error: reading a live cluster needs the kubernetes client, which this install "
+                             "of mesh-audit leaves out: pip install 'mesh-audit[cluster]' (files and snapshots need "
+                             "nothing more)\n")
+    assert run("scan", DEMO, "--fail-on", "never").exit_code == 0  # files need nothing more
+
+
+class Terminal:
+    """A stderr that says it is a terminal, and keeps what is written to it."""
+
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> None:
+        self.text += text
+
+    def flush(self) -> None:
+        pass
+
+
+def test_reading_a_large_input_shows_progress_on_a_terminal_and_clears_it(tmp_path, monkeypatch):
+    from auditor.collect.files import Reading, load_paths
+
+    monkeypatch.setattr(Reading, "LARGE", 1000)  # the demo stands in for a large dump
+    terminal = Terminal()
+    result = load_paths([DEMO], progress=Reading(terminal))
+    assert result.objects and not result.errors
+    shown = [part.strip() for part in terminal.text.split("\r") if part.strip()]
+    assert shown[0] == "reading: 1 of 8 files (0 MB of 0 MB)" and shown[-1].startswith("reading: 8 of 8 files (")
+    assert terminal.text.endswith("\r") and terminal.text.rstrip("\r").split("\r")[-1].strip() == ""  # cleared
+    one = Terminal()
+    load_paths([str(Path(DEMO) / "payments.yaml")], progress=Reading(one))
+    assert "reading: payments.yaml (0 MB)" in one.text
+    quiet = Terminal()
+    monkeypatch.setattr(Reading, "LARGE", 16 * 1024 * 1024)
+    load_paths([DEMO], progress=Reading(quiet))
+    assert quiet.text == ""  # a small input reads too fast to need it

@@ -8,11 +8,27 @@ from __future__ import annotations
 import sys
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from auditor.cli import cli
 from conftest import cluster_objects
 from kube_api.server import ApiServer
+
+
+@pytest.fixture(autouse=True)
+def no_thread_outlives_the_test():
+    """A request cut at the deadline is left on a daemon thread until the server hangs up;
+    the server stops its trickle when it stops, so by the next test (which may fork) it has
+    ended: wait for that, bounded."""
+    import threading
+
+    before = threading.active_count()
+    yield
+    deadline = time.monotonic() + 20
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
 
 
 def run(*args):

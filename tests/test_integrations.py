@@ -46,7 +46,10 @@ def action_env(action: dict, tmp_path: Path, **inputs) -> dict:
            "GITHUB_ACTION_PATH": str(ROOT)}
     (tmp_path / "runner").mkdir(exist_ok=True)
     for key, template in scan["env"].items():
-        env[key] = values[template.removeprefix("${{ inputs.").removesuffix(" }}")]
+        if template.startswith("${{ inputs."):
+            env[key] = values[template.removeprefix("${{ inputs.").removesuffix(" }}")]
+        elif key == "MESH_AUDIT_BIN":  # the action's own environment: here, the one running the tests
+            env[key] = str(BIN / "mesh-audit")
     return env
 
 
@@ -153,3 +156,31 @@ def test_the_changed_files_hook_passes_a_commit_with_no_kubernetes_yaml(tmp_path
     broken = tmp_path / "broken.yaml"  # a file that does not parse still fails the commit
     broken.write_text("kind: [\n")
     assert CliRunner().invoke(cli, shlex.split(hooks["mesh-audit"]["entry"])[1:] + [str(broken)]).exit_code == 2
+
+
+def test_the_action_keeps_the_jobs_python_and_caches_its_own_environment(tmp_path):
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    steps = action["runs"]["steps"]
+    assert not any(str(s.get("uses", "")).startswith("actions/setup-python") for s in steps)
+    cache = next(s for s in steps if str(s.get("uses", "")).startswith("actions/cache"))
+    assert cache["with"] == {"path": "${{ steps.env.outputs.venv }}", "key": "${{ steps.env.outputs.key }}"}
+    locate = next(s for s in steps if s.get("id") == "env")
+
+    def located(against: str) -> dict:
+        out = tmp_path / f"out-{against or 'files'}"
+        env = {**os.environ, "GITHUB_ACTION_PATH": str(ROOT), "RUNNER_TOOL_CACHE": str(tmp_path / "cache"),
+               "GITHUB_OUTPUT": str(out), "MESH_AUDIT_AGAINST": against}
+        assert run_step(locate["run"], tmp_path, env).returncode == 0
+        return dict(line.split("=", 1) for line in out.read_text().splitlines())
+
+    files, cluster = located(""), located("cluster")
+    assert files["venv"].startswith(str(tmp_path / "cache" / "mesh-audit")) and files["extras"] == ""
+    assert cluster["extras"] == "[cluster]" and cluster["venv"] != files["venv"] and cluster["key"] != files["key"]
+    # A cached environment is used as it is: nothing is installed again.
+    venv = Path(files["venv"])
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "mesh-audit").symlink_to(BIN / "mesh-audit")
+    install = next(s for s in steps if s.get("name") == "Install mesh-audit")
+    done = run_step(install["run"], tmp_path, {**os.environ, "GITHUB_ACTION_PATH": str(ROOT),
+                                                "MESH_AUDIT_VENV": str(venv), "MESH_AUDIT_EXTRAS": ""})
+    assert done.returncode == 0 and done.stdout.strip() == f"mesh-audit: using the cached install in {venv}"

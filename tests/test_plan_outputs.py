@@ -237,15 +237,6 @@ def test_plan_reads_a_live_cluster(tmp_path, api):  # noqa: F811  (the API test 
     assert plan["complete"] is True
 
 
-def test_readme_shows_what_plan_says_about_the_demo():
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Planning the move to ambient", 1)[1]
-    quoted = section.split("```\n4 namespaces", 1)[1].split("\n```", 1)[0]
-    quoted = "4 namespaces" + quoted
-    assert quoted.startswith("4 namespaces to move to ambient")
-    assert run("plan", "-f", str(DEMO), "-q").stdout.startswith(quoted + "\n")
-
-
 def test_ci_runs_exactly_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     command = next(line for line in readme.splitlines() if "pytest" in line and line.startswith("python3 -m venv"))

@@ -252,7 +252,7 @@ def load_input(paths, snapshot_path, opts: dict, quiet: bool, jobs=None, setting
         return call(api.load, named, jobs=jobs, follow_symlinks=opts.get("follow_symlinks", False), settings=settings)
     if paths or snapshot_path:
         return call(api.load, list(paths) or None, snapshot=snapshot_path, jobs=jobs,
-                    follow_symlinks=opts.get("follow_symlinks", False), settings=settings)
+                    follow_symlinks=opts.get("follow_symlinks", False), settings=settings, progress=not quiet)
     sources = cluster_sources(opts, quiet)
     return call(_live, api.load, sources if len(sources) > 1 else sources[None])
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from auditor.collect.excludes import Excluder
-from auditor.collect.files import LoadResult, load_paths
+from auditor.collect.files import LoadResult, Reading, load_paths
 from auditor.collect.render import RenderSettings
 from auditor.collect.snapshot_file import GZIP_MAGIC, HEAD
 from auditor.coverage import Gap
@@ -17,11 +17,12 @@ from auditor.snapshot import K8sObject, Snapshot
 
 def load_files(paths: list[str], jobs: int | None = None, stdin=None, snapshot_only: bool = False,
                follow_symlinks: bool = False, excluder: Excluder | None = None, render: RenderSettings | None = None,
-               require_rendering: bool = False) -> Snapshot:
+               require_rendering: bool = False, progress: bool = False) -> Snapshot:
     """Every object under `paths`; with `snapshot_only`, the one path must be a snapshot.
     With `require_rendering`, a chart or kustomization that could not be rendered is a
     gap (the audit is incomplete) rather than a warning."""
-    loaded = load_paths(paths, stdin=stdin, jobs=jobs, follow_symlinks=follow_symlinks, excluder=excluder, render=render)
+    loaded = load_paths(paths, stdin=stdin, jobs=jobs, follow_symlinks=follow_symlinks, excluder=excluder, render=render,
+                        progress=Reading() if progress else None)
     if snapshot_only and not loaded.snapshots and not loaded.errors:
         raise UsageError(f"{paths[0]}: not a mesh-audit snapshot; scan manifests and dumps with -f")
     snapshot = loaded.snapshot()

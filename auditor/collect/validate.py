@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 
+from auditor.collect.shapes import describe as _describe
+
 STRING_FIELDS = ("name", "namespace", "generateName")
 MAP_FIELDS = ("labels", "annotations")
 # JSON this small is checked for duplicate keys (hand-written); kubectl output never has any.
@@ -40,20 +42,6 @@ def metadata_problem(meta) -> str | None:
             if type(v) is not str:
                 return f"metadata.{key}.{k} is {_describe(v)}, not a string{_hint(v)}"
     return None
-
-
-def _describe(value) -> str:
-    if value is None:
-        return "empty (null)"
-    if isinstance(value, bool):
-        return f"the boolean {'true' if value else 'false'}"
-    if isinstance(value, (int, float)):
-        return f"the number {value}"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
 
 
 def _hint(value) -> str:

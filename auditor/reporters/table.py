@@ -81,7 +81,7 @@ def render(report: Report, color: bool = False, width: int | None = None) -> str
     for rule_id, group in groupby(shown, key=lambda f: (f.severity, f.rule)):
         findings = list(group)
         severity, rule = rule_id
-        for line in _wrap(printable(f"{severity.upper()}  {rule}  {titles.get(rule, '')}  ({len(findings)})"), width):
+        for line in _wrap(printable(f"{severity.upper()}  {rule} ({len(findings)})  {titles.get(rule, '')}"), width):
             headings[line] = severity
             out.append(line)
         rows = [[printable(str(f.object)) + (f" ({f.pods} pods)" if f.pods > 1 else ""), _location(f), _message(f)]

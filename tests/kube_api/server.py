@@ -143,6 +143,7 @@ class ApiServer:
 
     def __init__(self, objects: list[dict], token: str | None = "test-token", server_version: dict | None = None,
                  latency: float = 0.0):
+        self.stopping = threading.Event()
         self.token = token
         self.latency = latency  # seconds added to every answer: a network's round trip, for benchmarks
         self.server_version = server_version or SERVER_VERSION
@@ -193,6 +194,7 @@ class ApiServer:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()  # a trickling answer stops, so no thread outlives the server
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -458,9 +460,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         trickle = float(out_headers.get(TRICKLE, 0))
         self.end_headers()
-        if trickle:  # a byte at a time, until the body is sent or the client hangs up
+        if trickle:  # a byte at a time, until the body is sent, the client hangs up or the server stops
             try:
                 for i in range(len(body)):
+                    if self.server.api.stopping.is_set():
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
                     self.wfile.write(body[i:i + 1])
                     self.wfile.flush()
                     time.sleep(trickle)

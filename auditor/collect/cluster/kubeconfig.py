@@ -33,6 +33,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None, environ=N
     An exec credential plugin gets `timeout` seconds (--timeout), each time it runs.
     """
     environ = os.environ if environ is None else environ
+    require_client()
     with contextlib.redirect_stdout(sys.stderr):
         from kubernetes.client import Configuration
         from kubernetes.config.config_exception import ConfigException
@@ -121,11 +122,21 @@ def shown_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def require_client() -> None:
+    """UsageError when the kubernetes client, an extra, is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("kubernetes") is None:
+        raise UsageError("reading a live cluster needs the kubernetes client, which this install of mesh-audit "
+                         "leaves out: pip install 'mesh-audit[cluster]' (files and snapshots need nothing more)")
+
+
 def preload() -> None:
     """Import the kubernetes client now (about 0.2 s), so that processes forked to read
     several clusters share it instead of each importing it."""
     import importlib
 
+    require_client()
     with contextlib.redirect_stdout(sys.stderr):
         for module in ("kubernetes.client", "kubernetes.config.kube_config"):
             importlib.import_module(module)
