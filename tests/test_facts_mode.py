@@ -194,3 +194,14 @@ def test_namespace_in_ambient():
 def test_opt_in_blocked_by_the_namespace_label(ns_labels, pod_labels, opt_in, blocked_by):
     assert m.injection_opt_in(pod_labels) == opt_in
     assert m.opt_in_blocked_by(ns_labels, pod_labels) == blocked_by
+
+
+def test_a_namespace_selector_sees_the_name_label_the_api_server_sets():
+    """istio-cni enablement selectors may name a namespace by kubernetes.io/metadata.name,
+    which manifests never write and the API server always sets."""
+    by_name = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shop"}}}
+    settings = MeshSettings(enablement_selectors=[by_name])
+    assert m.ambient_intent({}, {}, settings, "shop").intends
+    assert not m.ambient_intent({}, {}, settings, "billing").intends
+    lying = {"kubernetes.io/metadata.name": "billing"}  # the API server overwrites what a manifest says
+    assert m.ambient_intent(lying, {}, settings, "shop").intends

@@ -137,3 +137,21 @@ def test_legacy_waypoint_references():
     assert form(labels={"istio.io/use-waypoint": "#none"}) == ("value", "#none")
     assert form(labels={"istio.io/use-waypoint": "none"}) == (None, None)  # the one opt-out that works
     assert form(labels={"istio.io/use-waypoint": "wp"}) == (None, None)
+
+
+def test_allowed_routes_can_select_a_namespace_by_the_name_label_the_api_server_sets():
+    from auditor.facts.labels import NAMESPACE_NAME, namespace_labels_as_served
+
+    assert namespace_labels_as_served("shop", {"a": "b"}) == {"a": "b", NAMESPACE_NAME: "shop"}
+    gateway = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+               "metadata": {"name": "wp", "namespace": "infra"},
+               "spec": {"gatewayClassName": "istio-waypoint", "listeners": [
+                   {"name": "mesh", "port": 15008, "protocol": "HBONE", "allowedRoutes": {"namespaces": {
+                       "from": "Selector", "selector": {"matchLabels": {NAMESPACE_NAME: "shop"}}}}}]}}
+    labels = {"istio.io/use-waypoint": "wp", "istio.io/use-waypoint-namespace": "infra"}
+    docs = [gateway] + [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": labels}}
+                        for n in ("shop", "billing")]
+    ctx = context_of(*docs, istio_version=Version(1, 24))
+    assert ctx.waypoints.resolve(NAMESPACE, "shop", labels).waypoint == ("infra", "wp")
+    denied = ctx.waypoints.resolve(NAMESPACE, "billing", labels)
+    assert denied.waypoint is None and "does not admit namespace billing" in denied.detail

@@ -7,6 +7,16 @@ from typing import Iterable
 
 from auditor.snapshot import str_map
 
+# Set by the API server on every Namespace (Kubernetes 1.21+), whatever a manifest says, so
+# a namespace selector can name one namespace by it (Istio's cross-namespace waypoint
+# example does): manifests never write it, snapshots may not carry it.
+NAMESPACE_NAME = "kubernetes.io/metadata.name"
+
+
+def namespace_labels_as_served(namespace: str, labels: dict[str, str]) -> dict[str, str]:
+    """A namespace's labels as a namespace selector sees them on the API server."""
+    return {**labels, NAMESPACE_NAME: namespace}
+
 
 def _expr_matches(expr, labels: dict[str, str]) -> bool:
     if not isinstance(expr, dict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from auditor.facts.labels import selector_matches
+from auditor.facts.labels import namespace_labels_as_served, selector_matches
 from auditor.facts.mesh import (
     INJECTION_IGNORED_NAMESPACES,
     InjectorSettings,
@@ -108,12 +108,14 @@ class AmbientIntent:
     reason: str
 
 
-def ambient_intent(ns_labels: dict, pod_labels: dict, settings: MeshSettings) -> AmbientIntent:
+def ambient_intent(ns_labels: dict, pod_labels: dict, settings: MeshSettings, namespace: str | None = None,
+                   ) -> AmbientIntent:
     """Whether labels ask istio-cni to enroll the pod (before sidecar/exclusion checks)."""
     if settings.enablement_selectors is not None:
+        served = namespace_labels_as_served(namespace, ns_labels) if namespace else ns_labels
         for i, sel in enumerate(settings.enablement_selectors):
             if selector_matches(sel.get("podSelector"), pod_labels) and selector_matches(
-                sel.get("namespaceSelector"), ns_labels
+                sel.get("namespaceSelector"), served
             ):
                 return AmbientIntent(True, f"istio-cni enablement selector #{i + 1}")
         return AmbientIntent(False, "no istio-cni enablement selector matches")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from auditor import kinds as k
-from auditor.facts.labels import selector_matches
+from auditor.facts.labels import namespace_labels_as_served, selector_matches
 from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list
 from auditor.versions import Version
 
@@ -130,7 +130,8 @@ class WaypointResolver:
         if origin == "All":
             return True
         if origin == "Selector":
-            return selector_matches(as_dict(namespaces.get("selector")), self.namespace_labels.get(namespace, {}))
+            return selector_matches(as_dict(namespaces.get("selector")),
+                                    namespace_labels_as_served(namespace, self.namespace_labels.get(namespace, {})))
         return gateway.namespace == namespace
 
 

@@ -126,7 +126,7 @@ class Workload:
         self.injection = m.predict_injection(
             self.namespace, ns_labels, self.labels, self.annotations, self.host_network, settings.injector
         )
-        self.intent = m.ambient_intent(ns_labels, self.labels, settings)
+        self.intent = m.ambient_intent(ns_labels, self.labels, settings, self.namespace)
         # A template already carrying istio-proxy was injected by hand (istioctl kube-inject).
         self.sidecar, self.native_sidecar = m.has_sidecar(self.pod_spec, self.annotations)
         # "" on a running pod istio-cni has not annotated; None where there is no pod to look at.

@@ -75,7 +75,7 @@ def restarted_pods(ctx: Context, namespace: str, ns_labels: dict, enrolled: bool
             if labels is not pod.labels:
                 out.append(relabelled(pod, labels))
             continue
-        out.append(_without_sidecar(pod, labels, enrolled and m.ambient_intent(ns_labels, labels, ctx.settings).intends))
+        out.append(_without_sidecar(pod, labels, enrolled and m.ambient_intent(ns_labels, labels, ctx.settings, namespace).intends))
     if not template_labels:
         cache[key] = out
     return out
