@@ -194,19 +194,21 @@ def test_wrong_typed_fields_do_not_crash_the_scan():
     result = run("scan", "-f", str(path), "-o", "json")
     assert result.exit_code == 2
     doc = json.loads(result.stdout)
-    assert doc["summary"]["objects"] == 1  # the ConfigMap
+    assert doc["summary"]["objects"] == 2  # the ConfigMap, and the Pod a server returned (uid: judged there)
     assert [(e["line"], e["message"]) for e in doc["errors"]] == [
         (2, "Namespace: metadata.labels is a list, not a mapping of strings"),
         (6, "Service: metadata.labels.istio.io/use-waypoint is the number 5, not a string; kubectl rejects it: quote the value"),
         (11, "VirtualService: spec.hosts is a string, not a list"),
         (16, "AuthorizationPolicy: spec.selector.matchLabels is a list, not a mapping"),
         (21, "Deployment: spec.template is a list, not a mapping"),
-        (26, "Pod: spec.containers is a string, not a list"),
         (31, "Sidecar: spec.workloadSelector is a list, not a mapping"),
         (36, "ServiceEntry: spec.hosts is the number 5, not a list"),
         (41, "Gateway: spec.listeners is a string, not a list"),
     ]
     assert doc["findings"] == []
+    manifest = run("scan", "-f", "-", "-o", "json", input="apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a}\n"
+                                                            "spec: {containers: x}\n")
+    assert [e["message"] for e in json.loads(manifest.stdout)["errors"]] == ["Pod: spec.containers is a string, not a list"]
 
 
 def test_unforeseen_facts_failure_is_reported_per_object(mocker, rules):

@@ -9,9 +9,10 @@ from pathlib import Path
 from auditor.collect import json_dump
 from auditor.collect.shapes import describe, spec_problem
 from auditor.collect.validate import metadata_problem
+from auditor import kinds as k
 from auditor.kinds import group_kind
 from auditor.errors import UsageError
-from auditor.snapshot import K8sObject, Projector, Snapshot
+from auditor.snapshot import K8sObject, Projector, Snapshot, is_observed
 
 MAX_ITEM_BYTES = 64 * 1024 * 1024  # the last item of a dump: searched to here at most
 
@@ -133,14 +134,21 @@ def add_object(doc, name: str, line: int | None, index: int | None, result: Load
 
 def object_problem(doc: dict) -> str | None:
     """Why the API server would refuse this object, in what mesh-audit reads: its metadata,
-    a List's items, the fields of its spec facts read (collect.shapes)."""
+    a List's items, the fields of its spec facts read (collect.shapes; for workloads and
+    Services only in manifests, not in what a server returned, with a uid or a status)."""
     problem = metadata_problem(doc.get("metadata"))
     if problem is None and doc["kind"].endswith("List") and doc.get("items") is not None:
         problem = f"items is {describe(doc['items'])}, not a list" if not isinstance(doc["items"], list) else \
             "a List inside a List: kubectl applies the items of one List (no kind List is served); move these items up"
     if problem is None:
-        problem = spec_problem(group_kind(doc["apiVersion"], doc["kind"]), doc)
+        gk = group_kind(doc["apiVersion"], doc["kind"])
+        if gk not in BULK_GKS or not is_observed(doc):  # pods a server returned were judged there: most of a dump
+            problem = spec_problem(gk, doc)
     return problem
+
+
+# The kinds a cluster has by the thousand.
+BULK_GKS = frozenset({*k.WORKLOAD_GKS, k.SERVICE})
 
 
 def _typed_wrong(doc: dict) -> str | None:
