@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,10 @@ from auditor.snapshot import K8sObject, Snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
+
+# Tables as wide as a finding's line: where a checkout lies (its path's length) must not
+# decide where a message wraps. The tests of wrapping set COLUMNS themselves.
+os.environ["COLUMNS"] = "250"
 
 
 def available_backends() -> list[str]:

@@ -183,3 +183,23 @@ def test_when_conditions_on_source_identity_count_too():
                                                                                "values": ["cluster.local/ns/amb/sa/default"]}]}]}
     assert _behind_waypoint(policy("AuthorizationPolicy", "p", "amb", spec)) == [
         "principal cluster.local/ns/amb/sa/default (ambient client Deployment amb/api, ambient client Deployment amb/web)"]
+
+
+def test_a_targetrefs_policy_on_a_sidecar_only_service_is_one_finding():
+    """Its Service is unbound because its workloads run sidecars: policy-target-sidecar says
+    so, as an error (nothing applies the policy), and policy-target-unbound stays quiet."""
+    import yaml
+
+    from auditor.facts.subjects import facts_for
+    from auditor.rulebook import load_rules
+    from conftest import FIXTURES, audit, snapshot_of
+
+    path = FIXTURES / "rules" / "policy-target-unbound" / "pass.sidecar-only-service.yaml"
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    snapshot = snapshot_of(*docs)
+    policy = snapshot.get("security.istio.io/AuthorizationPolicy", "legacy", "cart-get-only")
+    facts = facts_for(context_of(*docs), policy)
+    assert facts["unbound_targets"] == [] and facts["sidecar_targets_unbound"] == ["Service legacy/cart"]
+    report = audit(snapshot, load_rules())
+    assert [(f.rule, f.severity) for f in report.findings if f.object.name == "cart-get-only"] == [
+        ("policy-target-sidecar", "error")]

@@ -24,10 +24,10 @@ def run(*args, env=None):
 
 
 @pytest.mark.parametrize("columns", [80, 120])
-@pytest.mark.parametrize("command", [("scan", DEMO), ("plan", DEMO)])
+@pytest.mark.parametrize("command", [("scan", "fixtures/demo"), ("plan", "fixtures/demo")])
 def test_text_reports_fit_the_terminal_and_wrap_between_words(columns, command):
     result = subprocess.run([sys.executable, "-m", "auditor", *command], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": str(columns)})
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": str(columns)})
     lines = result.stdout.splitlines()
     assert lines and max(len(line) for line in lines) <= columns
     words = set(re.findall(r"[\w.-]+", result.stdout))
@@ -37,7 +37,8 @@ def test_text_reports_fit_the_terminal_and_wrap_between_words(columns, command):
     assert "envoyfilter-" not in words  # a hyphenated rule id is not cut at its hyphen
 
 
-def test_a_report_to_a_file_or_pipe_is_100_columns():
+def test_a_report_to_a_file_or_pipe_is_100_columns(monkeypatch):
+    monkeypatch.delenv("COLUMNS")
     result = run("scan", DEMO)
     assert max(len(line) for line in result.stdout.splitlines()) <= 100
 
@@ -146,3 +147,15 @@ def test_reading_a_large_input_shows_progress_on_a_terminal_and_clears_it(tmp_pa
     monkeypatch.setattr(Reading, "LARGE", 16 * 1024 * 1024)
     load_paths([DEMO], progress=Reading(quiet))
     assert quiet.text == ""  # a small input reads too fast to need it
+
+
+def test_a_path_longer_than_the_terminal_is_the_one_thing_cut():
+    from auditor.report import Finding, ObjectRef, Report
+    from auditor.reporters import table
+
+    path = "/" + "/".join(["a-rather-long-folder-name"] * 6) + "/policy.yaml"
+    finding = Finding("r", "error", "the message of the finding", ObjectRef("v1", "Service", "shop", "cart"),
+                      (path, 12), False)
+    lines = table.render(Report(findings=[finding], rules=[], objects=1), width=80).splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "".join(line.strip() for line in lines).count(path.replace(" ", "") + ":12") == 1  # all of it, in pieces

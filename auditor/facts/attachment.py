@@ -142,7 +142,9 @@ def resolve_target(ctx: Context, policy: K8sObject, ref: dict) -> dict:
         else:
             binding = ctx.binding(target)
             if target.gk == k.SERVICE:
-                out["sidecar_workloads"] = ctx.mode_counts(ctx.services.selected_workloads(target))["sidecar"]
+                counts = ctx.mode_counts(ctx.services.selected_workloads(target))
+                out["sidecar_workloads"] = counts["sidecar"]
+                out["only_sidecars"] = counts["sidecar"] > 0 and counts["sidecar"] == sum(counts.values())
             if binding.waypoint:
                 out.update(status="waypoint", waypoint=f"{binding.waypoint[0]}/{binding.waypoint[1]}", detail=binding.detail)
             else:

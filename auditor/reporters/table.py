@@ -156,8 +156,9 @@ def _stacked(rows: list[list[str]], width: int) -> list[str]:
 
 
 def _wrap(line: str, width: int) -> list[str]:
-    """A line of prose at word boundaries, continued two spaces further in."""
+    """A line of prose at word boundaries, continued two spaces further in (a word wider than
+    the whole line, a long path, is the one thing cut)."""
     if len(line) <= width:
         return [line]
     indent = line[:len(line) - len(line.lstrip())]
-    return textwrap.wrap(line, width, subsequent_indent=indent + "  ", break_long_words=False, break_on_hyphens=False)
+    return textwrap.wrap(line, width, subsequent_indent=indent + "  ", break_on_hyphens=False)

@@ -26,11 +26,16 @@ def build(ctx: Context, obj: K8sObject) -> dict:
     out: dict = {"scope": attachment.scope, "has_selector": selector_of(obj.gk, spec) is not None}
     out["selector_and_target_refs"] = out["has_selector"] and bool(target_refs_of(spec))
     out["target_refs"] = refs
-    out["unbound_targets"] = [r["detail"] for r in refs if r["status"] in ("unbound", "missing")]
+    # A Service whose workloads all run sidecars is unbound because of that: policy-target-sidecar
+    # says so, one finding for one fact.
+    out["unbound_targets"] = [r["detail"] for r in refs if r["status"] in ("unbound", "missing")
+                              and not r.get("only_sidecars")]
     out["invalid_targets"] = [r["detail"] for r in refs if r["status"] == "invalid"]
     out["waypoint_targets"] = [f"{r['kind']} {ns}/{r['name']}" for r in refs if r["status"] == "waypoint"]
     out["sidecar_targets"] = [f"{r['kind']} {ns}/{r['name']} ({plural(r['sidecar_workloads'], 'sidecar workload')})"
                               for r in refs if r.get("sidecar_workloads")]
+    out["sidecar_targets_unbound"] = [f"{r['kind']} {ns}/{r['name']}" for r in refs
+                                      if r.get("only_sidecars") and r["status"] in ("unbound", "missing")]
     out["enforced_by"] = attachment.enforcers(ctx, obj.gk)
     out["selected"] = ctx.mode_counts(ids)
     out["ambient_examples"] = ctx.examples(ctx.ambient_ids(ids))
