@@ -203,3 +203,23 @@ def test_a_targetrefs_policy_on_a_sidecar_only_service_is_one_finding():
     report = audit(snapshot, load_rules())
     assert [(f.rule, f.severity) for f in report.findings if f.object.name == "cart-get-only"] == [
         ("policy-target-sidecar", "error")]
+
+
+def test_a_targetref_to_a_headless_service_behind_a_service_waypoint_is_unbound():
+    import yaml
+
+    from auditor.facts.attachment import headless, resolve_target
+    from conftest import FIXTURES
+
+    path = FIXTURES / "rules" / "policy-target-unbound" / "fail.headless-service.yaml"
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    ctx = context_of(*docs)
+    policy = ctx.snapshot.get("security.istio.io/AuthorizationPolicy", "shop", "db-readers")
+    assert headless(ctx.snapshot.get("Service", "shop", "db"))
+    target = resolve_target(ctx, policy, {"kind": "Service", "group": "", "name": "db"})
+    assert target["status"] == "unbound" and "headless" in target["detail"] and "shop/waypoint" in target["detail"]
+    for doc in docs:  # with a VIP, the service waypoint serves it
+        if doc["kind"] == "Service":
+            doc["spec"].pop("clusterIP")
+    vip = context_of(*docs)
+    assert resolve_target(vip, policy, {"kind": "Service", "group": "", "name": "db"})["status"] == "waypoint"

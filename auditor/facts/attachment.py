@@ -124,6 +124,11 @@ def _attach(ctx: Context, policy: K8sObject) -> Attachment:
     return Attachment(scope, ids, [])
 
 
+def headless(service: K8sObject) -> bool:
+    """A Service with no VIP (`clusterIP: None`): DNS gives its clients the pods' own IPs."""
+    return service.gk == k.SERVICE and service.spec.get("clusterIP") == "None"
+
+
 def resolve_target(ctx: Context, policy: K8sObject, ref: dict) -> dict:
     """One targetRef: status `waypoint` (a waypoint applies the policy), `gateway` (a
     non-waypoint Gateway does), `unbound` (the Service has no waypoint), `missing` or
@@ -145,7 +150,12 @@ def resolve_target(ctx: Context, policy: K8sObject, ref: dict) -> dict:
                 counts = ctx.mode_counts(ctx.services.selected_workloads(target))
                 out["sidecar_workloads"] = counts["sidecar"]
                 out["only_sidecars"] = counts["sidecar"] > 0 and counts["sidecar"] == sum(counts.values())
-            if binding.waypoint:
+            if binding.waypoint and headless(target) and (binding.waypoint_for or "service") == "service":
+                # Clients of a headless Service address its pods' IPs, and a service waypoint
+                # sees only traffic addressed to a Service's VIP (evidence WP-HEADLESS-SERVICE).
+                out.update(status="unbound", detail=f"{kind} {ns}/{name} is headless: its clients address the pods' IPs, "
+                           f"which never reach service waypoint {binding.waypoint[0]}/{binding.waypoint[1]}")
+            elif binding.waypoint:
                 out.update(status="waypoint", waypoint=f"{binding.waypoint[0]}/{binding.waypoint[1]}", detail=binding.detail)
             else:
                 out.update(status="unbound", detail=f"{kind} {ns}/{name} has no waypoint ({binding.detail})")
