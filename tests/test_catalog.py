@@ -26,6 +26,8 @@ ADDED = {
     "headless-multicluster-ambient": ("warning", "Service", ">=1.27"),
     "service-multicluster-conflict": ("warning", "Service", "all"),
     "mesh-identity-mismatch": ("error (warning for the mesh ID alone)", "cluster", "all"),
+    # Issue 25 (mistakes Istio's own ambient guides document; AMB-DNS-CAPTURE-OFF for the default).
+    "serviceentry-waypoint-needs-dns-capture": ("warning", "ServiceEntry", "<1.25"),
 }
 
 

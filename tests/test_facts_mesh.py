@@ -101,3 +101,16 @@ def test_pod_findings_roll_up_to_owner_once(rules):
     report = audit(snapshot_of(ns, deploy, rs, *pods, done), rules)
     hits = [f for f in report.findings if f.rule == "mode-sidecar-in-ambient"]
     assert [(str(f.object), f.pods) for f in hits] == [("Deployment a/web", 3)]
+
+
+def test_dns_capture_as_istio_cni_config_says_or_the_default():
+    from conftest import context_of as ctx_of
+
+    def cni(value):
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio-cni-config", "namespace": "istio-system"},
+                "data": {"AMBIENT_DNS_CAPTURE": value}}
+
+    assert ctx_of().mesh["dns_capture"] == "default"  # not collected: the chart's default for the version
+    assert ctx_of(cni("true")).mesh["dns_capture"] == "on"
+    assert ctx_of(cni("False")).mesh["dns_capture"] == "off"
+    assert ctx_of(cni("maybe")).mesh["dns_capture"] == "default"

@@ -258,6 +258,8 @@ class Context:
             "has_sidecar": counts["sidecar"] > 0,
             "ambient_namespaces": sorted(n for n, labels in self.namespace_labels.items() if m.namespace_in_ambient(labels)),
             "cni_excluded_namespaces": sorted(s.cni_excluded_namespaces),
+            # ztunnel's DNS capture: "on" or "off" as istio-cni-config says, "default" where it says nothing.
+            "dns_capture": {True: "on", False: "off", None: "default"}[s.dns_capture],
             # major*10000 + minor*100 + patch, so rules can compare versions; 0 when unknown.
             "istio_version_number": version_number(s.istio_version),
             "strict_maturity": self.options.strict_maturity,

@@ -42,6 +42,10 @@ class MeshSettings:
     istio_version: Version | None = None
     version_source: str | None = None
     cni_excluded_namespaces: frozenset = DEFAULT_CNI_EXCLUDED
+    # istio-cni's AMBIENT_DNS_CAPTURE (values.cni.ambient.dnsCapture): True or False as the
+    # collected istio-cni-config says, None where it was not collected (the chart default
+    # then: off before 1.25, on from 1.25).
+    dns_capture: bool | None = None
     enablement_selectors: list | None = None
     injector: InjectorSettings = field(default_factory=InjectorSettings)
     warnings: list[UsageError] = field(default_factory=list)
@@ -122,6 +126,8 @@ def read_mesh_settings(snapshot: Snapshot, istio_version: Version | None = None)
         excluded = data.get("EXCLUDED_NAMESPACES")
         if isinstance(excluded, str):
             settings.cni_excluded_namespaces = frozenset(n.strip() for n in excluded.split(",") if n.strip())
+        capture = str(data.get("AMBIENT_DNS_CAPTURE", "")).strip().lower()
+        settings.dns_capture = {"true": True, "false": False}.get(capture)
         selectors = _parse_embedded(cm, "AMBIENT_ENABLEMENT_SELECTOR", settings)
         if isinstance(selectors, list) and selectors:
             settings.enablement_selectors = [s for s in selectors if isinstance(s, dict)]

@@ -22,4 +22,5 @@ def build(ctx: Context, obj: K8sObject) -> dict:
         "egress_control": f"egress to these hosts is forced through an egress gateway by {', '.join(routed)}" if routed else None,
         "wildcard_hosts": [h for h in hosts if h.startswith("*")],
         "resolution": str(obj.spec.get("resolution") or "NONE"),
+        "hosts": hosts,
     }
