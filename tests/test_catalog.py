@@ -28,6 +28,7 @@ ADDED = {
     "mesh-identity-mismatch": ("error (warning for the mesh ID alone)", "cluster", "all"),
     # Issue 25 (mistakes Istio's own ambient guides document; AMB-DNS-CAPTURE-OFF for the default).
     "serviceentry-waypoint-needs-dns-capture": ("warning", "ServiceEntry", "<1.25"),
+    "telemetry-at-waypoint-before-1-24": ("warning", "Telemetry", "<1.24"),  # AMB-TELEMETRY-SELECTOR's 1.24 note
 }
 
 

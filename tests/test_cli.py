@@ -39,7 +39,7 @@ def test_demo_table_groups_by_rule_and_summarises():
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0].startswith("ERROR  authz-custom-at-ztunnel")
-    assert lines[-1] == "4 errors, 6 warnings, 2 info in 34 objects; 56 rules; Istio 1.23.4"
+    assert lines[-1] == "4 errors, 6 warnings, 2 info in 34 objects; 58 rules; Istio 1.23.4"
 
 
 def test_demo_json_matches_schema_and_is_sorted():
@@ -76,9 +76,10 @@ def test_istio_version_flag_gates_rules():
     _, doc = demo_json("--istio-version", "1.24")
     assert "egress-control-ambient" not in {f["rule"] for f in doc["findings"]}
     assert doc["summary"]["istio_version_source"] == "--istio-version"
-    # egress-control-ambient (<1.24), egress-wildcard-no-waypoint (>=1.28), and the four rules
-    # about ambient across clusters that exist from 1.27
-    assert doc["summary"]["rules_skipped_for_version"] == 6
+    # egress-control-ambient and telemetry-at-waypoint-before-1-24 (<1.24),
+    # egress-wildcard-no-waypoint (>=1.28), and the four rules about ambient across clusters
+    # that exist from 1.27 (serviceentry-waypoint-needs-dns-capture, <1.25, still applies)
+    assert doc["summary"]["rules_skipped_for_version"] == 7
 
 
 def test_bad_istio_version_is_a_usage_error():
@@ -167,7 +168,7 @@ def test_output_file_replaces_atomically(tmp_path):
 def test_rules_list_and_show():
     result = run("rules", "list", "-o", "json")
     ids = [r["id"] for r in json.loads(result.stdout)]
-    assert len(ids) == 62 and ids == sorted(ids)
+    assert len(ids) == 64 and ids == sorted(ids)
     table = run("rules", "list").stdout
     assert "waypoint-missing" in table and "SEVERITY" in table
     shown = run("rules", "show", "authz-l7-at-ztunnel")
