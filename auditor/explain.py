@@ -11,7 +11,9 @@ from __future__ import annotations
 import yaml
 
 from auditor.errors import UsageError
+from auditor import kinds as k
 from auditor.facts.attachment import policies_reaching
+from auditor.facts.identity import describe_generated, generated_callers
 from auditor.facts.context import Context
 from auditor.facts.subjects import facts_for
 from auditor.report import Report
@@ -69,6 +71,10 @@ def explain(ctx: Context, report: Report, obj: K8sObject) -> dict:
             for s in ctx.services_of(w.id)
         ]
         doc["policies"] = policies_reaching(ctx, w)
+    generated = [describe_generated(role, obj.namespace or "", name, account)
+                 for role, name, account in generated_callers(ctx).get(obj.namespace or "", ()) if name == obj.name]
+    if obj.gk == k.GATEWAY and generated:  # what Istio deploys for it, never in the input
+        doc["generated"] = generated[0]
     if object_facts is not None and isinstance(object_facts.get("waypoint"), dict):
         wp = object_facts["waypoint"]
         doc["waypoint"] = {"bound_to": wp["name"], "why": wp["detail"], "requested": wp["requested"], "reason": wp["reason"]}
@@ -91,6 +97,8 @@ def _reported_as(ctx: Context, obj: K8sObject) -> tuple:
 
 def render_text(doc: dict) -> str:
     out = [f"{doc['object']}  ({doc['state']}, from {doc['source']})", ""]
+    if doc.get("generated"):
+        out += ["Deployed by Istio", f"  {doc['generated']}", ""]
     if "data_plane" in doc:
         dp = doc["data_plane"]
         observed = f"observed {dp['observed_mode']}" if dp["observed_mode"] else "no running pod observed"
