@@ -29,6 +29,7 @@ ADDED = {
     # Issue 25 (mistakes Istio's own ambient guides document; AMB-DNS-CAPTURE-OFF for the default).
     "serviceentry-waypoint-needs-dns-capture": ("warning", "ServiceEntry", "<1.25"),
     "telemetry-at-waypoint-before-1-24": ("warning", "Telemetry", "<1.24"),  # AMB-TELEMETRY-SELECTOR's 1.24 note
+    "waypoint-deny-by-waypoint-identity": ("error", "AuthorizationPolicy", "all"),  # Istio's migrate-policies guide
 }
 
 

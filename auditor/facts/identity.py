@@ -166,3 +166,22 @@ def _service_account(w) -> str:
 def _subject(w) -> str:
     return f"{w.owner.kind} {w.owner.namespace}/{w.owner.name}" if w.owner else w.obj.ref()
 
+
+
+def waypoint_self_exclusions(ctx: Context, policy: K8sObject, targets: list[dict]) -> list[str]:
+    """For a policy a waypoint enforces (targetRefs bound to it): the rules' `notPrincipals`
+    or `notServiceAccounts` that name that waypoint's own identity. The waypoint sees the
+    original clients, never itself, so such a DENY matches every request: the idiom that
+    stops waypoint bypass belongs in a selector (ztunnel-enforced) policy."""
+    trust_domain = str(ctx.settings.mesh_config.get("trustDomain") or DEFAULT_TRUST_DOMAIN)
+    waypoints = {tuple(t["waypoint"].split("/", 1)) for t in targets if t.get("status") == "waypoint" and t.get("waypoint")}
+    found = []
+    for ns, name in sorted(waypoints):
+        for rule in as_list(policy.spec.get("rules")):
+            for entry in as_list(as_dict(rule).get("from")):
+                source = as_dict(as_dict(entry).get("source"))
+                for key, kind in (("notPrincipals", "principal"), ("notServiceAccounts", "serviceAccount")):
+                    for value in as_list(source.get(key)):
+                        if _matcher(kind, str(value), trust_domain)(ns, name):
+                            found.append(f"{key} {value} (waypoint {ns}/{name}, service account {name})")
+    return sorted(set(found))

@@ -9,7 +9,7 @@ from auditor import kinds as k
 from auditor.facts.attachment import attachment_of, selector_of, target_refs_of
 from auditor.facts.authz import authorization_facts
 from auditor.facts.context import EXAMPLES, Context
-from auditor.facts.identity import hidden_identities
+from auditor.facts.identity import hidden_identities, waypoint_self_exclusions
 from auditor.facts.maturity import alpha_features
 from auditor.snapshot import K8sObject, as_dict, as_list
 from auditor.words import plural
@@ -55,6 +55,7 @@ def _authorization_policy(ctx: Context, obj: K8sObject, common: dict) -> dict:
         "dry_run": obj.annotations.get("istio.io/dry-run") == "true",
         "identity_behind_waypoint": _services_with_waypoint(ctx, ambient),
         "identities_hidden_by_waypoint": hidden_identities(ctx, obj),
+        "waypoint_excluded_by_itself": waypoint_self_exclusions(ctx, obj, common["target_refs"]),
     }
 
 
