@@ -17,31 +17,24 @@ from auditor.facts.identity import describe_generated, generated_callers
 from auditor.facts.context import Context
 from auditor.facts.subjects import facts_for
 from auditor.report import Report
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.snapshot import K8sObject, ObjectPath, Snapshot, group_choices
 from auditor.words import did_you_mean, printable_lines
 
 
 def find_object(snapshot: Snapshot, ref: str) -> K8sObject:
     """`Kind/namespace/name` or, for cluster-scoped kinds, `Kind/name`. The kind is matched
     case-insensitively and may carry its group: `Gateway.gateway.networking.k8s.io`."""
-    parts = ref.split("/")
-    if len(parts) not in (2, 3) or not all(parts):
+    path = ObjectPath.parse(ref)
+    if path is None:
         raise UsageError(f"{ref!r}: name the object as KIND/NAMESPACE/NAME (or KIND/NAME for cluster-scoped kinds)")
-    kind, _, group = parts[0].partition(".")
-    namespace, name = (parts[1], parts[2]) if len(parts) == 3 else (None, parts[1])
-    found = [
-        o for o in snapshot
-        if o.kind.lower() == kind.lower() and o.name == name and o.namespace == namespace
-        and (not group or o.api_version.rpartition("/")[0] == group)
-    ]
+    found = [o for o in snapshot if path.matches(o)]
     if not found:
         known = [f"{o.kind}/{o.namespace}/{o.name}" if o.namespace else f"{o.kind}/{o.name}" for o in snapshot
-                 if o.kind.lower() == kind.lower()] or [o.kind for o in snapshot]
-        raise UsageError(f"{ref}: no such object in the input{did_you_mean(ref if '/' in known[0] else kind, known)}"
+                 if o.kind.lower() == path.kind.lower()] or [o.kind for o in snapshot]
+        raise UsageError(f"{ref}: no such object in the input{did_you_mean(ref if '/' in known[0] else path.kind, known)}"
                          if known else f"{ref}: no such object in the input")
     if len(found) > 1:
-        groups = ", ".join(sorted(f"{o.kind}.{o.api_version.rpartition('/')[0] or 'core'}" for o in found))
-        raise UsageError(f"{ref} is ambiguous ({groups}); qualify the kind with its group")
+        raise UsageError(f"{ref} is ambiguous ({group_choices(found)}); qualify the kind with its group")
     return found[0]
 
 

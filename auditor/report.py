@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from auditor import __version__
 from auditor.coverage import describe_gap
+from auditor.kinds import group_kind
 
 __all__ = ["Finding", "ObjectRef", "Report", "describe_gap"]
 
@@ -34,6 +35,11 @@ class ObjectRef:
     @property
     def group(self) -> str:
         return self.api_version.rpartition("/")[0]
+
+    @property
+    def key(self) -> tuple:
+        """(group/Kind, namespace, name): the key the Snapshot holds the object under."""
+        return (group_kind(self.api_version, self.kind), self.namespace, self.name)
 
     @property
     def path(self) -> str:

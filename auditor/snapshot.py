@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 import orjson
@@ -65,6 +66,11 @@ class K8sObject:
     def spec(self) -> dict:
         spec = self.raw.get("spec")
         return spec if isinstance(spec, dict) else {}
+
+    def rewritten(self, raw: dict) -> "K8sObject":
+        """This object with `raw` as its content: the same source, place and signature (a
+        relabelled pod, a manifest placed in a namespace)."""
+        return K8sObject(raw, self.file, self.line, self.index, self.signature)
 
     def ref(self) -> str:
         """`Kind namespace/name`, the way findings name objects."""
@@ -177,6 +183,38 @@ class Projector:
 
 
 _SHARED_META = ("namespace", "labels", "annotations", "ownerReferences")
+
+
+@dataclass(frozen=True)
+class ObjectPath:
+    """How users name one object (`explain`, `--delete`): `Kind/namespace/name`, or
+    `Kind/name` for a cluster-scoped kind; the kind matched case-insensitively, and
+    `Kind.group/...` where two groups share it (`core` for the core group)."""
+
+    kind: str
+    group: str | None  # None: any group that has the kind
+    namespace: str | None
+    name: str
+
+    @staticmethod
+    def parse(text: str) -> "ObjectPath | None":
+        """None for text that is not such a path."""
+        parts = text.split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            return None
+        kind, dot, group = parts[0].partition(".")
+        namespace, name = (parts[1], parts[2]) if len(parts) == 3 else (None, parts[1])
+        return ObjectPath(kind, ("" if group == "core" else group) if dot else None, namespace, name)
+
+    def matches(self, obj: K8sObject) -> bool:
+        return (obj.kind.lower() == self.kind.lower() and obj.name == self.name and obj.namespace == self.namespace
+                and (self.group is None or obj.api_version.rpartition("/")[0] == self.group))
+
+
+def group_choices(found: list[K8sObject]) -> str:
+    """`Gateway.gateway.networking.k8s.io, Gateway.networking.istio.io`: the groups an
+    ambiguous path could mean."""
+    return ", ".join(sorted({f"{o.kind}.{o.api_version.rpartition('/')[0] or 'core'}" for o in found}))
 
 
 def is_observed(raw: dict) -> bool:

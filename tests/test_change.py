@@ -111,7 +111,8 @@ def test_the_library_call_returns_the_combined_state_and_what_changed(base):
     assert applied.combined.get("security.istio.io/AuthorizationPolicy", "shop", "cart-admin") is not None
     assert applied.base.get("security.istio.io/AuthorizationPolicy", "shop", "cart-admin") is None
     [changed] = applied.all_changed()
-    assert changed.describe() == f"AuthorizationPolicy shop/cart-admin ({PR / 'cart-admin.yaml'}:2)"
+    assert (changed.ref, changed.location, changed.deleted) == ("AuthorizationPolicy shop/cart-admin",
+                                                                (str(PR / "cart-admin.yaml"), 2), False)
     report = api.audit_change(applied)
     assert [f.rule for f in report.findings] == ["authz-l7-at-ztunnel"]
 

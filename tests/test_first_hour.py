@@ -131,7 +131,8 @@ class Terminal:
 
 
 def test_reading_a_large_input_shows_progress_on_a_terminal_and_clears_it(tmp_path, monkeypatch):
-    from auditor.collect.files import Reading, load_paths
+    from auditor.collect.files import load_paths
+    from auditor.collect.status import Reading
 
     monkeypatch.setattr(Reading, "LARGE", 1000)  # the demo stands in for a large dump
     terminal = Terminal()

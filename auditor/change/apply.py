@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from auditor.clusters import Clusters
 from auditor.errors import UsageError
 from auditor.kinds import CLUSTER_SCOPED_KINDS
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.snapshot import K8sObject, ObjectPath, Snapshot, group_choices
 
 
 @dataclass(frozen=True)
@@ -30,14 +30,6 @@ class Changed:
     deleted: bool = False
     why: str | None = None  # for a deletion: "--delete", or "removed since REF"
     cluster: str | None = None  # in an audit of several clusters, the one it changes
-
-    def describe(self) -> str:
-        """`Kind ns/name (file:line)`, `deleted Kind ns/name (--delete)`."""
-        where = f"{self.location[0]}:{self.location[1]}" if self.location else None
-        if self.deleted:
-            detail = ", ".join(part for part in (self.why, f"was at {where}" if where else None) if part)
-            return f"deleted {self.ref}" + (f" ({detail})" if detail else "")
-        return self.ref + (f" ({where})" if where else "")
 
     def to_dict(self) -> dict:
         out = {"object": self.ref, "change": "deleted" if self.deleted else "applied",
@@ -62,37 +54,30 @@ class Applied:
         return [c for items in self.changed.values() for c in items]
 
     def record(self) -> dict:
-        """What the report's collection says of the change."""
-        items = self.all_changed()
-        return {"applied": sum(not c.deleted for c in items), "deleted": sum(c.deleted for c in items)}
+        """How many objects the change applied and deleted, in every cluster."""
+        return tally(self.all_changed())
+
+
+def tally(items: list[Changed]) -> dict:
+    """{"applied": N, "deleted": M} of some changed objects (a report says it of the change,
+    a cluster's collection record of what the change did there)."""
+    return {"applied": sum(not c.deleted for c in items), "deleted": sum(c.deleted for c in items)}
 
 
 @dataclass(frozen=True)
-class Deletion:
-    kind: str
-    group: str | None  # None: any group that has the kind
-    namespace: str | None
-    name: str
-    text: str  # as the user wrote it
-
-    def matches(self, obj: K8sObject) -> bool:
-        return (obj.kind.lower() == self.kind.lower() and obj.name == self.name and obj.namespace == self.namespace
-                and (self.group is None or obj.api_version.rpartition("/")[0] == self.group))
+class Deletion(ObjectPath):
+    text: str = ""  # as the user wrote it
 
 
 def parse_deletion(text: str) -> Deletion:
     """`Kind/namespace/name`, `Kind/name` (cluster-scoped) or `Kind.group/...`; UsageError
     for anything else."""
-    parts = text.split("/")
-    if len(parts) not in (2, 3) or not all(parts):
+    path = ObjectPath.parse(text)
+    if path is None:
         raise UsageError(f"--delete {text}: name the object as KIND/NAMESPACE/NAME (or KIND/NAME when cluster-scoped)")
-    kind, _, group = parts[0].partition(".")
-    if group == "core":
-        group = ""
-    namespace, name = (parts[1], parts[2]) if len(parts) == 3 else (None, parts[1])
-    if namespace is None and kind not in CLUSTER_SCOPED_KINDS and kind.lower() not in _SCOPED_LOWER:
-        raise UsageError(f"--delete {text}: {kind} is namespaced: write {kind}/NAMESPACE/{name}")
-    return Deletion(kind, group if "." in parts[0] else None, namespace, name, text)
+    if path.namespace is None and path.kind.lower() not in _SCOPED_LOWER:
+        raise UsageError(f"--delete {text}: {path.kind} is namespaced: write {path.kind}/NAMESPACE/{path.name}")
+    return Deletion(path.kind, path.group, path.namespace, path.name, text)
 
 
 _SCOPED_LOWER = frozenset(k.lower() for k in CLUSTER_SCOPED_KINDS)
@@ -144,10 +129,8 @@ def _apply_one(base: Snapshot, change: Snapshot, extra: list[Snapshot], wanted: 
             raise UsageError(f"--delete {deletion.text}: the change also writes this object{where}; "
                              "delete it or write it, not both")
         found = [obj for obj in base if deletion.matches(obj)]
-        groups = {obj.api_version.rpartition("/")[0] for obj in found}
-        if len(groups) > 1:
-            names = ", ".join(sorted(f"{found[0].kind}.{g or 'core'}" for g in groups))
-            raise UsageError(f"--delete {deletion.text} is ambiguous ({names}); qualify the kind with its group")
+        if len({obj.api_version.rpartition("/")[0] for obj in found}) > 1:
+            raise UsageError(f"--delete {deletion.text} is ambiguous ({group_choices(found)}); qualify the kind with its group")
         for obj in found:
             remove.add(obj.key)
             matched.add(deletion.text)
@@ -180,7 +163,7 @@ def _as_applied(obj: K8sObject, base: Snapshot) -> K8sObject:
     uid = live.metadata.get("uid")
     if uid:
         raw["metadata"] = {**obj.metadata, "uid": uid}
-    return K8sObject(raw, obj.file, obj.line, obj.index, obj.signature)
+    return obj.rewritten(raw)
 
 
 def in_namespace(obj: K8sObject, namespace: str | None) -> K8sObject:
@@ -188,4 +171,4 @@ def in_namespace(obj: K8sObject, namespace: str | None) -> K8sObject:
     if namespace is None or obj.namespace is None or obj.metadata.get("namespace"):
         return obj
     raw = {**obj.raw, "metadata": {**obj.metadata, "namespace": namespace}}
-    return K8sObject(raw, obj.file, obj.line, obj.index, obj.signature)
+    return obj.rewritten(raw)

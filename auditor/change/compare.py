@@ -49,7 +49,7 @@ def attribute(applied: Applied, findings: list[Finding], trial=None) -> list[Fin
     """The findings, each on an object the change did not write naming the changes that
     cause it."""
     own = {(c.cluster, c.key) for c in applied.all_changed() if not c.deleted}
-    pending = [f for f in findings if (f.object.cluster, finding_key(f)) not in own]
+    pending = [f for f in findings if (f.object.cluster, f.object.key) not in own]
     if not pending:
         return findings
     causes: dict[int, list[Changed]] = {}
@@ -64,7 +64,7 @@ def attribute(applied: Applied, findings: list[Finding], trial=None) -> list[Fin
                     causes.setdefault(id(f), []).append(item)
     out = []
     for f in findings:
-        if (f.object.cluster, finding_key(f)) in own:
+        if (f.object.cluster, f.object.key) in own:
             out.append(f)
             continue
         named = causes.get(id(f)) or _nearby(changed, f)
@@ -98,8 +98,3 @@ def _nearby(changed: list[Changed], finding: Finding) -> list[Changed]:
     o = finding.object
     return [c for c in changed if c.cluster == o.cluster
             and (c.key[1] == o.namespace or c.key[1] is None and (c.key[0] != k.NAMESPACE or c.key[2] == o.namespace))]
-
-
-def finding_key(f: Finding) -> tuple:
-    o = f.object
-    return (k.group_kind(o.api_version, o.kind), o.namespace, o.name)

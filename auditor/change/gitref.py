@@ -17,6 +17,7 @@ import tarfile
 import tempfile
 
 from auditor.change.apply import Changed, in_namespace
+from auditor.collect.excludes import work_tree
 from auditor.errors import UsageError
 
 GIT_TIMEOUT = 60
@@ -87,11 +88,9 @@ def _git(root: str, *args: str, binary: bool = False) -> subprocess.CompletedPro
 
 
 def _work_tree(absolute: str, ref: str, path: str) -> str:
-    found = _git(absolute if os.path.isdir(absolute) else os.path.dirname(absolute) or ".", "rev-parse",
-                 "--show-toplevel")
-    if found.returncode != 0:
+    root = work_tree(absolute)
+    if root is None:
         raise UsageError(f"--diff-base {ref}: {path} is not in a git work tree")
-    root = found.stdout.strip()
     if _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").returncode != 0:
         raise UsageError(f"--diff-base {ref}: no such commit in {root} (in CI, fetch it first: "
                          f"git fetch origin {ref.removeprefix('origin/')})")

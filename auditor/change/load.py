@@ -3,7 +3,7 @@ the base and a way to read files as a scan reads them."""
 
 from __future__ import annotations
 
-from auditor.change.apply import Applied, apply_change
+from auditor.change.apply import Applied, apply_change, tally
 from auditor.change.gitref import removed_since
 from auditor.clusters import Clusters
 from auditor.snapshot import Snapshot
@@ -30,8 +30,7 @@ def apply_paths(base: Snapshot | Clusters, named: dict, read, deletes=(), diff_b
         snapshot.warnings.extend(warnings)
         warnings = []  # once, on the first cluster
         record = snapshot.collection
-        record["change"] = {"applied": sum(not c.deleted for c in applied.changed[name]),
-                            "deleted": sum(c.deleted for c in applied.changed[name])}
+        record["change"] = tally(applied.changed[name])
         for source in [s for key, s in [(None, plain), *changes.items()] if s is not None and key in (None, name)]:
             _add_rendering(record, source.collection)
     return applied

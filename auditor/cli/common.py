@@ -220,9 +220,9 @@ def cluster_source(opts: dict, quiet: bool):
     return next(iter(sources.values()))
 
 
-def named_paths(paths) -> dict[str, list[str]] | None:
-    """`-f NAME=PATH` inputs by cluster (a path that exists as written is a path, never a
-    NAME=); None when no input names a cluster. Exit 2 when some do and some do not."""
+def split_named(paths) -> tuple[dict[str, list[str]], list[str]]:
+    """(`NAME=PATH` inputs by cluster name, the other paths): a path that exists as written
+    is a path, never a NAME=."""
     from auditor.clusters import NAME
 
     named: dict[str, list[str]] = {}
@@ -233,6 +233,13 @@ def named_paths(paths) -> dict[str, list[str]] | None:
             named.setdefault(name, []).append(rest)
         else:
             plain.append(path)
+    return named, plain
+
+
+def named_paths(paths) -> dict[str, list[str]] | None:
+    """`-f NAME=PATH` inputs by cluster (a path that exists as written is a path, never a
+    NAME=); None when no input names a cluster. Exit 2 when some do and some do not."""
+    named, plain = split_named(paths)
     if named and plain:
         fail(f"-f {plain[0]}: give every input a cluster (-f NAME=PATH), or none")
     return named or None
@@ -304,13 +311,7 @@ def load_change(paths, snapshot_path, opts: dict, quiet: bool, jobs=None, settin
             if given:
                 fail(f"{option} judges a change against a base: add --against SNAPSHOT or --against cluster")
         return None
-    named, plain = {}, []
-    for path in paths:
-        name, sep, rest = path.partition("=")
-        if sep and rest and _cluster_name(name) and not os.path.exists(path):
-            named.setdefault(name, []).append(rest)
-        else:
-            plain.append(path)
+    named, plain = split_named(paths)
     namespaces = opts.get("namespaces") or ()
     if against == "cluster":
         if opts.get("no_cluster"):
@@ -322,12 +323,6 @@ def load_change(paths, snapshot_path, opts: dict, quiet: bool, jobs=None, settin
     return call(api.apply, {None: plain, **named}, against, deletes=tuple(opts.get("deletes") or ()),
                 diff_base=opts.get("diff_base"), namespace=namespaces[0] if len(namespaces) == 1 else None,
                 settings=settings, jobs=jobs, follow_symlinks=opts.get("follow_symlinks", False))
-
-
-def _cluster_name(name: str) -> bool:
-    from auditor.clusters import NAME
-
-    return bool(NAME.match(name))
 
 
 def report_gaps(gaps: list[dict], quiet: bool) -> None:

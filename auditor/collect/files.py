@@ -32,6 +32,7 @@ from auditor.collect.excludes import Excluder
 from auditor.collect.loaded import LoadResult, add_object
 from auditor.collect import snapshot_shares
 from auditor.collect.paths import STDIN, Expansion, gunzip, read_stream, regular_file_size
+from auditor.collect.status import Reading
 from auditor.collect.render import (NotRendered, RenderSettings, chart_documents, kustomize_documents, render_chart,
                                     render_kustomization)
 from auditor.collect.yaml_docs import documents, is_list, list_items
@@ -48,45 +49,6 @@ MAX_YAML_MB = 64
 # Below this much input (YAML counted six-fold: it parses that much slower than JSON),
 # forking a second loader costs more than it saves.
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
-
-
-class Reading:
-    """`reading: dump.yaml (216 MB)`, `reading: 3 of 40 files (120 of 216 MB)` on one
-    refreshed stderr line while a large input is read, when stderr is a terminal (as a
-    live collection shows what it collects); cleared when done."""
-
-    LARGE = 16 * 1024 * 1024  # inputs smaller than this read too fast to need it
-
-    def __init__(self, stream=None, enabled: bool | None = None):
-        self.stream = stream or sys.stderr
-        self.enabled = (self.stream is not None and self.stream.isatty()) if enabled is None else enabled
-        self.width = 0
-
-    def start(self, files: list[str]) -> None:
-        self.sizes = {f: regular_file_size(f) or 0 for f in files} if self.enabled else {}
-        self.total, self.done, self.count = sum(self.sizes.values()), 0, 0
-        self.enabled = self.enabled and self.total >= self.LARGE
-
-    def file(self, path: str) -> None:
-        if self.enabled:
-            mb = lambda n: f"{n / 1048576:,.0f} MB"  # noqa: E731
-            if len(self.sizes) == 1:
-                self._show(f"reading: {os.path.basename(path)} ({mb(self.total)})")
-            else:
-                self._show(f"reading: {self.count + 1} of {len(self.sizes)} files ({mb(self.done)} of {mb(self.total)})")
-            self.done += self.sizes.get(path, 0)
-            self.count += 1
-
-    def finish(self) -> None:
-        if self.enabled and self.width:
-            self._show("")
-            self.stream.write("\r")
-            self.stream.flush()
-
-    def _show(self, text: str) -> None:
-        self.stream.write("\r" + text + " " * max(0, self.width - len(text)))
-        self.stream.flush()
-        self.width = len(text)
 
 
 def load_paths(paths: list[str], stdin=None, jobs: int | None = None, follow_symlinks: bool = False,
@@ -114,12 +76,12 @@ def load_paths(paths: list[str], stdin=None, jobs: int | None = None, follow_sym
             for path in files:
                 progress.file(path)
                 _load_file(path, result, stdin, jobs or auto_jobs())
-            progress.finish()
+            progress.clear()
             return result
         progress.file(files[0])  # the shares are read in other processes: one line for them all
         for part in (p for share in map_shares(_FileShare(files), shares) for p in share):
             result.absorb(part)
-        progress.finish()
+        progress.clear()
     return result
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 
 from auditor.collect.excludes import Excluder
-from auditor.collect.files import LoadResult, Reading, load_paths
+from auditor.collect.files import LoadResult, load_paths
+from auditor.collect.status import Reading
 from auditor.collect.render import RenderSettings
 from auditor.collect.snapshot_file import GZIP_MAGIC, HEAD
 from auditor.coverage import Gap
@@ -53,12 +54,7 @@ def _collection_of_files(loaded: LoadResult, require_rendering: bool = False) ->
 def load_cluster(source) -> Snapshot:
     """The cluster `source` (an api.ClusterSource) names; ClusterError when it cannot be
     read at all, UsageError for a kubeconfig that does not parse or lacks the context."""
-    from auditor.collect.cluster import Progress, collect, connect
-
-    kubeconfig = str(source.kubeconfig) if source.kubeconfig is not None else None
-    connection = connect(kubeconfig, source.context, timeout=source.timeout)
-    live = collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout,
-                   progress=Progress() if source.progress else Progress(enabled=False), projected=True)
+    live = _collect(source, projected=True)
     snapshot = Snapshot(K8sObject(o) for o in live.objects)
     snapshot.collection = {"source": "cluster", **live.describe()}
     return snapshot
@@ -66,16 +62,22 @@ def load_cluster(source) -> Snapshot:
 
 def save_cluster(source, path: str, cluster: str | None = None, clusters: list[str] | None = None):
     """The cluster `source` names, collected into a snapshot file at `path` (api.save_snapshot)."""
-    from auditor.collect.cluster import Progress, Spool, collect, connect
+    from auditor.collect.cluster import Spool
     from auditor.collect.snapshot_file import write_snapshot
+
+    live = _collect(source, projected=False, spool=Spool(compress=path.endswith(".gz")))
+    write_snapshot(live, path, cluster, clusters)
+    return live
+
+
+def _collect(source, **options):
+    """One collection of the cluster `source` names (connect, then list what is read)."""
+    from auditor.collect.cluster import Progress, collect, connect
 
     kubeconfig = str(source.kubeconfig) if source.kubeconfig is not None else None
     connection = connect(kubeconfig, source.context, timeout=source.timeout)
-    live = collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout,
-                   progress=Progress() if source.progress else Progress(enabled=False), projected=False,
-                   spool=Spool(compress=path.endswith(".gz")))
-    write_snapshot(live, path, cluster, clusters)
-    return live
+    return collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout,
+                   progress=Progress() if source.progress else Progress(enabled=False), **options)
 
 
 def load_cluster_snapshot(path: str, peek: bool = False):

@@ -50,7 +50,7 @@ def relabelled(obj: K8sObject, labels: dict, annotations: dict | None = None) ->
     meta["labels"] = labels
     if annotations is not None:
         meta["annotations"] = annotations
-    return K8sObject({**obj.raw, "metadata": meta}, obj.file, obj.line, obj.index, obj.signature)
+    return obj.rewritten({**obj.raw, "metadata": meta})
 
 
 def restarted_pods(ctx: Context, namespace: str, ns_labels: dict, enrolled: bool,
@@ -108,7 +108,7 @@ def _without_sidecar(pod: K8sObject, labels: dict, enrolled: bool) -> K8sObject:
     else:
         annotations.pop(m.REDIRECTION, None)
     meta = {**pod.metadata, "labels": labels, "annotations": annotations}
-    return K8sObject({**pod.raw, "metadata": meta, "spec": spec}, pod.file, pod.line, pod.index, pod.signature)
+    return pod.rewritten({**pod.raw, "metadata": meta, "spec": spec})
 
 
 def enrolls_pods(ctx: Context) -> bool:

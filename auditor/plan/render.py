@@ -9,10 +9,10 @@ import orjson
 from tabulate import tabulate
 
 from auditor.plan import html
-from auditor.reporters.markdown import code, escape_markdown
+from auditor.reporters.markdown import cell, code
 from auditor.plan.model import BLOCKED, NEEDS_WAYPOINT, READY, NamespacePlan, Plan
 from auditor.plan.text import cost_rows, summary_line, why
-from auditor.words import plural, printable, printable_lines, wrapped
+from auditor.words import plural, printable_lines, wrapped
 
 MARKER = "<!-- mesh-audit plan -->"
 ICONS = {READY: "🟢", NEEDS_WAYPOINT: "🟡", BLOCKED: "🔴"}
@@ -95,23 +95,23 @@ def render_markdown(plan: Plan) -> str:
     out = [MARKER, "## mesh-audit plan: moving to ambient", "", summary_line(plan) + ".", ""]
     if plan.namespaces:
         out += ["| namespace | today | verdict | wave | why |", "|---|---|---|---|---|"]
-        out += [f"| {code(n.name)} | {n.today} | {ICONS[n.verdict]} {n.verdict} | {n.wave or '–'} | {_cell(why(n))} |"
+        out += [f"| {code(n.name)} | {n.today} | {ICONS[n.verdict]} {n.verdict} | {n.wave or '–'} | {cell(why(n))} |"
                 for n in plan.namespaces]
         out.append("")
     if plan.waves:
         out += ["### Waves", ""]
         for w in plan.waves:
             out.append(f"{w.number}. {', '.join(code(n) for n in w.namespaces)}" +
-                       ("".join(f"<br>{_cell(note)}" for note in w.order)))
+                       ("".join(f"<br>{cell(note)}" for note in w.order)))
         out.append("")
     details = []
     for ns in plan.namespaces:
         if ns.reasons or ns.held_by or (ns.changes and len(ns.changes.changes) > 1 and ns.verdict != BLOCKED):
-            details += [f"<details><summary><code>{_cell(ns.name)}</code>: {ns.verdict}</summary>", ""]
+            details += [f"<details><summary><code>{cell(ns.name)}</code>: {ns.verdict}</summary>", ""]
             details += [f"- `{r.rule}` ({r.migration}{', after the change set' if r.stage == 'after-changes' else ''}): "
-                        f"{_cell(r.object)}: {_cell(r.message)}" for r in ns.reasons]
-            details += [f"- waits for {_cell(h)}" for h in ns.held_by]
-            details += [f"- {c.action} {_cell(c.ref())}: {_cell(c.why)}" for c in ns.changes.changes] \
+                        f"{cell(r.object)}: {cell(r.message)}" for r in ns.reasons]
+            details += [f"- waits for {cell(h)}" for h in ns.held_by]
+            details += [f"- {c.action} {cell(c.ref())}: {cell(c.why)}" for c in ns.changes.changes] \
                 if ns.changes and ns.verdict != BLOCKED else []
             details += ["", "</details>", ""]
     out += details
@@ -126,11 +126,6 @@ def render_markdown(plan: Plan) -> str:
         cut = text[:MAX_CHARS - 200].rsplit("\n", 1)[0]
         text = cut + "\n\n… cut to fit a comment: run `mesh-audit plan -o markdown=FILE` for the whole plan.\n"
     return text
-
-
-def _cell(text: str) -> str:
-    """Text from the input, shown as text (no HTML, links, emphasis or line breaks)."""
-    return escape_markdown(printable(" ".join(str(text).splitlines())))
 
 
 RENDERERS = {"table": render_table, "json": render_json, "markdown": render_markdown, "html": html.render}

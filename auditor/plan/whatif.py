@@ -43,8 +43,7 @@ ALWAYS_KINDS = (k.CONFIG_MAP, k.SERVICE_ENTRY, k.GATEWAY, k.GATEWAY_CLASS)
 
 
 def finding_key(f: Finding) -> tuple:
-    o = f.object
-    return (k.group_kind(o.api_version, o.kind), o.namespace, o.name)
+    return f.object.key
 
 
 def mesh_flags(ctx: Context) -> tuple:

@@ -36,10 +36,10 @@ ICONS = {"error": "🔴", "warning": "🟠", "info": "🔵"}
 MAX_CHARS = 65_000
 
 
-def _cell(text: str) -> str:
+def cell(text: str) -> str:
     """Text from the input, shown as text in a comment: no HTML, links, images or
     emphasis it could smuggle in, no line breaks, no terminal escapes."""
-    return escape_markdown(printable(" ".join(text.splitlines())))
+    return escape_markdown(printable(" ".join(str(text).splitlines())))
 
 
 def _header(report: Report) -> list[str]:
@@ -62,13 +62,13 @@ def _header(report: Report) -> list[str]:
         c = report.change
         out.append(f"Against the cluster it lands in, the change brings {len(c['added'])} added, "
                    f"{len(c['resolved'])} resolved finding(s).")
-        out += [f"- resolved: {e['severity']} `{e['rule']}` on {_cell(_ref(e['object']))}" for e in c["resolved"]]
+        out += [f"- resolved: {e['severity']} `{e['rule']}` on {cell(_ref(e['object']))}" for e in c["resolved"]]
     if not report.complete:
         out += ["", "> [!WARNING]", "> The scan is incomplete; findings may be missing for:"]
-        out += [f"> - {_cell(describe_gap(g))}" for g in report.not_collected]
+        out += [f"> - {cell(describe_gap(g))}" for g in report.not_collected]
     elif report.not_rendered:
         out += ["", "> [!NOTE]", "> Not rendered, so not audited:"]
-        out += [f"> - {_cell(n['path'])}: {_cell(n['reason'])}" for n in report.not_rendered]
+        out += [f"> - {cell(n['path'])}: {cell(n['reason'])}" for n in report.not_rendered]
     return out
 
 
@@ -80,7 +80,7 @@ def _row(f) -> str:
     where = code(f"{f.location[0]}:{f.location[1]}") if f.location else "cluster"
     new = " 🆕" if f.baseline_state == "new" else ""
     cause = f" (because of the change: {because(f)})" if f.causes else ""
-    return f"| {_cell(str(f.object))}{new} | {where} | {_cell(f.message + cause)} |"
+    return f"| {cell(str(f.object))}{new} | {where} | {cell(f.message + cause)} |"
 
 
 def render(report: Report) -> str:

@@ -120,8 +120,11 @@ def render(report: Report, color: bool = False, width: int | None = None) -> str
     out.append(summary_line(report))
     lines = []
     for i, entry in enumerate(out):
+        if i in tables or entry in headings:  # made printable and laid out to the width above
+            lines.append(entry)
+            continue
         for line in printable_lines(entry).split("\n"):  # what the input wrote is shown, never obeyed
-            lines += [line] if i in tables or line in headings else _wrap(line, width)
+            lines += _wrap(line, width)
     if color:
         lines = [click.style(line, fg=COLOURS[headings[line]], bold=headings[line] == "error") if line in headings
                  else line for line in lines]

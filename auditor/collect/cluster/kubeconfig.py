@@ -68,8 +68,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None, environ=N
             current = _context_name(loader, context)
         except ConfigException as err:
             where = files[0] if len(files) == 1 else paths
-            names = [n for d in documents.values() if isinstance(d, dict)
-                     for n in (e.get("name") for e in d.get("contexts") or [] if isinstance(e, dict)) if isinstance(n, str)]
+            names = _context_names_in(documents.values())
             if context is not None and context not in names:  # say which there are, as kubectl would have you look
                 known = ", ".join(names) if names else "none"
                 raise UsageError(f"kubeconfig: no context named {context!r}{did_you_mean(context, names)}; it has: "
@@ -153,9 +152,13 @@ def context_names(kubeconfig: str | None = None, environ=None) -> list[str]:
     if paths is None:
         raise UsageError("--all-contexts: no kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config)")
     files = [paths] if kubeconfig else [p for p in paths.split(os.pathsep) if p and Path(p).exists()]
+    return _context_names_in(_read_kubeconfig(path) for path in files)
+
+
+def _context_names_in(documents) -> list[str]:
+    """The context names of parsed kubeconfig documents, in order, each once."""
     names: list[str] = []
-    for path in files:
-        doc = _read_kubeconfig(path)
+    for doc in documents:
         for entry in (doc.get("contexts") if isinstance(doc, dict) else None) or []:
             name = entry.get("name") if isinstance(entry, dict) else None
             if isinstance(name, str) and name and name not in names:
