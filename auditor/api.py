@@ -225,7 +225,6 @@ def audit_change(applied, settings: Settings | None = None, *, changes_only: boo
     change cannot touch."""
     from auditor.change.compare import audit_change as compare, what_if_trial
     from auditor.facts.derive import derive
-    from auditor.facts.mesh import read_mesh_settings
 
     settings = resolve(settings or Settings())
     if not changes_only:
@@ -236,12 +235,7 @@ def audit_change(applied, settings: Settings | None = None, *, changes_only: boo
     base_report = audit(applied.base, settings, ctx=base_ctx)
     changed = applied.changed[None]
     put = [applied.combined.get(*c.key) for c in changed if not c.deleted]
-    detected = read_mesh_settings(applied.combined, _version(settings.istio_version, "--istio-version"))
-    if (detected.istio_version, detected.version_source) != (base_ctx.settings.istio_version,
-                                                             base_ctx.settings.version_source):
-        ctx = context(applied.combined, settings)  # the change moves the control plane's version
-    else:
-        ctx = derive(base_ctx, put, {c.key for c in changed if c.deleted}, snapshot=applied.combined)
+    ctx = derive(base_ctx, put, {c.key for c in changed if c.deleted}, snapshot=applied.combined)
     report = audit(applied.combined, settings, ctx=ctx)
     return compare(applied, base_report, report, what_if_trial(base_ctx, applied.combined, settings.rules))
 

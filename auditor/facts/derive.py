@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Iterable
 
 from auditor import kinds as k
+from auditor.components import is_istiod
 from auditor.facts.context import Context
 from auditor.facts.egress import egress_gateway_hosts
+from auditor.facts.mesh import VERSION_ASKED
 from auditor.facts.waypoint import WaypointResolver
 from auditor.facts.workloads import Workload, collect_workloads
 from auditor.snapshot import K8sObject, Snapshot
@@ -45,6 +47,9 @@ def derive(base: Context, put: Iterable[K8sObject] = (), remove: Iterable[tuple]
     gks = {o.gk for o in changed}
     workloads_added = any(o.gk in k.WORKLOAD_GKS and (o.key in remove or o.key not in base.snapshot._by_key)
                           for o in changed)
+    if base.settings.version_source != VERSION_ASKED and any(
+            o.gk in (k.DEPLOYMENT, k.POD) and is_istiod(o.name, o.metadata.get("labels")) for o in changed):
+        return Context(snapshot, None, base.options)  # a detected version follows istiod: detect it again
     if gks & SETTINGS_GKS or workloads_added or any(o.namespace == base.settings.root_namespace for o in changed):
         return Context(snapshot, base.settings.istio_version, base.options)
     namespaces = {o.name if o.gk == k.NAMESPACE else o.namespace for o in changed}

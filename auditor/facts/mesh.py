@@ -104,6 +104,10 @@ def istiod_image_version(snapshot: Snapshot) -> tuple[Version, str] | None:
     return candidates[0][2], candidates[0][3]
 
 
+# The version_source of a version the user asked for: it holds whatever istiod the input runs.
+VERSION_ASKED = "--istio-version"
+
+
 def read_mesh_settings(snapshot: Snapshot, istio_version: Version | None = None) -> MeshSettings:
     settings = MeshSettings()
     for cm in _config_maps(snapshot, "istio")[:1]:
@@ -115,7 +119,7 @@ def read_mesh_settings(snapshot: Snapshot, istio_version: Version | None = None)
             settings.root_namespace = str(root) if root else (cm.namespace or DEFAULT_ROOT_NAMESPACE)
 
     if istio_version is not None:
-        settings.istio_version, settings.version_source = istio_version, "--istio-version"
+        settings.istio_version, settings.version_source = istio_version, VERSION_ASKED
     else:
         detected = istiod_image_version(snapshot)
         if detected:
