@@ -84,7 +84,7 @@ def load_yaml_items(listed, name: str, result: LoadResult, jobs: int = 1) -> boo
             line += listed.text.count("\n", counted, start)
             counted = start
             spans[line] = (start, listed.starts[i + 1] if i + 1 < len(listed.starts) else listed.end)
-        result._yaml_spans[name] = spans
+        result.yaml_spans[name] = spans
     return True
 
 
@@ -102,7 +102,7 @@ class _YamlShare:
                 add_object(item, self.name, line, None, part)
         except NotStreamable:
             return None
-        part._project = None
+        part.projector = None
         return part
 
 
@@ -111,12 +111,12 @@ def load_json_items(data, raws: list, name: str, result: LoadResult, rereadable:
     if isinstance(data, bytes):
         refuse_duplicates(data, name)
     if not rereadable:
-        result._texts[name] = data  # stdin, a pipe or unpacked gzip cannot be read again for item lines
+        result.texts[name] = data  # stdin, a pipe or unpacked gzip cannot be read again for item lines
     offsets: list[int] = []
     lines: list[int | None] = []
-    result._json_lines[name] = lines  # filled as the items go by
+    result.json_lines[name] = lines  # filled as the items go by
     jobs = jobs if len(data) >= PARALLEL_JSON_MIN_BYTES else 1
-    decoded = json_dump.items_in_shares(data, raws, jobs, result._project, _forget if isinstance(data, mmap.mmap) else None)
+    decoded = json_dump.items_in_shares(data, raws, jobs, result.projector, _forget if isinstance(data, mmap.mmap) else None)
     for i, (at, line, obj, projected, signature) in enumerate(decoded):
         offsets.append(at)
         lines.append(line)
@@ -124,7 +124,7 @@ def load_json_items(data, raws: list, name: str, result: LoadResult, rereadable:
             result.objects.append(K8sObject(obj, name, None, i, signature))
         else:
             add_object(obj, name, None, i, result)
-    result._json_offsets[name] = offsets
+    result.json_offsets[name] = offsets
 
 
 def refuse_duplicates(data: bytes, name: str) -> None:

@@ -118,7 +118,7 @@ def _load_file(path: str, result: LoadResult, stdin=None, jobs: int = 1) -> None
         elif regular_file_size(path) is None:  # a pipe named on the command line: -f <(kubectl ...)
             with open(path, "rb") as stream:
                 _load_data([read_stream(stream, path)], path, result, jobs=jobs)
-        elif not _load_snapshot_stream(path, result, jobs=jobs) and not load_mapped_dump(path, result, jobs):
+        elif not load_snapshot_stream(path, result, jobs=jobs) and not load_mapped_dump(path, result, jobs):
             box = [Path(path).read_bytes()]
             if path.endswith(".gz") and box[0][:2] != GZIP_MAGIC:
                 raise UsageError("named .gz, but not a gzip file (cut short, or renamed?)", path)
@@ -138,7 +138,7 @@ def _load_data(box: list[bytes], name: str, result: LoadResult, as_json: bool | 
     first character) or YAML; a large dump in up to `jobs` processes."""
     if box[0][:2] == GZIP_MAGIC:
         box[0], as_json, rereadable = gunzip(box[0], name), None, False
-    if box[0].startswith(HEAD) and _load_snapshot_stream(name, result, box[0]):
+    if box[0].startswith(HEAD) and load_snapshot_stream(name, result, box[0]):
         return
     as_json = _looks_like_json(box[0]) if as_json is None else as_json
     _load_bytes(box, name, result, as_json=as_json, rereadable=rereadable, jobs=jobs)
@@ -172,18 +172,18 @@ class _FileShare:
         for i in share:
             part = LoadResult()
             _load_file(self.files[i], part)
-            part._project = None  # the replica table stays behind; the objects keep what they share
+            part.projector = None  # the replica table stays behind; the objects keep what they share
             parts.append(part)
         return parts
 
 
-def _load_snapshot_stream(path: str, result: LoadResult, data: bytes | None = None, jobs: int = 1) -> bool:
+def load_snapshot_stream(path: str, result: LoadResult, data: bytes | None = None, jobs: int = 1) -> bool:
     """Read a snapshot written one object per line (from the file, or from `data` when it
     was read already), projecting objects as they arrive so a large cluster never sits in
     memory whole; a large file in `jobs` processes. False when it is not such a snapshot."""
     if data is None and jobs > 1 and snapshot_shares.load_in_shares(path, result, jobs, _add_snapshot_item):
         return True
-    stream = open_snapshot(path, data, decode=ProjectingReader(result._project))
+    stream = open_snapshot(path, data, decode=ProjectingReader(result.projector))
     if stream is None:
         return False
     collection, items = stream
@@ -201,7 +201,7 @@ def _add_snapshot_item(item, path: str, result: LoadResult) -> None:
         return
     kind = item.get("kind") if isinstance(item, dict) else None
     if kind in ("Pod", "ReplicaSet") and isinstance(item.get("metadata"), dict):
-        item, signature = result._project(item)
+        item, signature = result.projector(item)
         result.objects.append(K8sObject(item, signature=signature))
     else:
         add_object(item, path, None, None, result, from_cluster=True)
@@ -244,7 +244,7 @@ def _load_bytes(box: list[bytes] | bytes, name: str, result: LoadResult, as_json
             raise UsageError(f"invalid JSON: {json_problem(err)}", name, json_line(data, err)) from None
         refuse_duplicates(data, name)
         if not rereadable:
-            result._texts[name] = data  # stdin, a pipe or unpacked gzip cannot be read again for item lines
+            result.texts[name] = data  # stdin, a pipe or unpacked gzip cannot be read again for item lines
         _add_document(doc, name, 1, [], result, json_items=True)
         return
     try:

@@ -27,12 +27,12 @@ class LoadResult:
     files_read: int = 0  # inputs opened: files, pipes and stdin
     rendered: list = field(default_factory=list)  # [{"path", "by", "objects"}]: charts and kustomizations
     not_rendered: list = field(default_factory=list)  # [{"path", "reason"}]: skipped, their tool missing
-    _texts: dict[str, bytes] = field(default_factory=dict)
-    _json_lines: dict[str, list[int]] = field(default_factory=dict)
-    _json_offsets: dict[str, list[int]] = field(default_factory=dict)  # of list items read as a stream
+    texts: dict[str, bytes] = field(default_factory=dict)
+    json_lines: dict[str, list[int]] = field(default_factory=dict)
+    json_offsets: dict[str, list[int]] = field(default_factory=dict)  # of list items read as a stream
     _json_index: dict[str, dict[int, int]] = field(default_factory=dict)  # line -> item, for object_span
-    _yaml_spans: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)  # line -> bytes of a List item
-    _project: Projector = field(default_factory=Projector, repr=False)
+    yaml_spans: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)  # line -> bytes of a List item
+    projector: Projector = field(default_factory=Projector, repr=False)
 
     def absorb(self, part: "LoadResult") -> None:
         """Append what another load found (a staged document, a forked share's file)."""
@@ -74,15 +74,15 @@ class LoadResult:
 
     def object_span(self, name: str, line: int) -> tuple[int, int] | None:
         """The byte range of the list item that starts on `line` of a dump read as a stream."""
-        yaml_spans = self._yaml_spans.get(name)
+        yaml_spans = self.yaml_spans.get(name)
         if yaml_spans is not None:
             return yaml_spans.get(line)
-        offsets = self._json_offsets.get(name)
+        offsets = self.json_offsets.get(name)
         if not offsets or self.item_line(name, 0) is None:
             return None
         index = self._json_index.setdefault(name, {})
         if not index:
-            for i, at in enumerate(self._json_lines[name]):
+            for i, at in enumerate(self.json_lines[name]):
                 index[at] = -1 if at in index else i  # items sharing a line (compact JSON): no key starts it
         i = index.get(line)
         if i is None or offsets[i] < 0:
@@ -96,17 +96,17 @@ class LoadResult:
         """Line of item `index` of a JSON document's list (computed once per file)."""
         if index is None:
             return None
-        lines = self._json_lines.get(name)
+        lines = self.json_lines.get(name)
         if lines is None:
-            data = self._texts.get(name)
+            data = self.texts.get(name)
             if data is None:
                 try:
                     data = Path(name).read_bytes()
                 except OSError:
                     return None
-            offsets = self._json_offsets.get(name)
+            offsets = self.json_offsets.get(name)
             lines = json_dump.lines_at(data, offsets) if offsets is not None else json_dump.json_item_lines(data)
-            self._json_lines[name] = lines
+            self.json_lines[name] = lines
         return lines[index] if index < len(lines) else None
 
 
@@ -123,7 +123,7 @@ def add_object(doc, name: str, line: int | None, index: int | None, result: Load
             return
         signature = None
         if doc["kind"] in ("Pod", "ReplicaSet"):
-            doc, signature = result._project(doc)
+            doc, signature = result.projector(doc)
         result.objects.append(K8sObject(doc, None if from_cluster else name, line, index, signature))
     elif isinstance(doc, dict) and ("apiVersion" in doc or "kind" in doc) and _typed_wrong(doc):
         where = line if line is not None else result.item_line(name, index)  # kubectl cannot decode it either

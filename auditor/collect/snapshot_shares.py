@@ -99,7 +99,7 @@ class _Share:
         part = self.result if i == 0 else LoadResult()
         before, problems = len(part.objects), len(part.warnings) + len(part.errors)
         count, ended = 0, None
-        read_line = ProjectingReader(part._project)
+        read_line = ProjectingReader(part.projector)
         with open(self.path, "rb") as fh:
             fh.seek(start)
             at = start

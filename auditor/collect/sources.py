@@ -144,11 +144,11 @@ def _clusters_file(path: str, peek: bool):
 
 def _segment_snapshot(path: str, segment: bytes, line: int) -> Snapshot:
     """One cluster's segment (starting at `line` of the file) read as a snapshot file is."""
-    from auditor.collect.files import _load_snapshot_stream
+    from auditor.collect.files import load_snapshot_stream
 
     result = LoadResult()
     try:
-        _load_snapshot_stream(path, result, segment)
+        load_snapshot_stream(path, result, segment)
     except UsageError as err:
         raise UsageError(err.message, path, err.line + line - 1 if err.line else line) from None
     snapshot = result.snapshot()
