@@ -114,3 +114,6 @@ def test_dns_capture_as_istio_cni_config_says_or_the_default():
     assert ctx_of(cni("true")).mesh["dns_capture"] == "on"
     assert ctx_of(cni("False")).mesh["dns_capture"] == "off"
     assert ctx_of(cni("maybe")).mesh["dns_capture"] == "default"
+    # istio-cni reads its booleans with Go's ParseBool: "1" is on, "yes" is refused.
+    assert ctx_of(cni("1")).mesh["dns_capture"] == "on"
+    assert ctx_of(cni("yes")).mesh["dns_capture"] == "default"

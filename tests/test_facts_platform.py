@@ -6,7 +6,8 @@ import pytest
 
 from auditor.facts.context import AuditOptions
 from auditor.facts.subjects import facts_for as object_facts
-from auditor.facts.ingress import parse_bool
+from auditor.facts.ingress import opts_in
+from auditor.facts.labels import parse_bool
 from auditor.facts.netpol import PROBE_SOURCE, rule_allows_port, rule_allows_source
 from auditor.versions import Version
 from conftest import context_of, snapshot_of
@@ -138,6 +139,47 @@ def test_ingress_use_waypoint_namespace_fallback(version, ns_label, expected):
           "metadata": {"name": "shop", "labels": {"istio.io/ingress-use-waypoint": "true"} if ns_label else {}}}
     facts = context_of(ns, service("cart"), istio_version=version)
     assert facts_for(facts, "Service", "cart")["ingress_use_waypoint"] is expected
+
+
+@pytest.mark.parametrize("value, version, opted_in", [
+    ("true", Version(1, 24), True), ("True", Version(1, 24), False), ("1", Version(1, 24), False),
+    ("True", Version(1, 25), True), ("TRUE", Version(1, 29), True), ("1", Version(1, 29), False),
+    ("1", Version(1, 30), True), ("t", Version(1, 30), True), ("yes", Version(1, 30), False),
+    ("on", None, False), ("True", None, True),
+])
+def test_ingress_use_waypoint_value_is_read_as_the_version_reads_it(value, version, opted_in):
+    facts = context_of(service("cart", labels={"istio.io/ingress-use-waypoint": value}), istio_version=version)
+    assert facts_for(facts, "Service", "cart")["ingress_use_waypoint"] is opted_in
+    assert opts_in(value, version) is opted_in
+
+
+@pytest.mark.parametrize("service_value", ["false", "ture"])
+def test_a_service_label_that_reads_as_false_wins_over_its_namespace(service_value):
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio.io/ingress-use-waypoint": "true"}}}
+    f = facts_for(context_of(ns, service("cart", labels={"istio.io/ingress-use-waypoint": service_value}),
+                             istio_version=Version(1, 30)), "Service", "cart")
+    assert f["ingress_use_waypoint"] is False
+    assert f["ingress_use_waypoint_why"] == (f'the Service\'s istio.io/ingress-use-waypoint is "{service_value}", which reads '
+                                             'as false (Istio reads it with Go\'s ParseBool)')
+
+
+@pytest.mark.parametrize("version, why", [
+    (Version(1, 23), "ingress gateways never use waypoints before Istio 1.24 (this is 1.23.0)"),
+    (Version(1, 24), "only namespace shop sets istio.io/ingress-use-waypoint, which Istio reads from namespaces "
+                     "from 1.25 on (this is 1.24.0)"),
+    (Version(1, 25), 'namespace shop sets istio.io/ingress-use-waypoint to "True"'),
+])
+def test_why_ingress_does_or_does_not_use_the_waypoint(version, why):
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio.io/ingress-use-waypoint": "True"}}}
+    f = facts_for(context_of(ns, service("cart"), istio_version=version), "Service", "cart")
+    assert f["ingress_use_waypoint_why"] == why
+
+
+@pytest.mark.parametrize("value, dry", [("true", True), ("True", True), ("1", True), ("yes", False), ("false", False)])
+def test_dry_run_annotation_is_read_with_parse_bool(value, dry):
+    policy = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+              "metadata": {"name": "p", "namespace": "shop", "annotations": {"istio.io/dry-run": value}}, "spec": {}}
+    assert facts_for(context_of(policy), "AuthorizationPolicy", "p")["dry_run"] is dry
 
 
 def test_service_label_overrides_namespace_for_ingress_use_waypoint():

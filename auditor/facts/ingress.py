@@ -2,40 +2,76 @@
 
 Istio ingress gateways send a Service's traffic straight to its endpoints: before 1.24
 always; from 1.24 on unless the Service carries `istio.io/ingress-use-waypoint: "true"`,
-or (1.25+) its namespace does (evidence C.3, rule 7). The value is read as Go's
-strconv.ParseBool reads it.
+or (1.25+) its namespace does (evidence C.3, rule 7). A label present on the Service
+decides even when its value is not read as true: the namespace is consulted only when the
+Service has no such label.
+
+How the value is read moved with the code that reads it:
+- 1.24: the endpoint builder compares the Service's label with exactly `true`;
+- 1.25 to 1.29: the ambient index, `strings.EqualFold(value, "true")`, so `True` and `TRUE`
+  opt in as well (istio/istio#54765 brought the same to ServiceEntries);
+- 1.30 on: `ingressUseWaypointFromLabels` (istio/istio#59147, merged February 2026) reads it
+  with Go's strconv.ParseBool, so `1` and `t` opt in too, and a value ParseBool refuses reads
+  as false. An unknown version is read as the newest.
 """
 
 from __future__ import annotations
 
 from auditor.facts.context import Context
+from auditor.facts.labels import parse_bool
 from auditor.snapshot import K8sObject
 from auditor.versions import Version
 
 INGRESS_USE_WAYPOINT = "istio.io/ingress-use-waypoint"
 V1_24 = Version(1, 24)
 V1_25 = Version(1, 25)
+V1_30 = Version(1, 30)
 
 
-def parse_bool(value: str | None) -> bool | None:
-    """Go's strconv.ParseBool, which Istio uses for boolean labels."""
-    if value is None:
-        return None
-    if value in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if value in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    return None
+def opts_in(value: str, version: Version | None) -> bool:
+    """Whether Istio `version` reads an ingress-use-waypoint value as true."""
+    if version is not None and version < V1_25:
+        return value == "true"
+    if version is not None and version < V1_30:
+        return value.lower() == "true"
+    return parse_bool(value) is True
+
+
+def _quoted(value: str) -> str:
+    return '"' + value + '"'
+
+
+def _reading(version: Version | None) -> str:
+    if version is not None and version < V1_25:
+        return f"Istio {version} opts in only with exactly \"true\""
+    if version is not None and version < V1_30:
+        return f"Istio {version} opts in only with \"true\" in any case"
+    return "Istio reads it with Go's ParseBool"
+
+
+def ingress_waypoint_choice(ctx: Context, obj: K8sObject) -> tuple[bool, str]:
+    """Whether ingress gateways send this Service's traffic through its waypoint, and why
+    (or why not), in words that can follow "because"."""
+    version = ctx.settings.istio_version
+    if not ctx.version_at_least(V1_24):
+        return False, f"ingress gateways never use waypoints before Istio 1.24 (this is {version})"
+    own = obj.labels.get(INGRESS_USE_WAYPOINT)
+    if own is not None:
+        if opts_in(own, version):
+            return True, f"the Service's {INGRESS_USE_WAYPOINT} is {_quoted(own)}"
+        return False, f"the Service's {INGRESS_USE_WAYPOINT} is {_quoted(own)}, which reads as false ({_reading(version)})"
+    ns_value = ctx.ns_labels(obj.namespace).get(INGRESS_USE_WAYPOINT)
+    if ns_value is None:
+        return False, f"{INGRESS_USE_WAYPOINT} is set on neither the Service nor namespace {obj.namespace}"
+    if not ctx.version_at_least(V1_25):
+        return False, (f"only namespace {obj.namespace} sets {INGRESS_USE_WAYPOINT}, which Istio reads "
+                       f"from namespaces from 1.25 on (this is {version})")
+    if opts_in(ns_value, version):
+        return True, f"namespace {obj.namespace} sets {INGRESS_USE_WAYPOINT} to {_quoted(ns_value)}"
+    return False, (f"namespace {obj.namespace} sets {INGRESS_USE_WAYPOINT} to {_quoted(ns_value)}, "
+                   f"which reads as false ({_reading(version)})")
 
 
 def ingress_use_waypoint(ctx: Context, obj: K8sObject) -> bool:
-    """The Service's label (1.24+), else (1.25+) its namespace's: whether ingress gateways
-    send traffic for this Service through its waypoint. Before 1.24 they never do."""
-    if not ctx.version_at_least(V1_24):
-        return False
-    own = parse_bool(obj.labels.get(INGRESS_USE_WAYPOINT))
-    if own is not None:
-        return own
-    if ctx.version_at_least(V1_25):
-        return bool(parse_bool(ctx.ns_labels(obj.namespace).get(INGRESS_USE_WAYPOINT)))
-    return False
+    """Whether ingress gateways send traffic for this Service through its waypoint."""
+    return ingress_waypoint_choice(ctx, obj)[0]

@@ -18,6 +18,19 @@ def namespace_labels_as_served(namespace: str, labels: dict[str, str]) -> dict[s
     return {**labels, NAMESPACE_NAME: namespace}
 
 
+def parse_bool(value: str | None) -> bool | None:
+    """Go's strconv.ParseBool, which Istio uses for many boolean labels and annotations
+    (`istio.io/dry-run`, and `istio.io/ingress-use-waypoint` from 1.30): None when absent
+    or refused."""
+    if value is None:
+        return None
+    if value in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if value in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    return None
+
+
 def _expr_matches(expr, labels: dict[str, str]) -> bool:
     if not isinstance(expr, dict):
         return False

@@ -14,6 +14,7 @@ import yaml
 from auditor import kinds as k
 from auditor.components import is_injector_webhook, is_istiod
 from auditor.errors import UsageError
+from auditor.facts.labels import parse_bool
 from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list
 from auditor.versions import Version, parse_version
 
@@ -130,8 +131,9 @@ def read_mesh_settings(snapshot: Snapshot, istio_version: Version | None = None)
         excluded = data.get("EXCLUDED_NAMESPACES")
         if isinstance(excluded, str):
             settings.cni_excluded_namespaces = frozenset(n.strip() for n in excluded.split(",") if n.strip())
-        capture = str(data.get("AMBIENT_DNS_CAPTURE", "")).strip().lower()
-        settings.dns_capture = {"true": True, "false": False}.get(capture)
+        # istio-cni reads its environment's booleans with Go's ParseBool.
+        capture = data.get("AMBIENT_DNS_CAPTURE")
+        settings.dns_capture = parse_bool(capture) if isinstance(capture, str) else None
         selectors = _parse_embedded(cm, "AMBIENT_ENABLEMENT_SELECTOR", settings)
         if isinstance(selectors, list) and selectors:
             settings.enablement_selectors = [s for s in selectors if isinstance(s, dict)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from auditor import kinds as k
 from auditor.facts.context import Context
+from auditor.facts.labels import parse_bool
 from auditor.facts.maturity import alpha_features
 from auditor.snapshot import K8sObject
 
@@ -22,7 +23,7 @@ def build(ctx: Context, obj: K8sObject) -> dict:
             data = obj.raw.get("data") if isinstance(obj.raw.get("data"), dict) else {}
             found += [(feature, f"{key}=true") for key, feature in (("AMBIENT_DNS_CAPTURE", "dns-proxying"),
                                                                      ("AMBIENT_IPV6", "dual-stack"))
-                      if str(data.get(key)).lower() == "true"]
+                      if parse_bool(str(data.get(key))) is True]
     return {
         "is_mesh_config": is_mesh,
         "outbound_traffic_policy": policy,

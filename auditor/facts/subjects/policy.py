@@ -10,6 +10,7 @@ from auditor.facts.attachment import attachment_of, selector_of, target_refs_of
 from auditor.facts.authz import authorization_facts
 from auditor.facts.context import EXAMPLES, Context
 from auditor.facts.identity import hidden_identities, waypoint_self_exclusions
+from auditor.facts.labels import parse_bool
 from auditor.facts.maturity import alpha_features
 from auditor.snapshot import K8sObject, as_dict, as_list
 from auditor.words import plural
@@ -52,7 +53,8 @@ def _authorization_policy(ctx: Context, obj: K8sObject, common: dict) -> dict:
     ambient = ctx.ambient_ids(attachment_of(ctx, obj).workloads)
     return {
         **authorization_facts(obj.spec),
-        "dry_run": obj.annotations.get("istio.io/dry-run") == "true",
+        # Istio reads istio.io/dry-run with Go's ParseBool ("True" and "1" count too).
+        "dry_run": parse_bool(obj.annotations.get("istio.io/dry-run")) is True,
         "identity_behind_waypoint": _services_with_waypoint(ctx, ambient),
         "identities_hidden_by_waypoint": hidden_identities(ctx, obj),
         "waypoint_excluded_by_itself": waypoint_self_exclusions(ctx, obj, common["target_refs"]),

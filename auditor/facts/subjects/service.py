@@ -6,7 +6,7 @@ import auditor.facts.mode as m
 from auditor import kinds as k
 from auditor.facts.attachment import waypoint_policies
 from auditor.facts.context import Context
-from auditor.facts.ingress import ingress_use_waypoint
+from auditor.facts.ingress import ingress_waypoint_choice
 from auditor.facts.maturity import alpha_features
 from auditor.facts.topology import SINGLE
 from auditor.facts.waypoint import legacy_reference
@@ -25,6 +25,7 @@ def build(ctx: Context, obj: K8sObject) -> dict:
     selected = ctx.services.selected_workloads(obj)
     counts = ctx.mode_counts(selected)
     binding = ctx.binding(obj)
+    ingress_through_waypoint, why = ingress_waypoint_choice(ctx, obj)
     return {
         "workloads": counts,
         "has_ambient_workloads": counts["ambient"] > 0,
@@ -33,7 +34,9 @@ def build(ctx: Context, obj: K8sObject) -> dict:
         **legacy_reference(obj.labels, obj.annotations),
         "waypoint_policies": waypoint_policies(ctx, obj, binding),
         "ingress_routes": sorted(set(ctx.routes.ingress_routes.get(obj.key, ()))),
-        "ingress_use_waypoint": ingress_use_waypoint(ctx, obj),
+        "ingress_use_waypoint": ingress_through_waypoint,
+        # Why ingress traffic does (or does not) pass the waypoint, for the message.
+        "ingress_use_waypoint_why": why,
         # Ingress gateways honour istio.io/ingress-use-waypoint from Istio 1.24 on.
         "ingress_use_waypoint_supported": ctx.version_at_least(V1_24),
         "server_first_ports": _server_first_ports(ctx, obj, selected) if counts["sidecar"] else [],
