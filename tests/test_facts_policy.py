@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from auditor.facts.authz import authorization_facts, rule_attributes
+import pytest
+
+from auditor.facts.authz import authorization_facts, rule_attributes, ztunnel_deny_reading
 from auditor.facts.subjects import facts_for as object_facts
 from conftest import context_of
 
@@ -121,10 +123,29 @@ def test_authorization_facts_counts_rule_shapes():
     f = authorization_facts({"action": "DENY", "rules": [
         {"to": [{"operation": {"paths": ["/x"]}}]},
         {"from": [{"source": {"principals": ["p"]}}], "to": [{"operation": {"methods": ["GET"]}}]},
+        {"to": [{"operation": {"methods": ["GET"], "ports": ["80"]}}]},
         {"to": [{"operation": {"ports": ["80"]}}]},
     ]})
-    assert (f["action"], f["l7_only_rules"], f["mixed_rules"], f["matches_source_identity"]) == ("DENY", 1, 1, True)
+    assert (f["action"], f["deny_rules_ignored"], f["deny_rules_widened"], f["matches_source_identity"]) == ("DENY", 2, 1, True)
     assert authorization_facts({})["action"] == "ALLOW"
+
+
+@pytest.mark.parametrize("rule, reading", [
+    ({"to": [{"operation": {"ports": ["80"]}}]}, None),  # no L7 attribute: enforced as written
+    ({"to": [{"operation": {"methods": ["DELETE"]}}]}, "ignored"),
+    # The `to` part is left empty, so the whole rule never matches, whatever `from` says.
+    ({"from": [{"source": {"namespaces": ["web"]}}], "to": [{"operation": {"paths": ["/admin"]}}]}, "ignored"),
+    ({"to": [{"operation": {"methods": ["DELETE"], "ports": ["8080"]}}]}, "widened"),
+    # One alternative of the `to` part keeps a port: the part still matches on it.
+    ({"to": [{"operation": {"methods": ["DELETE"]}}, {"operation": {"ports": ["9090"]}}]}, "widened"),
+    ({"from": [{"source": {"requestPrincipals": ["*"], "namespaces": ["web"]}}]}, "widened"),
+    ({"from": [{"source": {"namespaces": ["web"]}}], "when": [{"key": "request.headers[x]", "values": ["1"]}]}, "ignored"),
+    ({"to": [{"operation": {"hosts": ["a"]}}], "when": [{"key": "destination.port", "values": ["80"]}]}, "ignored"),
+    ({"to": [{"operation": {"hosts": ["a"], "ports": ["80"]}}], "when": [{"key": "source.ip", "values": ["10.0.0.0/8"]}]},
+     "widened"),
+])
+def test_how_ztunnel_reads_a_deny_rule_with_l7_attributes(rule, reading):
+    assert ztunnel_deny_reading(rule) == reading
 
 
 # -- whose identity a ztunnel-enforced policy sees once a waypoint is in the path ------------

@@ -1,8 +1,13 @@
 """Which parts of an AuthorizationPolicy ztunnel can evaluate (L4) and which it cannot (L7).
 
 ztunnel sees connections, not requests: it knows peer identity, namespaces, IPs and ports.
-Everything else is an L7 attribute; ztunnel drops rules that use one (for ALLOW) or
-strips them from the rule (for DENY, so a rule of L7 attributes alone matches nothing).
+Everything else is an L7 attribute. istiod drops an ALLOW rule that uses one; in a DENY
+rule it strips the L7 fields and keeps the rest (`handleRule` in
+`pilot/pkg/serviceregistry/kube/controller/ambient/authorization.go`). Each of the rule's
+parts (its `from` list, its `to` list, each `when` condition) becomes a clause, and ztunnel
+skips a match left empty (`rbac.rs`: an empty match is "empty clause", and its test
+`rbac_empty_policy` holds that it never matches). So a DENY rule with a part left with no
+L4 field never matches; one whose parts all keep an L4 field matches on those alone.
 """
 
 from __future__ import annotations
@@ -46,6 +51,29 @@ def rule_attributes(rule: dict) -> tuple[list[str], list[str]]:
     return l7, l4
 
 
+def _keeps_l4(entries: list[dict], inner: str, l4_keys: tuple[str, ...]) -> bool:
+    """Whether a `from` or `to` clause keeps a non-empty match once its L7 fields are gone."""
+    return any(isinstance(e.get(inner), dict) and any(_present(e[inner], k) for k in l4_keys) for e in entries)
+
+
+def ztunnel_deny_reading(rule: dict) -> str | None:
+    """How ztunnel enforces one DENY rule that uses L7 attributes: "ignored" (some part is
+    left with no L4 field, so the rule never matches) or "widened" (it matches on its L4
+    fields alone); None for a rule with no L7 attribute."""
+    l7, _ = rule_attributes(rule)
+    if not l7:
+        return None
+    parts = []
+    if _dicts(rule.get("from")):
+        parts.append(_keeps_l4(_dicts(rule.get("from")), "source", L4_SOURCE))
+    if _dicts(rule.get("to")):
+        parts.append(_keeps_l4(_dicts(rule.get("to")), "operation", L4_OPERATION))
+    for cond in _dicts(rule.get("when")):
+        parts.append(str(cond.get("key", "")) in L4_WHEN_KEYS
+                     and (_present(cond, "values") or _present(cond, "notValues")))
+    return "widened" if all(parts) else "ignored"
+
+
 def l7_pointers(spec: dict) -> list[str]:
     """JSON Pointers of every L7 field of the policy, in order: where a finding about them
     belongs (`/spec/rules/0/to/1/operation/methods`)."""
@@ -71,24 +99,21 @@ def authorization_facts(spec: dict) -> dict:
     action = str(spec.get("action") or "ALLOW")
     rules = _dicts(spec.get("rules"))
     l7_attributes: list[str] = []
-    l7_only = mixed = 0
+    readings = [ztunnel_deny_reading(rule) for rule in rules]
     identity = False
     for rule in rules:
         l7, l4 = rule_attributes(rule)
         for attr in l7:
             if attr not in l7_attributes:
                 l7_attributes.append(attr)
-        if l7 and l4:
-            mixed += 1
-        elif l7:
-            l7_only += 1
         identity = identity or any(a.removeprefix("from.source.") in IDENTITY_SOURCE or a.removeprefix("when.") in IDENTITY_WHEN_KEYS for a in l4)
     return {
         "action": action,
         "rules": len(rules),
         "l7_attributes": l7_attributes,
         "l7_pointers": l7_pointers(spec),
-        "l7_only_rules": l7_only,
-        "mixed_rules": mixed,
+        # As a DENY at ztunnel: rules that never match, and rules that match on L4 alone.
+        "deny_rules_ignored": readings.count("ignored"),
+        "deny_rules_widened": readings.count("widened"),
         "matches_source_identity": identity,
     }
