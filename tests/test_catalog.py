@@ -30,6 +30,7 @@ ADDED = {
     "serviceentry-waypoint-needs-dns-capture": ("warning", "ServiceEntry", "<1.25"),
     "telemetry-at-waypoint-before-1-24": ("warning", "Telemetry", "<1.24"),  # AMB-TELEMETRY-SELECTOR's 1.24 note
     "waypoint-deny-by-waypoint-identity": ("error", "AuthorizationPolicy", "all"),  # Istio's migrate-policies guide
+    "ztunnel-policy-refuses-waypoint": ("error", "AuthorizationPolicy", "all"),  # Istio's ambient getting-started guide
 }
 
 

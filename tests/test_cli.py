@@ -39,7 +39,7 @@ def test_demo_table_groups_by_rule_and_summarises():
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0].startswith("ERROR  authz-custom-at-ztunnel")
-    assert lines[-1] == "4 errors, 6 warnings, 2 info in 34 objects; 59 rules; Istio 1.23.4"
+    assert lines[-1] == "4 errors, 6 warnings, 2 info in 34 objects; 60 rules; Istio 1.23.4"
 
 
 def test_demo_json_matches_schema_and_is_sorted():
@@ -168,7 +168,7 @@ def test_output_file_replaces_atomically(tmp_path):
 def test_rules_list_and_show():
     result = run("rules", "list", "-o", "json")
     ids = [r["id"] for r in json.loads(result.stdout)]
-    assert len(ids) == 65 and ids == sorted(ids)
+    assert len(ids) == 66 and ids == sorted(ids)
     table = run("rules", "list").stdout
     assert "waypoint-missing" in table and "SEVERITY" in table
     shown = run("rules", "show", "authz-l7-at-ztunnel")

@@ -56,22 +56,35 @@ def describe_generated(role: str, namespace: str, gateway: str, account: str) ->
 def hidden_identities(ctx: Context, policy: K8sObject) -> list[str]:
     """The source identities the policy names whose traffic to the workloads it selects
     comes through a waypoint, described with the clients that send it."""
-    destinations = ctx.ambient_ids(attachment_of(ctx, policy).workloads)
-    services = {svc.key: svc for i in destinations for svc in ctx.services_of(i) if ctx.binding(svc).waypoint}
-    if not services:
+    path = waypoint_path(ctx, policy)
+    if path is None:
         return []
-    waypoints = {ctx.binding(svc).waypoint for svc in services.values()}  # (namespace, name): its service account
-    ingress_opted_in = any(ingress_use_waypoint(ctx, svc) for svc in services.values())
-    trust_domain = str(ctx.settings.mesh_config.get("trustDomain") or DEFAULT_TRUST_DOMAIN)
+    waypoints, ingress_opted_in = path
+    trust_domain = trust_domain_of(ctx)
     found = []
     for kind, value in named_identities(policy.spec):
-        match = _matcher(kind, value, trust_domain)
+        match = identity_matcher(kind, value, trust_domain)
         if any(match(ns, sa) for ns, sa in waypoints):
             continue  # the rule admits (or denies) the waypoint itself
         clients = _clients_through_waypoint(ctx, match, ingress_opted_in, identity_namespace(kind, value))
         if clients:
             found.append(f"{kind} {value} ({', '.join(clients[:EXAMPLES])})")
     return sorted(set(found))
+
+
+def waypoint_path(ctx: Context, policy: K8sObject) -> tuple[set[tuple[str, str]], bool] | None:
+    """The waypoints in front of the ambient workloads a policy selects, as (namespace,
+    service account) (a waypoint runs as its Gateway's name), and whether ingress gateways
+    pass them too; None when no Service of those workloads has a waypoint."""
+    destinations = ctx.ambient_ids(attachment_of(ctx, policy).workloads)
+    services = [svc for i in destinations for svc in ctx.services_of(i) if ctx.binding(svc).waypoint]
+    if not services:
+        return None
+    return {ctx.binding(svc).waypoint for svc in services}, any(ingress_use_waypoint(ctx, svc) for svc in services)
+
+
+def trust_domain_of(ctx: Context) -> str:
+    return str(ctx.settings.mesh_config.get("trustDomain") or DEFAULT_TRUST_DOMAIN)
 
 
 def named_identities(spec: dict) -> list[tuple[str, str]]:
@@ -90,7 +103,7 @@ def named_identities(spec: dict) -> list[tuple[str, str]]:
     return list(dict.fromkeys(out))
 
 
-def _matcher(kind: str, value: str, trust_domain: str):
+def identity_matcher(kind: str, value: str, trust_domain: str):
     """A test of (namespace, service account) against one named identity; Istio's `*`
     prefix, suffix or whole-value wildcards."""
     def matches(text: str) -> bool:
@@ -118,7 +131,7 @@ def _clients_through_waypoint(ctx: Context, match, ingress_opted_in: bool, names
     """Known workloads with this identity whose traffic passes the waypoint; for an identity
     in a namespace with no such workload here, what a new pod there would be."""
     found, seen_namespaces = [], set()
-    by_namespace = ctx.once("callers_by_namespace", lambda: _callers_by_namespace(ctx))
+    by_namespace = callers_by_namespace(ctx)
     candidates = by_namespace.get(namespace, ()) if namespace is not None else (
         entry for entries in by_namespace.values() for entry in entries)
     known = set()
@@ -127,8 +140,7 @@ def _clients_through_waypoint(ctx: Context, match, ingress_opted_in: bool, names
         if not match(w.namespace, account):
             continue
         seen_namespaces.add(w.namespace)
-        through = (w.role == "app" and w.mode == "ambient") or (w.role == "gateway" and ingress_opted_in)
-        if through:
+        if passes_waypoint(w, ingress_opted_in):
             kind = "ingress gateway" if w.role == "gateway" else "ambient client"
             found.append(f"{kind} {_subject(w)}")
     generated = generated_callers(ctx)
@@ -146,17 +158,26 @@ def _clients_through_waypoint(ctx: Context, match, ingress_opted_in: bool, names
 
 def warm_callers(ctx: Context) -> None:
     """Build the callers index now, for what-if copies to share (see Context.warm)."""
-    ctx.once("callers_by_namespace", lambda: _callers_by_namespace(ctx))
+    callers_by_namespace(ctx)
 
 
-def _callers_by_namespace(ctx: Context) -> dict[str, list[tuple]]:
+def callers_by_namespace(ctx: Context) -> dict[str, list[tuple]]:
     """Workloads that can be callers (applications and gateways) with their service
     account, by namespace: an identity that names its namespace looks only there."""
-    out: dict[str, list[tuple]] = {}
-    for w in ctx.workloads:
-        if w.role in ("app", "gateway"):
-            out.setdefault(w.namespace, []).append((w, _service_account(w)))
-    return out
+    def build() -> dict[str, list[tuple]]:
+        out: dict[str, list[tuple]] = {}
+        for w in ctx.workloads:
+            if w.role in ("app", "gateway"):
+                out.setdefault(w.namespace, []).append((w, _service_account(w)))
+        return out
+
+    return ctx.once("callers_by_namespace", build)
+
+
+def passes_waypoint(w, ingress_opted_in: bool) -> bool:
+    """Whether a caller's traffic to a Service with a waypoint goes through the waypoint:
+    an ambient application's always, an ingress gateway's when the Service opts in."""
+    return (w.role == "app" and w.mode == "ambient") or (w.role == "gateway" and ingress_opted_in)
 
 
 def _service_account(w) -> str:
@@ -173,7 +194,7 @@ def waypoint_self_exclusions(ctx: Context, policy: K8sObject, targets: list[dict
     or `notServiceAccounts` that name that waypoint's own identity. The waypoint sees the
     original clients, never itself, so such a DENY matches every request: the idiom that
     stops waypoint bypass belongs in a selector (ztunnel-enforced) policy."""
-    trust_domain = str(ctx.settings.mesh_config.get("trustDomain") or DEFAULT_TRUST_DOMAIN)
+    trust_domain = trust_domain_of(ctx)
     waypoints = {tuple(t["waypoint"].split("/", 1)) for t in targets if t.get("status") == "waypoint" and t.get("waypoint")}
     found = []
     for ns, name in sorted(waypoints):
@@ -182,6 +203,6 @@ def waypoint_self_exclusions(ctx: Context, policy: K8sObject, targets: list[dict
                 source = as_dict(as_dict(entry).get("source"))
                 for key, kind in (("notPrincipals", "principal"), ("notServiceAccounts", "serviceAccount")):
                     for value in as_list(source.get(key)):
-                        if _matcher(kind, str(value), trust_domain)(ns, name):
+                        if identity_matcher(kind, str(value), trust_domain)(ns, name):
                             found.append(f"{key} {value} (waypoint {ns}/{name}, service account {name})")
     return sorted(set(found))

@@ -1,0 +1,143 @@
+"""Whom a ztunnel-enforced ALLOW policy still admits once a waypoint is in the path.
+
+Traffic through a waypoint reaches the destination's ztunnel as the waypoint's own
+identity (evidence C.3, rule 7). An ALLOW policy that ztunnel enforces (a selector or
+namespace-wide policy) must then admit the waypoint, or every request through it is
+refused: Istio's getting-started guide reaches that step and adds the waypoint's service
+account to the policy. A policy that admits callers that bypass the waypoint (sidecar
+clients, an ingress gateway whose Service does not opt in) and not the waypoint is a
+deliberate choice ("only the ingress gateway may call"), so it is not judged here.
+
+Only rules ztunnel keeps are read: an ALLOW rule with an L7 attribute is dropped by istiod
+(`authz-l7-allow-at-ztunnel` reports that), and a policy with no rule left (allow-nothing)
+refuses everyone on purpose. Whatever cannot be decided from the input (an `ipBlocks`
+source, an identity no known caller has) counts as admitting, so nothing is reported.
+"""
+
+from __future__ import annotations
+
+import auditor.facts.mode as m
+from auditor.facts.authz import rule_attributes
+from auditor.facts.context import Context
+from auditor.facts.identity import (
+    callers_by_namespace, generated_callers, identity_matcher, identity_namespace, passes_waypoint, trust_domain_of,
+    waypoint_path,
+)
+from auditor.snapshot import K8sObject, as_dict, as_list
+
+# A source's identity fields: key -> (kind of identity, negated).
+SOURCE_FIELDS = {
+    "principals": ("principal", False), "notPrincipals": ("principal", True),
+    "namespaces": ("namespace", False), "notNamespaces": ("namespace", True),
+    "serviceAccounts": ("serviceAccount", False), "notServiceAccounts": ("serviceAccount", True),
+}
+WHEN_KEYS = {"source.principal": "principal", "source.namespace": "namespace"}
+POSITIVE = ("principals", "namespaces", "serviceAccounts")
+
+
+class RuleTest:
+    """One ALLOW rule as a test of a caller's (namespace, service account)."""
+
+    def __init__(self, rule: dict, trust_domain: str):
+        self.entries = []  # `from`: any entry; in an entry, every field
+        for entry in as_list(rule.get("from")):
+            source = as_dict(as_dict(entry).get("source"))
+            self.entries.append((source, [(self._any(kind_values, trust_domain), negated)
+                                          for kind_values, negated in self._fields(source)]))
+        self.conditions = []  # `when`: every condition
+        for cond in as_list(rule.get("when")):
+            kind = WHEN_KEYS.get(as_dict(cond).get("key"))
+            if kind:
+                for key, negated in (("values", False), ("notValues", True)):
+                    values = [str(v) for v in as_list(as_dict(cond).get(key))]
+                    if values:
+                        self.conditions.append((self._any([(kind, v) for v in values], trust_domain), negated))
+        self.values = [(SOURCE_FIELDS[key][0], str(v)) for source, _ in self.entries for key in POSITIVE
+                       for v in as_list(source.get(key))]
+        self.values += [(WHEN_KEYS[as_dict(c).get("key")], str(v)) for c in as_list(rule.get("when"))
+                        if as_dict(c).get("key") in WHEN_KEYS for v in as_list(as_dict(c).get("values"))]
+
+    @staticmethod
+    def _fields(source: dict):
+        for key, (kind, negated) in SOURCE_FIELDS.items():
+            values = [str(v) for v in as_list(source.get(key))]
+            if values:
+                yield [(kind, v) for v in values], negated
+
+    @staticmethod
+    def _any(kind_values, trust_domain: str):
+        tests = [identity_matcher(kind, value, trust_domain) for kind, value in kind_values]
+        return lambda ns, sa: any(t(ns, sa) for t in tests)
+
+    def names_callers(self) -> bool:
+        """Whether the rule admits only callers it names: each `from` entry names one (and
+        nothing, like an IP block, that the input cannot decide), or a `when` does."""
+        if self.entries:
+            return all(any(as_list(source.get(k)) for k in POSITIVE) and not as_list(source.get("ipBlocks"))
+                       and not as_list(source.get("notIpBlocks")) for source, _ in self.entries)
+        return any(not negated for _, negated in self.conditions)
+
+    def admits(self, namespace: str, account: str) -> bool:
+        def holds(fields) -> bool:
+            return all(test(namespace, account) != negated for test, negated in fields)
+
+        return (not self.entries or any(holds(fields) for _, fields in self.entries)) and holds(self.conditions)
+
+
+def refused_waypoints(ctx: Context, policy: K8sObject) -> list[str]:
+    """For an ALLOW policy: the waypoints in front of the workloads it selects that none of
+    its rules admits, when every caller it admits reaches those workloads through them;
+    otherwise nothing."""
+    if str(policy.spec.get("action") or "ALLOW") != "ALLOW":
+        return []
+    path = waypoint_path(ctx, policy)
+    rules = [r for r in as_list(policy.spec.get("rules")) if isinstance(r, dict) and not rule_attributes(r)[0]]
+    if path is None or not rules:
+        return []
+    waypoints, ingress_opted_in = path
+    trust_domain = trust_domain_of(ctx)
+    tests = [RuleTest(rule, trust_domain) for rule in rules]
+    if not all(t.names_callers() for t in tests):
+        return []
+    callers = _callers(ctx, ingress_opted_in)
+    for t in tests:
+        if any(not through and t.admits(ns, sa) for ns, sa, through in callers):
+            return []  # admits a caller that bypasses the waypoint: by design
+        if any(not _known(ctx, kind, value, trust_domain, callers) for kind, value in t.values):
+            return []  # names someone the input does not show: cannot tell
+    return [f"waypoint {ns}/{sa} (service account {sa})" for ns, sa in sorted(waypoints)
+            if not any(t.admits(ns, sa) for t in tests)]
+
+
+def admits_waypoint(ctx: Context, policy: K8sObject) -> bool | None:
+    """Whether an ALLOW policy's rules (those ztunnel keeps) admit a waypoint in front of the
+    workloads it selects; None when there is none, or it is not an ALLOW."""
+    path = waypoint_path(ctx, policy)
+    if path is None or str(policy.spec.get("action") or "ALLOW") != "ALLOW":
+        return None
+    trust_domain = trust_domain_of(ctx)
+    tests = [RuleTest(r, trust_domain) for r in as_list(policy.spec.get("rules"))
+             if isinstance(r, dict) and not rule_attributes(r)[0]]
+    return any(t.admits(ns, sa) for t in tests for ns, sa in path[0])
+
+
+def _callers(ctx: Context, ingress_opted_in: bool) -> list[tuple[str, str, bool]]:
+    """(namespace, service account, passes the waypoint) of every caller the input shows,
+    the proxies Istio generates from Gateway objects included."""
+    out = [(w.namespace, account, passes_waypoint(w, ingress_opted_in))
+           for entries in callers_by_namespace(ctx).values() for w, account in entries]
+    known = {(ns, sa) for ns, sa, _ in out}
+    for ns, made in generated_callers(ctx).items():
+        out += [(ns, account, ingress_opted_in) for role, _, account in made
+                if role == "ingress gateway" and (ns, account) not in known]
+    return out
+
+
+def _known(ctx: Context, kind: str, value: str, trust_domain: str, callers) -> bool:
+    """Whether a named identity is a caller the input shows, or (for a namespace with no
+    such caller) one a new pod of an ambient namespace would be."""
+    match = identity_matcher(kind, value, trust_domain)
+    if any(match(ns, sa) for ns, sa, _ in callers):
+        return True
+    namespace = identity_namespace(kind, value)
+    return namespace is not None and m.namespace_in_ambient(ctx.ns_labels(namespace))
