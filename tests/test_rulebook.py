@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -10,7 +13,7 @@ from auditor.errors import UsageError
 from auditor.rulebook import load_rules
 from auditor.rulebook.cel import CelError, get_backend
 from auditor.versions import Version, VersionRange, parse_version
-from conftest import audit, available_backends, snapshot_of
+from conftest import FIXTURES, audit, available_backends, snapshot_of
 
 VALID = textwrap.dedent("""\
     id: demo-rule
@@ -276,3 +279,12 @@ def test_only_text_validated_as_it_is_skips_the_checks(tmp_path, mocker):
     (folder / DIGESTS).write_text(f"{digest(good.read_text())}  demo-rule.yaml\n")
     with pytest.raises(UsageError, match=r"demo-rule.yaml:6: 'when' is not valid CEL"):
         rulebook.load_rules([folder])
+
+
+def test_the_issue_named_telemetry_rule_answers_to_its_dotted_name():
+    """Issue 25 names it telemetry-at-waypoint-before-1.24; ids cannot hold a dot, an alias can."""
+    result = subprocess.run([sys.executable, "-m", "auditor", "scan", "-f", str(FIXTURES / "rules" / "telemetry-at-waypoint-before-1-24"),
+                             "--select", "telemetry-at-waypoint-before-1.24", "--istio-version", "1.23.0", "-o", "json"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert {f["rule"] for f in json.loads(result.stdout)["findings"]} == {"telemetry-at-waypoint-before-1-24"}
