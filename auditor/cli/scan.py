@@ -12,7 +12,7 @@ from auditor.cli.common import (EXIT_CLUSTER, EXIT_USAGE, VERSION, call, change_
                                 load_change, load_input, outputs_parser, report_gaps, rules_dir_option, terminal_width,
                                 warn, where, write_output)
 
-FORMATS = ["table", "json", "sarif", "junit", "markdown", "github"]
+FORMATS = ["table", "json", "sarif", "junit", "markdown", "github", "policyreport", "openreports"]
 
 
 @click.command()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auditor.reporters import github, json_report, junit, markdown, sarif, table
+from auditor.reporters import github, json_report, junit, markdown, policyreport, sarif, table
 
 REPORTERS = {
     "table": table.render,
@@ -11,4 +11,6 @@ REPORTERS = {
     "junit": junit.render,
     "markdown": markdown.render,
     "github": github.render,
+    "policyreport": policyreport.render_as("policyreport"),
+    "openreports": policyreport.render_as("openreports"),
 }
