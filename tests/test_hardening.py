@@ -177,7 +177,7 @@ def test_write_error_midway_removes_the_temporary_file(tmp_path, mocker):
 
 # -- determinism --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fmt", ["table", "json", "sarif", "junit", "markdown", "github"])
+@pytest.mark.parametrize("fmt", ["table", "json", "sarif", "junit", "markdown", "github", "policyreport", "openreports"])
 def test_same_input_gives_byte_identical_output_across_hash_seeds(fmt, tmp_path):
     outputs = set()
     for seed in ("1", "2"):
