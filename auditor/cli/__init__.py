@@ -22,6 +22,7 @@ from auditor.cli.explain import explain_cmd
 from auditor.cli.plan import plan_cmd
 from auditor.cli.rules import rules
 from auditor.cli.scan import scan
+from auditor.cli.serve import serve_cmd
 from auditor.cli.snapshot import snapshot_cmd
 from auditor.words import printable
 
@@ -34,7 +35,7 @@ def cli() -> None:
     """Audit Istio sidecar and ambient configuration for settings the data plane ignores."""
 
 
-for command in (scan, plan_cmd, explain_cmd, snapshot_cmd, rules):
+for command in (scan, plan_cmd, explain_cmd, snapshot_cmd, rules, serve_cmd):
     cli.add_command(command)
 
 

@@ -24,6 +24,8 @@ class Collection:
     counts: dict[str, int] = field(default_factory=dict)  # resource -> objects collected
     not_collected: list[Gap] = field(default_factory=list)
     not_installed: list[str] = field(default_factory=list)  # API groups or resources the server lacks
+    # The path of each list read -> the resourceVersion it was read at: where a watch of it starts.
+    list_versions: dict[str, str] = field(default_factory=dict)
     # For a snapshot: the large lists, already serialized page by page (see Spool).
     spool: "Spool | None" = None
 

@@ -16,6 +16,14 @@ response, 410 Gone on a `continue` token, a body of the test's choosing (odd JSO
 JSON), a body cut short of its Content-Length, or a list that hands out the same
 `continue` token forever. Every request is recorded so tests can assert what a client
 did and did not ask for.
+
+It also takes writes (POST create, PUT replace with resourceVersion checks, PATCH as a
+JSON merge patch or a server-side apply, DELETE) and serves watches (`watch=1` from a
+`resourceVersion`: ADDED/MODIFIED/DELETED events, BOOKMARK events when asked, an ERROR
+event with 410 Expired when the version is older than the last `compact()`). Tests change
+objects with `put_object` and `remove_object`, and cut open watches with `break_watches`.
+A fault with `method=` applies to that method only (`WATCH` for watch requests); without
+one, to GET lists and reads.
 """
 
 from __future__ import annotations
@@ -104,6 +112,7 @@ class Fault:
     repeat_continue: bool = False  # every page of a list names the same continue token
     trickle: float = 0.0  # send the answer a byte at a time, this many seconds apart
     times: int | None = None  # how many requests it applies to; None = all
+    method: str = "GET"  # the requests it applies to: GET, WATCH, POST, PUT, PATCH or DELETE
 
 
 @dataclass
@@ -115,6 +124,20 @@ class Request:
 
 
 TRICKLE = "X-Test-Trickle"  # set on an answer the handler sends a byte at a time
+WATCH = "X-Test-Watch"  # set on a watch's answer: its body is an iterator of event lines
+
+
+def _merge(target: dict, patch: dict) -> dict:
+    """A JSON merge patch (RFC 7386): null removes a key, objects merge, the rest replaces."""
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _trickled(answer: tuple, seconds: float) -> tuple:
@@ -144,6 +167,11 @@ class ApiServer:
     def __init__(self, objects: list[dict], token: str | None = "test-token", server_version: dict | None = None,
                  latency: float = 0.0):
         self.stopping = threading.Event()
+        self.watch_epoch = 0  # break_watches() ends the streams opened before it
+        self.version = 1000  # the last resourceVersion handed out
+        self.events: list[tuple[int, str, str, dict]] = []  # (resourceVersion, resource key, type, object)
+        self.compacted = 0  # watches from a resourceVersion below this get 410 Expired
+        self.bookmark_interval = 0.2  # seconds between BOOKMARK events on a watch that asks for them
         self.token = token
         self.latency = latency  # seconds added to every answer: a network's round trip, for benchmarks
         self.server_version = server_version or SERVER_VERSION
@@ -151,6 +179,7 @@ class ApiServer:
         self.unserved: list[dict] = []  # fixture objects with no resource to serve them
         self._faults: dict[str, list[Fault]] = {}
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self.resources: list[Resource] = list(BUILTIN)
         for crd in objects:
             if crd.get("kind") == "CustomResourceDefinition":
@@ -184,6 +213,81 @@ class ApiServer:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    def put_object(self, obj: dict) -> dict:
+        """Create or replace an object as a client's write would (a new resourceVersion, an
+        ADDED or MODIFIED event for watches)."""
+        resource = self._resource_of(obj)
+        with self._changed:
+            return self._store_object(resource, obj)
+
+    def remove_object(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
+        resource = self._resource_of({"apiVersion": api_version, "kind": kind})
+        with self._changed:
+            return self._delete_object(resource, namespace, name) is not None
+
+    def get_object(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict | None:
+        resource = self._resource_of({"apiVersion": api_version, "kind": kind})
+        with self._lock:
+            return self._find(resource, namespace, name)
+
+    def objects(self, api_version: str, kind: str) -> list[dict]:
+        resource = self._resource_of({"apiVersion": api_version, "kind": kind})
+        with self._lock:
+            return [dict(o) for o in self.store[resource.key]]
+
+    def compact(self) -> None:
+        """Forget every event so far, as etcd compaction does: watches from an older
+        resourceVersion get 410 Expired."""
+        with self._changed:
+            self.compacted = self.version + 1
+            self.events.clear()
+
+    def break_watches(self) -> None:
+        """Drop every open watch connection, as a restarting API server or load balancer does."""
+        with self._changed:
+            self.watch_epoch += 1
+            self._changed.notify_all()
+
+    def _resource_of(self, obj: dict) -> Resource:
+        api_version = str(obj.get("apiVersion", ""))
+        group = api_version.rpartition("/")[0]
+        resource = next((r for r in self.resources if r.group == group and r.kind == obj.get("kind")), None)
+        if resource is None:
+            raise KeyError(f"the test server serves no {api_version} {obj.get('kind')}")
+        return resource
+
+    def _find(self, resource: Resource, namespace: str | None, name: str) -> dict | None:
+        return next((o for o in self.store[resource.key] if (o.get("metadata") or {}).get("name") == name
+                     and (o.get("metadata") or {}).get("namespace") == namespace), None)
+
+    def _store_object(self, resource: Resource, obj: dict) -> dict:
+        """Under the lock: store `obj`, with a new resourceVersion, and record the event."""
+        meta = obj.get("metadata") or {}
+        old = self._find(resource, meta.get("namespace"), meta.get("name"))
+        self.version += 1
+        stored = _as_stored({**obj, "metadata": {**meta, "resourceVersion": str(self.version)}})
+        if old is not None:
+            stored["metadata"]["uid"] = old["metadata"]["uid"]
+            stored["metadata"]["creationTimestamp"] = old["metadata"]["creationTimestamp"]
+            self.store[resource.key] = [stored if o is old else o for o in self.store[resource.key]]
+        else:
+            self.store[resource.key].append(stored)
+            self.store[resource.key].sort(key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"].get("name") or ""))
+        self.events.append((self.version, resource.key, "MODIFIED" if old is not None else "ADDED", stored))
+        self._changed.notify_all()
+        return stored
+
+    def _delete_object(self, resource: Resource, namespace: str | None, name: str) -> dict | None:
+        old = self._find(resource, namespace, name)
+        if old is None:
+            return None
+        self.store[resource.key] = [o for o in self.store[resource.key] if o is not old]
+        self.version += 1
+        gone = {**old, "metadata": {**old["metadata"], "resourceVersion": str(self.version)}}
+        self.events.append((self.version, resource.key, "DELETED", gone))
+        self._changed.notify_all()
+        return gone
 
     def start(self) -> "ApiServer":
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -233,9 +337,11 @@ class ApiServer:
         return [r.path for r in self.requests]
 
     # -- request handling --------------------------------------------------------------
-    def _take_fault(self, key: str, has_continue: bool) -> Fault | None:
+    def _take_fault(self, key: str, has_continue: bool, method: str = "GET") -> Fault | None:
         with self._lock:
             for fault in self._faults.get(key, []):
+                if fault.method != method:
+                    continue
                 if fault.gone_on_continue and not has_continue:
                     continue
                 if fault.times is not None:
@@ -245,15 +351,16 @@ class ApiServer:
                 return fault
         return None
 
-    def handle(self, method: str, raw_path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes] | None:
-        """(status, headers, body), or None to drop the connection."""
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes = b"") -> tuple | None:
+        """(status, headers, body), or None to drop the connection; a watch's body is an
+        iterator of event lines."""
         split = urlsplit(raw_path)
         query = {k: v[-1] for k, v in parse_qs(split.query).items()}
         with self._lock:
             self.requests.append(Request(method, split.path, query, headers))
         if self.token is not None and (headers.get("authorization") or "").lower() != f"bearer {self.token}".lower():
             return _json(401, _status(401, "Unauthorized", "Unauthorized"))
-        if method != "GET":
+        if method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             return _json(405, _status(405, "MethodNotAllowed", f"{method} is not supported by the test server"))
         path = split.path.rstrip("/")
         if path.startswith("/apis") and path.count("/") <= 3:  # discovery faults are keyed by path
@@ -292,6 +399,18 @@ class ApiServer:
         resource = next((r for r in served if r.plural == rest[0]), None)
         if resource is None or len(rest) > 2 or (namespace is not None and not resource.namespaced):
             return _not_found(path)
+        watching = method == "GET" and query.get("watch") in ("1", "true")
+        if method != "GET" or watching:
+            fault = self._take_fault(resource.key, False, "WATCH" if watching else method)
+            if fault is not None and fault.drop:
+                return None
+            if fault is not None and fault.status is not None:
+                reason = {409: "Conflict", 403: "Forbidden", 500: "InternalError"}.get(fault.status, "Error")
+                return _json(fault.status, _status(fault.status, reason, f"{rest[0]}: {reason.lower()} (injected)"))
+            api_version = f"{group}/{version}" if group else version
+            if watching:
+                return self._watch(resource, api_version, namespace, query)
+            return self._write(method, resource, api_version, namespace, rest, body, headers, query)
         fault = self._take_fault(resource.key, "continue" in query)
         if fault is not None:
             if fault.delay:
@@ -335,7 +454,7 @@ class ApiServer:
                 return _json(400, _status(400, "BadRequest", "invalid continue token"))
         limit = int(query.get("limit") or 0)
         page = items[offset: offset + limit] if limit > 0 else items[offset:]
-        rv = "1000"
+        rv = str(self.version)
         meta = {"resourceVersion": rv}
         end = offset + len(page)
         if end < len(items):
@@ -349,6 +468,92 @@ class ApiServer:
         else:
             out = [{**o, "apiVersion": api_version} for o in page]
         return _json(200, {"kind": f"{resource.kind}List", "apiVersion": api_version, "metadata": meta, "items": out}, headers)
+
+    def _write(self, method: str, resource: Resource, api_version: str, namespace: str | None, rest: list[str],
+               body: bytes, headers: dict, query: dict):
+        if len(rest) == 1 and method != "POST" or len(rest) == 2 and method == "POST":
+            return _json(405, _status(405, "MethodNotAllowed", f"{method} on {'/'.join(rest)}"))
+        name = rest[1] if len(rest) == 2 else None
+        out = lambda code, obj: _json(code, {**obj, "apiVersion": api_version, "kind": resource.kind})  # noqa: E731
+        with self._changed:
+            current = self._find(resource, namespace, name) if name is not None else None
+            if method == "DELETE":
+                gone = self._delete_object(resource, namespace, name) if current is not None else None
+                if gone is None:
+                    return _json(404, _status(404, "NotFound", f'{rest[0]} "{name}" not found'))
+                return out(200, gone)
+            try:
+                doc = yaml.safe_load(body.decode()) if "yaml" in headers.get("content-type", "") else orjson.loads(body)
+            except (ValueError, yaml.YAMLError):
+                return _json(400, _status(400, "BadRequest", "the body is not JSON"))
+            if not isinstance(doc, dict):
+                return _json(400, _status(400, "BadRequest", "the body is not an object"))
+            meta = dict(doc.get("metadata") or {})
+            if namespace is not None:
+                meta["namespace"] = namespace
+            if method == "POST":
+                if self._find(resource, namespace, meta.get("name")) is not None:
+                    return _json(409, _status(409, "AlreadyExists", f'{rest[0]} "{meta.get("name")}" already exists'))
+                meta.pop("resourceVersion", None)
+                return out(201, self._store_object(resource, {**doc, "metadata": meta}))
+            if method == "PUT":
+                if current is None:
+                    return _json(404, _status(404, "NotFound", f'{rest[0]} "{name}" not found'))
+                asked = meta.get("resourceVersion")
+                if asked and asked != current["metadata"]["resourceVersion"]:
+                    return _json(409, _status(409, "Conflict", f'Operation cannot be fulfilled on {rest[0]} "{name}": '
+                                                                "the object has been modified; please apply your changes "
+                                                                "to the latest version and try again"))
+                return out(200, self._store_object(resource, {**doc, "metadata": meta}))
+            # PATCH: server-side apply creates what is missing; a merge patch needs the object.
+            apply = "apply-patch" in headers.get("content-type", "")
+            if current is None and not apply:
+                return _json(404, _status(404, "NotFound", f'{rest[0]} "{name}" not found'))
+            merged = _merge(current or {}, {**doc, "metadata": {**meta, "name": name}}) if not apply else \
+                {**doc, "metadata": {**(current or {}).get("metadata", {}), **meta, "name": name}}
+            return out(200 if current is not None else 201, self._store_object(resource, merged))
+
+    def _watch(self, resource: Resource, api_version: str, namespace: str | None, query: dict):
+        try:
+            since = int(query.get("resourceVersion") or self.version)
+        except ValueError:
+            return _json(400, _status(400, "BadRequest", "invalid resourceVersion"))
+        timeout = float(query.get("timeoutSeconds") or 30)
+        bookmarks = query.get("allowWatchBookmarks") in ("1", "true")
+        epoch = self.watch_epoch
+
+        def line(event_type: str, obj: dict) -> bytes:
+            return orjson.dumps({"type": event_type, "object": obj}) + b"\n"
+
+        def stream():
+            if since < self.compacted:
+                yield line("ERROR", _status(410, "Expired", f"too old resource version: {since} ({self.compacted})"))
+                return
+            seen, end = since, time.monotonic() + timeout
+            last_mark = time.monotonic()
+            while not self.stopping.is_set():
+                with self._changed:
+                    fresh = [(rv, t, o) for rv, key, t, o in self.events if key == resource.key and rv > seen
+                             and (namespace is None or (o.get("metadata") or {}).get("namespace") == namespace)]
+                    if not fresh and epoch == self.watch_epoch:
+                        self._changed.wait(min(0.05, max(0.0, end - time.monotonic())))
+                    broken = epoch != self.watch_epoch
+                    current = self.version
+                for rv, event_type, obj in fresh:
+                    seen = rv
+                    yield line(event_type, {**obj, "apiVersion": api_version, "kind": resource.kind})
+                if broken:
+                    yield None  # drop the connection
+                    return
+                if bookmarks and time.monotonic() - last_mark >= self.bookmark_interval:
+                    last_mark = time.monotonic()
+                    seen = max(seen, current)
+                    yield line("BOOKMARK", {"apiVersion": api_version, "kind": resource.kind,
+                                            "metadata": {"resourceVersion": str(seen)}})
+                if time.monotonic() >= end:
+                    return
+
+        return 200, {"Content-Type": "application/json", WATCH: "1"}, stream()
 
     def _groups(self) -> list[str]:
         seen: list[str] = []
@@ -440,11 +645,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
-        if self.command != "GET":
-            self.rfile.read(int(headers.get("content-length") or 0))
+        body = self.rfile.read(int(headers.get("content-length") or 0)) if self.command != "GET" else b""
         if self.server.api.latency:
             time.sleep(self.server.api.latency)
-        answer = self.server.api.handle(self.command, self.path, headers)
+        answer = self.server.api.handle(self.command, self.path, headers, body)
         if answer is None:
             self.close_connection = True
             try:
@@ -453,6 +657,9 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             return
         code, out_headers, body = answer
+        if out_headers.get(WATCH):
+            self._stream(code, out_headers, body)
+            return
         self.send_response(code)
         for k, v in out_headers.items():
             self.send_header(k, v)
@@ -476,6 +683,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         if len(body) < int(out_headers.get("Content-Length", len(body))):
             self.close_connection = True  # a body cut short: hang up, as a dying server would
+
+    def _stream(self, code: int, headers: dict, lines) -> None:
+        """A watch: event lines as chunks, until the stream ends (then the chunked body
+        ends) or a broken watch drops the connection."""
+        self.send_response(code)
+        for k, v in headers.items():
+            if k != WATCH:
+                self.send_header(k, v)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for line in lines:
+                if line is None:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 

@@ -136,6 +136,53 @@ class Http:
             return Response(status, resp.data, resp.reason or "")
         raise Unavailable(f"{last} (gave up after {attempts} attempts)", last_status)
 
+    def send(self, method: str, path: str, body: dict | None = None, content_type: str = JSON,
+             query: dict | None = None, timeout: float = 30.0) -> Response:
+        """One write (POST, PUT, PATCH, DELETE), no retries: a caller that writes decides what a
+        conflict or a failure means. Raises Unavailable when the server cannot be reached."""
+        import urllib3
+
+        url = self.host + path + (f"?{urlencode(query)}" if query else "")
+        headers = {**self._headers(JSON), "Content-Type": content_type}
+        data = orjson.dumps(body) if body is not None else None
+        try:
+            resp = self._within(timeout, lambda: self.pool.request(
+                method, url, body=data, headers=headers, retries=False, preload_content=True,
+                timeout=urllib3.Timeout(connect=min(10.0, timeout), read=timeout)))
+        except Deadline:
+            raise Unavailable("timed out") from None
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise Unavailable(_connection_reason(err)) from None
+        return Response(resp.status, resp.data, resp.reason or "")
+
+    def stream(self, path: str, query: dict, idle: float = 60.0):
+        """The lines of a streamed answer (a watch), as they arrive: raises StatusError for an
+        answer other than 200, Unavailable when the connection fails or stays silent `idle`
+        seconds (a watch that asks for bookmarks hears from the server well before that)."""
+        import urllib3
+
+        url = self.host + path + f"?{urlencode(query)}"
+        try:
+            resp = self.pool.request("GET", url, headers=self._headers(JSON), retries=False, preload_content=False,
+                                     timeout=urllib3.Timeout(connect=10.0, read=idle))
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise Unavailable(_connection_reason(err)) from None
+        try:
+            if resp.status != 200:
+                raise StatusError(Response(resp.status, resp.read(), resp.reason or ""))
+            pending = b""
+            try:
+                for chunk in resp.stream(65536):
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    yield from (line for line in lines if line.strip())
+            except (urllib3.exceptions.HTTPError, OSError) as err:
+                raise Unavailable(_connection_reason(err)) from None
+            if pending.strip():
+                yield pending
+        finally:
+            resp.release_conn()
+
     @staticmethod
     def _within(seconds: float, request):
         """`request()`, or Deadline once `seconds` pass: a server that trickles its answer a

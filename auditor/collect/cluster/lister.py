@@ -155,6 +155,8 @@ class Lister:
                 continue
             if resp.status != 200:
                 raise StatusError(resp)
+            if token is None:
+                self._note_version(path, resp)
             early = continue_token(resp.body) if self.ahead is not None else None
             if early:
                 ahead = (early, self.ahead.submit(self.http.get, path, page_query(early), accept))
@@ -183,6 +185,13 @@ class Lister:
                 self.progress.add(rtype.key, len(page))
             if not token:
                 return items, count
+
+    def _note_version(self, path: str, resp: Response) -> None:
+        """A list's pages share one resourceVersion: where a watch of it starts (serve)."""
+        version = list_version(resp.body)
+        if version:
+            with self._lock:
+                self.result.list_versions[path] = version
 
     def _keep_stubs(self, objects: list[dict]) -> None:
         stubs = [{"kind": o.get("kind"), "metadata": {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}}
@@ -286,6 +295,14 @@ def page_query(token: str | None) -> dict:
 
 
 _CONTINUE = re.compile(rb'"continue"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_VERSION = re.compile(rb'"resourceVersion"\s*:\s*"([0-9A-Za-z._-]*)"')
+
+
+def list_version(body: bytes) -> str | None:
+    """The resourceVersion of a list response, read from its ListMeta before the items."""
+    end = body.find(b'"items"')
+    match = _VERSION.search(body, 0, end) if end > 0 else None
+    return match.group(1).decode() if match else None
 
 
 def continue_token(body: bytes) -> str | None:

@@ -1,0 +1,165 @@
+"""`mesh-audit serve`: audit the cluster continuously from inside it.
+
+Each round lists everything a scan collects (the same collector, the same coverage rules),
+audits it, writes the findings as PolicyReports or OpenReports (`publish`) and as
+Prometheus metrics (`metrics`), then watches every list it read from the version it read
+it at (`watch`). A change starts the next round once `debounce` seconds pass without
+another; a 410 Gone, a watch that keeps failing or `resync` seconds without a round start
+one too. Each round reads the cluster again in full: re-auditing only what a change can
+affect is not built yet.
+
+The process only reads, except for the report kinds it owns. It stops within a few
+seconds of SIGTERM or SIGINT (`stop`), ending its watches and the metrics server.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from auditor.clusters import ClusterSource
+
+FAR = 10 * 365 * 86400.0  # the writers' and watchers' client lives as long as the process
+
+
+@dataclass
+class ServeOptions:
+    source: ClusterSource = field(default_factory=ClusterSource)
+    settings: object = None  # api.Settings
+    report: str = "policyreport"  # policyreport | openreports | none
+    debounce: float = 2.0
+    resync: float = 600.0
+    metrics_addr: tuple[str, int] | None = ("0.0.0.0", 8080)
+    once: bool = False  # one round, then exit with scan's exit code
+    log: object = None  # a function taking one line (default: stderr)
+
+
+@dataclass
+class Round:
+    report: object  # the Report
+    complete: bool
+    seconds: float
+    written: str  # what publishing did, in words
+    versions: dict  # list path -> the resourceVersion it was read at
+
+
+def run(options: ServeOptions, stop: threading.Event) -> int:
+    """Rounds until `stop` is set (or one, with `once`): the exit code."""
+    from auditor.collect.cluster import RetryPolicy, connect
+    from auditor.collect.cluster.http import Http
+    from auditor.serve.metrics import Metrics, start_server
+    from auditor.serve.publish import Publisher
+    from auditor.serve.watch import Changes
+
+    log = options.log or (lambda line: print(line, file=sys.stderr, flush=True))
+    source = options.source
+    connection = connect(str(source.kubeconfig) if source.kubeconfig else None, source.context, timeout=source.timeout)
+    http = Http(connection, time.monotonic() + FAR, RetryPolicy(attempts=3), None, workers=2)
+    publisher = Publisher(http, options.report) if options.report != "none" else None
+    metrics = Metrics()
+    server = start_server(metrics, *options.metrics_addr) if options.metrics_addr else None
+    if server is not None:
+        log(f"mesh-audit serve: metrics and probes on {server.server_address[0]}:{server.server_address[1]}")
+    changes, watch_stop = Changes(), threading.Event()
+    try:
+        while not stop.is_set():
+            this = _round(connection, options, publisher, changes)
+            metrics.record(_counts(this.report), this.seconds, time.time(), this.complete)
+            log(_summary(this))
+            if options.once:
+                return _exit_code(this)
+            watch_stop.set()  # the previous round's watches end; this round's start at its lists
+            watch_stop = threading.Event()
+            _start_watches(http, this.versions, changes, watch_stop)
+            _wait(options, changes, metrics, stop)
+        return 0
+    finally:
+        watch_stop.set()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+
+def _round(connection, options: ServeOptions, publisher, changes) -> Round:
+    from auditor import api
+    from auditor.collect.cluster import collect
+    from auditor.reporters.policyreport import build
+    from auditor.snapshot import K8sObject, Snapshot
+
+    started = time.monotonic()
+    source = options.source
+    live = collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout, projected=True)
+    snapshot = Snapshot(K8sObject(o) for o in live.objects)
+    snapshot.collection = {"source": "cluster", **live.describe()}
+    report = api.audit(snapshot, options.settings)
+    with changes.lock:
+        failing = dict(changes.failing)
+    complete = report.complete and not failing
+    written = "reports not written (--report none)"
+    if publisher is not None:
+        outcome = publisher.publish(build(report, options.report, uids=_uids(snapshot, report)))
+        written = (f"reports: {outcome.created} created, {outcome.replaced} replaced, {outcome.deleted} deleted, "
+                   f"{outcome.unchanged} unchanged" + (f", {outcome.conflicts} conflicts retried" if outcome.conflicts else ""))
+        written += "".join(f"; cannot write {e}" for e in outcome.errors)
+    if failing:
+        written += "; watches failing: " + ", ".join(f"{p} ({r})" for p, r in sorted(failing.items()))
+    return Round(report, complete, time.monotonic() - started, written, dict(live.list_versions))
+
+
+def _uids(snapshot, report) -> dict:
+    out = {}
+    for finding in report.findings:
+        o = finding.object
+        group = o.api_version.rpartition("/")[0]
+        obj = snapshot.get(f"{group}/{o.kind}" if group else o.kind, o.namespace, o.name)
+        uid = obj.metadata.get("uid") if obj is not None else None
+        if isinstance(uid, str) and uid:
+            out[(o.api_version, o.kind, o.namespace or None, o.name)] = uid
+    return out
+
+
+def _counts(report) -> dict[tuple[str, str, str], int]:
+    counts: dict[tuple[str, str, str], int] = {}
+    for f in report.findings:
+        if not f.suppressed:
+            key = (f.rule, f.severity, f.object.namespace or "")
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _summary(this: Round) -> str:
+    n = this.report.counts()
+    coverage = "complete" if this.complete else "INCOMPLETE (see the scan's not-collected list)"
+    return (f"mesh-audit serve: audit in {this.seconds:.2f}s: {n.get('error', 0)} errors, {n.get('warning', 0)} warnings, "
+            f"{n.get('info', 0)} info; coverage {coverage}; {this.written}")
+
+
+def _exit_code(this: Round) -> int:
+    if not this.complete:
+        return 3
+    return this.report.exit_code()
+
+
+def _start_watches(http, versions: dict, changes, stop: threading.Event) -> None:
+    from auditor.serve.watch import Watcher
+
+    for path, version in sorted(versions.items()):
+        Watcher(http, path, version, changes, stop).start()
+
+
+def _wait(options: ServeOptions, changes, metrics, stop: threading.Event) -> None:
+    """Until changes have been quiet for `debounce` seconds (a watch that starts failing
+    counts as one), a relist is needed, `resync` passes, or `stop`."""
+    deadline = time.monotonic() + options.resync
+    while not stop.is_set():
+        metrics.watch_restarts(changes.restarts)
+        now = time.monotonic()
+        with changes.lock:
+            pending, relist, last = changes.changed_at is not None, changes.relist, changes.last_change
+        if relist or now >= deadline or (pending and now - last >= options.debounce):
+            break
+        changes.wake.wait(min(0.1, max(0.01, options.debounce / 4)))
+        changes.wake.clear()
+    changes.take()
