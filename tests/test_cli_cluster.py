@@ -254,9 +254,9 @@ def _requests_granted(api, roles: list[dict]) -> set:
 
 
 def test_deploy_rbac_grants_exactly_what_the_collector_reads(api):
-    docs = list(yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()))
+    docs = list(yaml.safe_load_all((ROOT / "deploy" / "base" / "rbac.yaml").read_text()))
     roles = [d for d in docs if d["kind"] in ("ClusterRole", "Role")]
-    assert {v for role in roles for rule in role["rules"] for v in rule["verbs"]} == {"get", "list"}
+    assert {v for role in roles for rule in role["rules"] for v in rule["verbs"]} == {"get", "list", "watch"}
     assert not any("secrets" in rule.get("resources", []) for role in roles for rule in role["rules"])
     bindings = [d for d in docs if d["kind"] in ("ClusterRoleBinding", "RoleBinding")]
     assert {(b["roleRef"]["kind"], b["roleRef"]["name"]) for b in bindings} == {(r["kind"], r["metadata"]["name"]) for r in roles}
@@ -280,7 +280,7 @@ def test_deploy_rbac_lets_a_revisioned_istio_be_read(tmp_path):
                                       "labels": {**webhook["metadata"].get("labels", {}), "istio.io/rev": "1-24"}}}
     mesh = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "istio")
     objects += [canary, {**mesh, "metadata": {**mesh["metadata"], "name": "istio-1-24"}}]
-    roles = [d for d in yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()) if d["kind"] in ("ClusterRole", "Role")]
+    roles = [d for d in yaml.safe_load_all((ROOT / "deploy" / "base" / "rbac.yaml").read_text()) if d["kind"] in ("ClusterRole", "Role")]
     with ApiServer(objects) as server:
         server.kubeconfig_path = server.kubeconfig(tmp_path / "kc")
         result = live(server, "-o", "json")
@@ -290,20 +290,21 @@ def test_deploy_rbac_lets_a_revisioned_istio_be_read(tmp_path):
         _requests_granted(server, roles)
 
 
-def test_deploy_cronjob_runs_a_valid_scan_as_the_rbac_service_account():
-    rbac = list(yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()))
+def test_deploy_cronjob_runs_a_valid_audit_as_the_rbac_service_account():
+    rbac = list(yaml.safe_load_all((ROOT / "deploy" / "base" / "rbac.yaml").read_text()))
     account = next(d for d in rbac if d["kind"] == "ServiceAccount")["metadata"]
     binding = next(d for d in rbac if d["kind"] == "ClusterRoleBinding")
     assert all(b["subjects"] == binding["subjects"] for b in rbac if b["kind"] == "RoleBinding")
-    [cronjob] = yaml.safe_load_all((ROOT / "deploy" / "cronjob.yaml").read_text())
+    [cronjob] = yaml.safe_load_all((ROOT / "deploy" / "cronjob" / "cronjob.yaml").read_text())
     pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]
     assert pod["spec"]["serviceAccountName"] == account["name"] and cronjob["metadata"]["namespace"] == account["namespace"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}]
     assert pod["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
     [container] = pod["spec"]["containers"]
-    assert container["args"][0] == "scan"
-    scan_ctx = cli.get_command(None, "scan").make_context("scan", list(container["args"][1:]))
-    assert scan_ctx.params["paths"] == () and scan_ctx.params["outputs"] == [("json", None)]
+    assert container["args"][:2] == ["serve", "--once"]
+    serve_ctx = cli.get_command(None, "serve").make_context("serve", list(container["args"][1:]))
+    assert serve_ctx.params["once"] and serve_ctx.params["report_kind"] == "policyreport"
+    assert serve_ctx.params["metrics_addr"] is None
 
 
 def test_missing_ztunnel_is_reported_for_a_live_cluster_only(tmp_path):
