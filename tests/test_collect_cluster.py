@@ -320,7 +320,7 @@ def test_the_next_page_is_requested_while_this_one_is_read(tmp_path, monkeypatch
 
     pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i:04d}", "namespace": "bulk"}} for i in range(1100)]
     seen_early = []
-    prepare = lister._prepare
+    prepare = lister.prepare_item
 
     def watching_prepare(item, rtype, projected=False):
         if item["metadata"]["name"] == "p0000":
@@ -330,7 +330,7 @@ def test_the_next_page_is_requested_while_this_one_is_read(tmp_path, monkeypatch
             seen_early.append(_continued(api))
         return prepare(item, rtype, projected)
 
-    monkeypatch.setattr(lister, "_prepare", watching_prepare)
+    monkeypatch.setattr(lister, "prepare_item", watching_prepare)
     with ApiServer(pods) as api:
         api.kubeconfig_path = api.kubeconfig(tmp_path / "kc")
         c = run_collect(api)

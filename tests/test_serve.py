@@ -129,10 +129,10 @@ def test_first_audit_writes_valid_reports_and_metrics(serving):
 
 def test_changes_added_and_deleted_objects_and_a_namespace_whose_findings_go(serving):
     s = serving()
-    s.wait_rounds(1)
+    assert "(cluster listed)" in s.wait_rounds(1)
     # Deleted: the payments policy's finding goes, and the report is replaced.
     s.server.remove_object(*PAYMENTS_POLICY)
-    s.wait_rounds(2)
+    assert "(from watch events)" in s.wait_rounds(2)  # the change, not another list of the cluster
     payments = next(r for r in s.server.objects(*REPORTS) if r["metadata"]["namespace"] == "payments")
     assert "authz-l7-at-ztunnel" not in {r["policy"] for r in payments["results"]}
     assert s.metric("mesh_audit_findings", namespace="payments", rule="authz-l7-at-ztunnel", severity="error") is None
@@ -169,9 +169,10 @@ def test_a_failing_list_makes_coverage_incomplete_and_readyz_stale(serving):
     s = serving()
     s.wait_rounds(1)
     s.server.fault("pods", status=403)
-    s.server.remove_object(*PAYMENTS_POLICY)
+    s.server.compact()
+    s.server.break_watches()  # 410 on every watch: the cluster is listed again, and pods fail
     line = s.wait_rounds(2)
-    assert "coverage INCOMPLETE" in line
+    assert "(cluster listed)" in line and "coverage INCOMPLETE" in line
     assert s.metric("mesh_audit_coverage_complete") == 0
     status, body = s.get("/readyz")
     assert status == 200 and "stale" in body
@@ -208,6 +209,8 @@ def test_serve_reads_everything_and_writes_only_its_reports(serving):
     s.wait_rounds(1)
     s.server.remove_object(*PAYMENTS_POLICY)
     s.wait_rounds(2)
+    lists = [r for r in s.server.requests if r.path == "/api/v1/pods" and r.query.get("watch") != "1"]
+    assert len(lists) == 1  # the change came from the watch: the cluster was not listed again
     writes = [r for r in s.server.requests if r.method != "GET"]
     assert writes
     assert all("/apis/wgpolicyk8s.io/" in r.path for r in writes), [r.path for r in writes]
@@ -266,3 +269,27 @@ def test_a_taken_metrics_address_is_one_error_line(tmp_path):
                                  "--metrics-addr", f"127.0.0.1:{port}"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 3
     assert result.stderr.startswith("mesh-audit: error: cannot serve on") and "Traceback" not in result.stderr
+
+
+def test_the_store_folds_events_in_as_the_collector_prepares_lists():
+    from auditor.collect.cluster.resources import NODES, WEBHOOKS, WORKLOAD_TYPES
+    from auditor.collect.collection import Collection
+    from auditor.serve.store import Store
+
+    store = Store(Collection(objects=[]))
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "uid": "u", "labels": {"zone": "a"},
+                                                             "annotations": {"big": "x" * 100}}, "status": {"images": []}}
+    assert store.apply(NODES, "ADDED", node)
+    assert store.objects[("", "Node", None, "n1")].raw == {"apiVersion": "v1", "kind": "Node",
+                                                           "metadata": {"name": "n1", "uid": "u", "labels": {"zone": "a"}}}
+    other = {"metadata": {"name": "not-istio"}, "webhooks": [{"name": "x.example.com"}]}
+    assert not store.apply(WEBHOOKS, "ADDED", other)  # not an injector webhook: the audit never reads it
+    pods = next(t for t in WORKLOAD_TYPES if t.kind == "Pod")
+    pod = {"metadata": {"name": "p", "namespace": "a", "managedFields": [{"manager": "kubectl"}]},
+           "spec": {"containers": [{"name": "c", "image": "x"}]}, "status": {"phase": "Running"}}
+    assert store.apply(pods, "MODIFIED", pod)
+    kept = store.objects[("", "Pod", "a", "p")]
+    assert kept.kind == "Pod" and "managedFields" not in kept.raw["metadata"]
+    assert store.apply(pods, "DELETED", pod) and ("", "Pod", "a", "p") not in store.objects
+    assert not store.apply(pods, "DELETED", pod)  # already gone
+    assert store.snapshot().collection["source"] == "cluster"

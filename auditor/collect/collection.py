@@ -26,6 +26,7 @@ class Collection:
     not_installed: list[str] = field(default_factory=list)  # API groups or resources the server lacks
     # The path of each list read -> the resourceVersion it was read at: where a watch of it starts.
     list_versions: dict[str, str] = field(default_factory=dict)
+    list_types: dict = field(default_factory=dict)  # the same paths -> their ResourceType
     # For a snapshot: the large lists, already serialized page by page (see Spool).
     spool: "Spool | None" = None
 

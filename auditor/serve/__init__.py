@@ -1,12 +1,13 @@
 """`mesh-audit serve`: audit the cluster continuously from inside it.
 
-Each round lists everything a scan collects (the same collector, the same coverage rules),
-audits it, writes the findings as PolicyReports or OpenReports (`publish`) and as
-Prometheus metrics (`metrics`), then watches every list it read from the version it read
-it at (`watch`). A change starts the next round once `debounce` seconds pass without
-another; a 410 Gone, a watch that keeps failing or `resync` seconds without a round start
-one too. Each round reads the cluster again in full: re-auditing only what a change can
-affect is not built yet.
+It lists everything a scan collects (the same collector, the same coverage rules), then
+watches every list from the version it read it at (`watch`), folding each event into the
+objects it keeps (`store`). Each round audits those objects and writes the findings as
+PolicyReports or OpenReports (`publish`) and as Prometheus metrics (`metrics`). A change
+starts the next round once `debounce` seconds pass without another; a watch that keeps
+failing starts one too. The cluster is listed again only on 410 Gone (a watch too far
+behind) and every `resync` seconds. A round audits every object: re-auditing only what a
+change can affect is not built yet.
 
 The process only reads, except for the report kinds it owns. It stops within a few
 seconds of SIGTERM or SIGINT (`stop`), ending its watches and the metrics server.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from auditor.clusters import ClusterSource
 
 FAR = 10 * 365 * 86400.0  # the writers' and watchers' client lives as long as the process
+WATCH_POOL = 128
 
 
 @dataclass
@@ -42,7 +44,6 @@ class Round:
     complete: bool
     seconds: float
     written: str  # what publishing did, in words
-    versions: dict  # list path -> the resourceVersion it was read at
 
 
 def run(options: ServeOptions, stop: threading.Event) -> int:
@@ -56,24 +57,29 @@ def run(options: ServeOptions, stop: threading.Event) -> int:
     log = options.log or (lambda line: print(line, file=sys.stderr, flush=True))
     source = options.source
     connection = connect(str(source.kubeconfig) if source.kubeconfig else None, source.context, timeout=source.timeout)
-    http = Http(connection, time.monotonic() + FAR, RetryPolicy(attempts=3), None, workers=2)
+    # One connection per watch (a list path each) plus the report writes: the pool keeps them all.
+    http = Http(connection, time.monotonic() + FAR, RetryPolicy(attempts=3), None, workers=WATCH_POOL)
     publisher = Publisher(http, options.report) if options.report != "none" else None
     metrics = Metrics()
     server = start_server(metrics, *options.metrics_addr) if options.metrics_addr else None
     if server is not None:
         log(f"mesh-audit serve: metrics and probes on {server.server_address[0]}:{server.server_address[1]}")
-    changes, watch_stop = Changes(), threading.Event()
+    changes, watch_stop, store = Changes(), threading.Event(), None
     try:
         while not stop.is_set():
-            this = _round(connection, options, publisher, changes)
+            relist = store is None or changes.take_relist()
+            if relist:
+                store = _collect(connection, options)
+                watch_stop.set()  # the old watches end; new ones start at the new lists' versions
+                watch_stop = threading.Event()
+                _start_watches(http, store, changes, watch_stop)
+            this = _round(store, options, publisher, changes)
             metrics.record(_counts(this.report), this.seconds, time.time(), this.complete)
-            log(_summary(this))
+            log(_summary(this, relisted=relist))
             if options.once:
                 return _exit_code(this)
-            watch_stop.set()  # the previous round's watches end; this round's start at its lists
-            watch_stop = threading.Event()
-            _start_watches(http, this.versions, changes, watch_stop)
-            _wait(options, changes, metrics, stop)
+            if _wait(options, changes, metrics, stop):
+                changes.request_relist()  # resync
         return 0
     finally:
         watch_stop.set()
@@ -82,17 +88,20 @@ def run(options: ServeOptions, stop: threading.Event) -> int:
             server.server_close()
 
 
-def _round(connection, options: ServeOptions, publisher, changes) -> Round:
-    from auditor import api
+def _collect(connection, options: ServeOptions):
     from auditor.collect.cluster import collect
+    from auditor.serve.store import Store
+
+    source = options.source
+    return Store(collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout, projected=True))
+
+
+def _round(store, options: ServeOptions, publisher, changes) -> Round:
+    from auditor import api
     from auditor.reporters.policyreport import build
-    from auditor.snapshot import K8sObject, Snapshot
 
     started = time.monotonic()
-    source = options.source
-    live = collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout, projected=True)
-    snapshot = Snapshot(K8sObject(o) for o in live.objects)
-    snapshot.collection = {"source": "cluster", **live.describe()}
+    snapshot = store.snapshot()
     report = api.audit(snapshot, options.settings)
     with changes.lock:
         failing = dict(changes.failing)
@@ -105,7 +114,7 @@ def _round(connection, options: ServeOptions, publisher, changes) -> Round:
         written += "".join(f"; cannot write {e}" for e in outcome.errors)
     if failing:
         written += "; watches failing: " + ", ".join(f"{p} ({r})" for p, r in sorted(failing.items()))
-    return Round(report, complete, time.monotonic() - started, written, dict(live.list_versions))
+    return Round(report, complete, time.monotonic() - started, written)
 
 
 def _uids(snapshot, report) -> dict:
@@ -129,11 +138,12 @@ def _counts(report) -> dict[tuple[str, str, str], int]:
     return counts
 
 
-def _summary(this: Round) -> str:
+def _summary(this: Round, relisted: bool) -> str:
     n = this.report.counts()
     coverage = "complete" if this.complete else "INCOMPLETE (see the scan's not-collected list)"
-    return (f"mesh-audit serve: audit in {this.seconds:.2f}s: {n.get('error', 0)} errors, {n.get('warning', 0)} warnings, "
-            f"{n.get('info', 0)} info; coverage {coverage}; {this.written}")
+    read = "cluster listed" if relisted else "from watch events"
+    return (f"mesh-audit serve: audit in {this.seconds:.2f}s ({read}): {n.get('error', 0)} errors, "
+            f"{n.get('warning', 0)} warnings, {n.get('info', 0)} info; coverage {coverage}; {this.written}")
 
 
 def _exit_code(this: Round) -> int:
@@ -142,24 +152,27 @@ def _exit_code(this: Round) -> int:
     return this.report.exit_code()
 
 
-def _start_watches(http, versions: dict, changes, stop: threading.Event) -> None:
+def _start_watches(http, store, changes, stop: threading.Event) -> None:
     from auditor.serve.watch import Watcher
 
-    for path, version in sorted(versions.items()):
-        Watcher(http, path, version, changes, stop).start()
+    types = store.live.list_types
+    for path, version in sorted(store.live.list_versions.items()):
+        Watcher(http, path, version, changes, stop, store, types.get(path)).start()
 
 
-def _wait(options: ServeOptions, changes, metrics, stop: threading.Event) -> None:
+def _wait(options: ServeOptions, changes, metrics, stop: threading.Event) -> bool:
     """Until changes have been quiet for `debounce` seconds (a watch that starts failing
-    counts as one), a relist is needed, `resync` passes, or `stop`."""
+    counts as one), a relist is needed, `resync` passes (True), or `stop`."""
     deadline = time.monotonic() + options.resync
     while not stop.is_set():
         metrics.watch_restarts(changes.restarts)
         now = time.monotonic()
         with changes.lock:
             pending, relist, last = changes.changed_at is not None, changes.relist, changes.last_change
-        if relist or now >= deadline or (pending and now - last >= options.debounce):
-            break
+        if now >= deadline:
+            return True
+        if relist or (pending and now - last >= options.debounce):
+            return False
         changes.wake.wait(min(0.1, max(0.01, options.debounce / 4)))
         changes.wake.clear()
-    changes.take()
+    return False

@@ -1,5 +1,6 @@
 """Watching what a collection listed: one thread per list, from the resourceVersion the list
-was read at, so nothing that changes after the list is missed.
+was read at, so nothing that changes after the list is missed. Each event is folded into
+the Store the next audit reads.
 
 A watch reports to its `Changes`: an object added, changed or deleted (`changed`), the
 watch's version too old for the server (410 Gone: the lists must be read again, `relist`),
@@ -59,22 +60,28 @@ class Changes:
         with self.lock:
             self.failing.pop(path, None)
 
-    def take(self) -> tuple[bool, bool]:
-        """(something changed, a relist is needed), and start counting afresh."""
+    def request_relist(self) -> None:
         with self.lock:
-            changed, relist = self.changed_at is not None, self.relist
+            self.relist = True
+
+    def take_relist(self) -> bool:
+        """Whether the lists must be read again; and start counting changes afresh (the
+        round about to run covers every change so far)."""
+        with self.lock:
+            relist = self.relist
             self.changed_at, self.relist = None, False
             self.wake.clear()
-            return changed, relist
+            return relist
 
 
 class Watcher(threading.Thread):
     """Watches one list path from `version` until `stop` is set."""
 
-    def __init__(self, http, path: str, version: str, changes: Changes, stop: threading.Event):
+    def __init__(self, http, path: str, version: str, changes: Changes, stop: threading.Event, store=None, rtype=None):
         super().__init__(daemon=True, name=f"watch {path}")
         self.http, self.path, self.version = http, path, version
         self.changes, self.stop_event = changes, stop
+        self.store, self.rtype = store, rtype  # where events are folded in (serve.store)
 
     def run(self) -> None:
         from auditor.collect.cluster.http import StatusError, Unavailable
@@ -113,7 +120,8 @@ class Watcher(threading.Thread):
             if version:
                 self.version = str(version)
             if kind in ("ADDED", "MODIFIED", "DELETED"):
-                self.changes.note_change()
+                if self.store is None or self.store.apply(self.rtype, kind, obj):
+                    self.changes.note_change()
 
 
 class _Gone(Exception):

@@ -42,7 +42,7 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 NOT_FOUND: dict = {}  # a discovery document that answered 404 (told apart by identity)
 
 
-def _prepare(item: dict, rtype: ResourceType, projected: bool = False) -> dict:
+def prepare_item(item: dict, rtype: ResourceType, projected: bool = False) -> dict:
     """Restore kind/apiVersion (list items of built-in kinds lack them), then strip_bookkeeping;
     running Pods and ReplicaSets are projected when the objects feed a scan directly."""
     item["apiVersion"] = rtype.api_version
@@ -156,7 +156,7 @@ class Lister:
             if resp.status != 200:
                 raise StatusError(resp)
             if token is None:
-                self._note_version(path, resp)
+                self._note_version(path, rtype, resp)
             early = continue_token(resp.body) if self.ahead is not None else None
             if early:
                 ahead = (early, self.ahead.submit(self.http.get, path, page_query(early), accept))
@@ -172,7 +172,7 @@ class Lister:
             if odd is not None or any(isinstance(i, dict) and not isinstance(i.get("metadata"), dict) for i in page):
                 what = _article(type(odd).__name__) if odd is not None else "an object without metadata"
                 raise Unavailable(f"the API server sent a malformed list (an item is {what})")
-            prepared = [i if isinstance(i, Projected) else _prepare(i, rtype, self.projected) for i in page]
+            prepared = [i if isinstance(i, Projected) else prepare_item(i, rtype, self.projected) for i in page]
             prepared = [i.raw if isinstance(i, Projected) else i for i in prepared]
             count += len(prepared)
             if spool is None:
@@ -186,12 +186,13 @@ class Lister:
             if not token:
                 return items, count
 
-    def _note_version(self, path: str, resp: Response) -> None:
+    def _note_version(self, path: str, rtype: ResourceType, resp: Response) -> None:
         """A list's pages share one resourceVersion: where a watch of it starts (serve)."""
         version = list_version(resp.body)
         if version:
             with self._lock:
                 self.result.list_versions[path] = version
+                self.result.list_types[path] = rtype
 
     def _keep_stubs(self, objects: list[dict]) -> None:
         stubs = [{"kind": o.get("kind"), "metadata": {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}}
@@ -217,7 +218,7 @@ class Lister:
             self.gap(rtype.key, f"the API server sent a {type(obj).__name__}, not an object", namespace, name)
             return None
         self._count(rtype.key, 1)
-        return _prepare(obj, rtype)
+        return prepare_item(obj, rtype)
 
     def discover(self, pool: ThreadPoolExecutor) -> list[ResourceType]:
         """Every served kind of the Istio and Gateway API groups, each at the most preferred

@@ -1,0 +1,60 @@
+"""The cluster as `serve` audits it: what the last full collection read, kept current by the
+watches' events, so a change costs an audit, not another read of the whole cluster.
+
+Each event's object is prepared as the collector prepares a listed item (kind restored,
+bookkeeping stripped, running Pods and ReplicaSets projected; CRDs and Nodes kept as the
+stubs the collector keeps; only Istio's injector webhooks kept). ConfigMaps the collector
+reads by name are not watched: `--resync` reads them again.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from auditor.collect.cluster.collector import crd_stub, node_stub
+from auditor.collect.cluster.lister import prepare_item
+from auditor.collect.cluster.resources import CRDS, NODES, WEBHOOKS
+from auditor.components import is_injector_webhook
+from auditor.snapshot import K8sObject, Snapshot
+
+
+def key_of(obj: dict) -> tuple:
+    meta = obj.get("metadata") or {}
+    group = str(obj.get("apiVersion") or "").rpartition("/")[0]
+    return group, obj.get("kind"), meta.get("namespace"), meta.get("name")
+
+
+class Store:
+    def __init__(self, live):
+        self.live = live  # the Collection: what was (not) collected, list versions and types
+        self.lock = threading.Lock()
+        # Wrapped once: a round indexes them again, it does not wrap 50,000 objects again.
+        self.objects = {key_of(o): K8sObject(o) for o in live.objects}
+        self.events = 0  # applied since the collection
+
+    def apply(self, rtype, event_type: str, obj: dict) -> bool:
+        """Fold one watch event in; whether the audit's input changed."""
+        if rtype.kind == WEBHOOKS.kind:
+            item = prepare_item(obj, rtype)
+            if not is_injector_webhook(item):
+                event_type = "DELETED"  # not (or no longer) one the audit reads
+        elif rtype.kind == CRDS.kind:
+            item = crd_stub(obj)
+        elif rtype.kind == NODES.kind:
+            item = node_stub(obj)
+        else:
+            item = prepare_item(obj, rtype, projected=True)
+        key = key_of(item)
+        with self.lock:
+            self.events += 1
+            if event_type == "DELETED":
+                return self.objects.pop(key, None) is not None
+            self.objects[key] = K8sObject(item)
+            return True
+
+    def snapshot(self) -> Snapshot:
+        with self.lock:
+            objects = list(self.objects.values())
+        snapshot = Snapshot(objects)
+        snapshot.collection = {"source": "cluster", **self.live.describe()}
+        return snapshot
