@@ -60,7 +60,8 @@ def serve_cmd(**opts) -> int:
     try:
         return call(run, options, stop)
     except OSError as err:  # the metrics address is taken, or not ours to bind
-        fail(f"cannot serve on {opts['metrics_addr']}: {err.strerror or err}", EXIT_CLUSTER)
+        host, port = opts["metrics_addr"]
+        fail(f"cannot serve on {host}:{port}: {err.strerror or err}", EXIT_CLUSTER)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
