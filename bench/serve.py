@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 TICKS = os.sysconf("SC_CLK_TCK")
+LOG: list = [None]  # serve's stderr, for the error of a run that stalls
 TARGETS = {"latency_s": 1.0, "cpu_fraction": 1 / 20, "rss_drift": 0.10}
 
 
@@ -73,11 +74,13 @@ def _audits(url: str) -> float:
     return 0.0
 
 
-def _wait_audits(url: str, n: float, limit: float = 600.0) -> float:
+def _wait_audits(url: str, n: float, limit: float = 120.0) -> float:
     end = time.monotonic() + limit
     while (seen := _audits(url)) < n:
         if time.monotonic() > end:
-            raise TimeoutError(f"{seen} audits, waiting for {n}")
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                restarts = [line for line in resp.read().decode().splitlines() if line.startswith("mesh_audit_watch_restarts_total")]
+            raise TimeoutError(f"{seen} audits, waiting for {n}; {restarts}; serve said: " + LOG[0].read_text()[-3000:])
         time.sleep(0.005)
     return seen
 
@@ -103,6 +106,7 @@ def bench_size(size: str, changes: int, singles: int = 20) -> dict:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         url = f"http://127.0.0.1:{port}/metrics"
+        LOG[0] = Path(tmp) / "serve.log"
         started = time.monotonic()
         proc = subprocess.Popen([sys.executable, "-m", "auditor", "serve", "--kubeconfig", kubeconfig, "--debounce", "0",
                                  "--resync", "100000", "--metrics-addr", f"127.0.0.1:{port}", "--timeout", "600"],
@@ -117,21 +121,28 @@ def bench_size(size: str, changes: int, singles: int = 20) -> dict:
                         raise RuntimeError("serve ended: " + (Path(tmp) / "serve.log").read_text()[-2000:]) from None
                     time.sleep(0.05)
             first = {"wall_s": time.monotonic() - started, "cpu_s": _cpu(proc.pid), "rss_mb": _rss_mb(proc.pid)}
-            latencies, cpus = [], []
+            latencies, cpus, missed = [], [], []
             for i in range(singles):
                 before, cpu = _audits(url), _cpu(proc.pid)
                 sent = time.monotonic()
                 commands.put(("annotate", i, f"single-{i}"))
-                _wait_audits(url, before + 1)
+                try:
+                    _wait_audits(url, before + 1, limit=20.0)
+                except TimeoutError:
+                    missed.append(i)  # reported: a change that never reached /metrics
+                    continue
                 latencies.append(time.monotonic() - sent)
                 cpus.append(_cpu(proc.pid) - cpu)
                 time.sleep(0.05)
             rss = []
             for burst in range(max(1, changes // 100)):
+                before = _audits(url)  # read first: the burst's round may end before the puts return
                 for j in range(100):
                     commands.put(("annotate", burst * 100 + j, f"burst-{burst}-{j}"))
-                before = _audits(url)
-                _wait_audits(url, before + 1)
+                try:
+                    _wait_audits(url, before + 1, limit=20.0)
+                except TimeoutError:
+                    missed.append(f"burst {burst}")
                 time.sleep(0.3)  # the burst's last events
                 rss.append(_rss_mb(proc.pid))
         finally:
@@ -139,7 +150,7 @@ def bench_size(size: str, changes: int, singles: int = 20) -> dict:
             proc.wait(10)
             commands.put(None)
             server.join(30)
-    return {"size": size, "first": first, "latency_s": statistics.median(latencies), "latency_max_s": max(latencies),
+    return {"size": size, "missed": missed, "first": first, "latency_s": statistics.median(latencies), "latency_max_s": max(latencies),
             "round_cpu_s": statistics.median(cpus), "cpu_fraction": statistics.median(cpus) / first["cpu_s"],
             "changes": changes, "rss_after_first_mb": first["rss_mb"], "rss_min_mb": min(rss), "rss_max_mb": max(rss),
             "rss_last_mb": rss[-1], "rss_drift": (max(rss) - min(rss)) / min(rss)}
@@ -154,7 +165,8 @@ def render(results: list[dict]) -> str:
         lines.append(f"| {r['size']} | {f['wall_s']:.2f} s, {f['cpu_s']:.2f} s CPU | {r['latency_s']:.2f} s, "
                      f"{r['latency_max_s']:.2f} s | {r['round_cpu_s']:.2f} s | {r['cpu_fraction']:.2f} "
                      f"(target {TARGETS['cpu_fraction']:.2f}) | {r['rss_after_first_mb']:.0f} MB; {r['rss_min_mb']:.0f}-"
-                     f"{r['rss_max_mb']:.0f} MB over {r['changes']} changes ({r['rss_drift']:.0%}) |")
+                     f"{r['rss_max_mb']:.0f} MB over {r['changes']} changes ({r['rss_drift']:.0%}) |"
+                     + (f" missed: {r['missed']}" if r["missed"] else ""))
     return "\n".join(lines)
 
 

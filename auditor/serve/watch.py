@@ -95,12 +95,13 @@ class Watcher(threading.Thread):
             except _Gone:
                 self.changes.note_relist()
                 return  # the loop reads the lists again and starts new watches
-            except (Unavailable, StatusError, ValueError) as err:
+            except Exception as err:  # noqa: BLE001 - a watch thread never dies silently: it counts and retries
                 if isinstance(err, StatusError) and err.response.status == 410:
                     self.changes.note_relist()
                     return
                 failures += 1
-                reason = f"HTTP {err.response.status}" if isinstance(err, StatusError) else str(err)
+                reason = f"HTTP {err.response.status}" if isinstance(err, StatusError) else \
+                    str(err) if isinstance(err, (Unavailable, ValueError)) else f"{type(err).__name__}: {err}"
                 self.changes.note_failure(self.path, reason, failures)
                 self.stop_event.wait(min(BACKOFF[1], BACKOFF[0] * 2 ** (failures - 1)))
 
