@@ -130,6 +130,8 @@ def bench_size(size: str, changes: int, singles: int = 20) -> dict:
                     _wait_audits(url, before + 1, limit=20.0)
                 except TimeoutError:
                     missed.append(i)  # reported: a change that never reached /metrics
+                    if os.environ.get("BENCH_SERVE_LOG"):
+                        Path(os.environ["BENCH_SERVE_LOG"]).write_text(LOG[0].read_text())
                     continue
                 latencies.append(time.monotonic() - sent)
                 cpus.append(_cpu(proc.pid) - cpu)
