@@ -39,35 +39,27 @@ class RuleTest:
     """One ALLOW rule as a test of a caller's (namespace, service account)."""
 
     def __init__(self, rule: dict, trust_domain: str):
+        self.trust_domain = trust_domain
+        self.values: list[tuple[str, str]] = []  # the identities the rule names as admitted
         self.entries = []  # `from`: any entry; in an entry, every field
         for entry in as_list(rule.get("from")):
             source = as_dict(as_dict(entry).get("source"))
-            self.entries.append((source, [(self._any(kind_values, trust_domain), negated)
-                                          for kind_values, negated in self._fields(source)]))
+            self.entries.append((source, [self._field(kind, source.get(key), negated)
+                                          for key, (kind, negated) in SOURCE_FIELDS.items() if as_list(source.get(key))]))
         self.conditions = []  # `when`: every condition
-        for cond in as_list(rule.get("when")):
-            kind = WHEN_KEYS.get(as_dict(cond).get("key"))
+        for cond in map(as_dict, as_list(rule.get("when"))):
+            kind = WHEN_KEYS.get(cond.get("key"))
             if kind:
-                for key, negated in (("values", False), ("notValues", True)):
-                    values = [str(v) for v in as_list(as_dict(cond).get(key))]
-                    if values:
-                        self.conditions.append((self._any([(kind, v) for v in values], trust_domain), negated))
-        self.values = [(SOURCE_FIELDS[key][0], str(v)) for source, _ in self.entries for key in POSITIVE
-                       for v in as_list(source.get(key))]
-        self.values += [(WHEN_KEYS[as_dict(c).get("key")], str(v)) for c in as_list(rule.get("when"))
-                        if as_dict(c).get("key") in WHEN_KEYS for v in as_list(as_dict(c).get("values"))]
+                self.conditions += [self._field(kind, cond.get(key), negated)
+                                    for key, negated in (("values", False), ("notValues", True)) if as_list(cond.get(key))]
 
-    @staticmethod
-    def _fields(source: dict):
-        for key, (kind, negated) in SOURCE_FIELDS.items():
-            values = [str(v) for v in as_list(source.get(key))]
-            if values:
-                yield [(kind, v) for v in values], negated
-
-    @staticmethod
-    def _any(kind_values, trust_domain: str):
-        tests = [identity_matcher(kind, value, trust_domain) for kind, value in kind_values]
-        return lambda ns, sa: any(t(ns, sa) for t in tests)
+    def _field(self, kind: str, values, negated: bool):
+        """(a test of any of the values, negated): one field of a source or one condition."""
+        names = [str(v) for v in as_list(values)]
+        if not negated:
+            self.values += [(kind, v) for v in names]
+        tests = [identity_matcher(kind, v, self.trust_domain) for v in names]
+        return (lambda ns, sa: any(t(ns, sa) for t in tests)), negated
 
     def names_callers(self) -> bool:
         """Whether the rule admits only callers it names: each `from` entry names one (and
@@ -84,41 +76,30 @@ class RuleTest:
         return (not self.entries or any(holds(fields) for _, fields in self.entries)) and holds(self.conditions)
 
 
-def refused_waypoints(ctx: Context, policy: K8sObject) -> list[str]:
-    """For an ALLOW policy: the waypoints in front of the workloads it selects that none of
-    its rules admits, when every caller it admits reaches those workloads through them;
-    otherwise nothing."""
+def waypoint_admission(ctx: Context, policy: K8sObject) -> tuple[list[str], bool | None]:
+    """For an ALLOW policy on workloads behind waypoints, read once: (the waypoints none of
+    its kept rules admits, when every caller it admits reaches those workloads through them,
+    else none; whether its rules admit one of those waypoints). ([], None) for any other."""
     if str(policy.spec.get("action") or "ALLOW") != "ALLOW":
-        return []
+        return [], None
     path = waypoint_path(ctx, policy)
-    rules = [r for r in as_list(policy.spec.get("rules")) if isinstance(r, dict) and not rule_attributes(r)[0]]
-    if path is None or not rules:
-        return []
+    if path is None:
+        return [], None
     waypoints, ingress_opted_in = path
-    trust_domain = trust_domain_of(ctx)
-    tests = [RuleTest(rule, trust_domain) for rule in rules]
-    if not all(t.names_callers() for t in tests):
-        return []
-    callers = _callers(ctx, ingress_opted_in)
-    for t in tests:
-        if any(not through and t.admits(ns, sa) for ns, sa, through in callers):
-            return []  # admits a caller that bypasses the waypoint: by design
-        if any(not _known(ctx, kind, value, trust_domain, callers) for kind, value in t.values):
-            return []  # names someone the input does not show: cannot tell
-    return [f"waypoint {ns}/{sa} (service account {sa})" for ns, sa in sorted(waypoints)
-            if not any(t.admits(ns, sa) for t in tests)]
-
-
-def admits_waypoint(ctx: Context, policy: K8sObject) -> bool | None:
-    """Whether an ALLOW policy's rules (those ztunnel keeps) admit a waypoint in front of the
-    workloads it selects; None when there is none, or it is not an ALLOW."""
-    path = waypoint_path(ctx, policy)
-    if path is None or str(policy.spec.get("action") or "ALLOW") != "ALLOW":
-        return None
     trust_domain = trust_domain_of(ctx)
     tests = [RuleTest(r, trust_domain) for r in as_list(policy.spec.get("rules"))
              if isinstance(r, dict) and not rule_attributes(r)[0]]
-    return any(t.admits(ns, sa) for t in tests for ns, sa in path[0])
+    refused = [(ns, sa) for ns, sa in sorted(waypoints) if not any(t.admits(ns, sa) for t in tests)]
+    admits = len(refused) < len(waypoints)
+    if not tests or not refused or not all(t.names_callers() for t in tests):
+        return [], admits
+    callers = _callers(ctx, ingress_opted_in)
+    for t in tests:
+        if any(not through and t.admits(ns, sa) for ns, sa, through in callers):
+            return [], admits  # admits a caller that bypasses the waypoint: by design
+        if any(not _known(ctx, kind, value, trust_domain, callers) for kind, value in t.values):
+            return [], admits  # names someone the input does not show: cannot tell
+    return [f"waypoint {ns}/{sa} (service account {sa})" for ns, sa in refused], admits
 
 
 def _callers(ctx: Context, ingress_opted_in: bool) -> list[tuple[str, str, bool]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import auditor.facts.mode as m
 from auditor import kinds as k
-from auditor.facts.admission import admits_waypoint, refused_waypoints
+from auditor.facts.admission import waypoint_admission
 from auditor.facts.attachment import attachment_of, selector_of, target_refs_of
 from auditor.facts.authz import authorization_facts
 from auditor.facts.context import EXAMPLES, Context
@@ -52,6 +52,7 @@ def _none(ctx: Context, obj: K8sObject, common: dict) -> dict:
 
 def _authorization_policy(ctx: Context, obj: K8sObject, common: dict) -> dict:
     ambient = ctx.ambient_ids(attachment_of(ctx, obj).workloads)
+    refused, admits = waypoint_admission(ctx, obj)
     return {
         **authorization_facts(obj.spec),
         # Istio reads istio.io/dry-run with Go's ParseBool ("True" and "1" count too).
@@ -59,8 +60,8 @@ def _authorization_policy(ctx: Context, obj: K8sObject, common: dict) -> dict:
         "identity_behind_waypoint": _services_with_waypoint(ctx, ambient),
         "identities_hidden_by_waypoint": hidden_identities(ctx, obj),
         "waypoint_excluded_by_itself": waypoint_self_exclusions(ctx, obj, common["target_refs"]),
-        "waypoints_refused": refused_waypoints(ctx, obj),
-        "admits_waypoint": admits_waypoint(ctx, obj),
+        "waypoints_refused": refused,
+        "admits_waypoint": admits,
     }
 
 
