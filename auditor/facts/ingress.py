@@ -17,6 +17,8 @@ How the value is read moved with the code that reads it:
 
 from __future__ import annotations
 
+from typing import Callable
+
 from auditor.facts.context import Context
 from auditor.facts.labels import parse_bool
 from auditor.snapshot import K8sObject
@@ -28,25 +30,22 @@ V1_25 = Version(1, 25)
 V1_30 = Version(1, 30)
 
 
+def _reading(version: Version | None) -> tuple[Callable[[str], bool], str]:
+    """How Istio `version` reads an ingress-use-waypoint value: (whether it opts in, in words)."""
+    if version is not None and version < V1_25:
+        return (lambda value: value == "true"), f"Istio {version} opts in only with exactly \"true\""
+    if version is not None and version < V1_30:
+        return (lambda value: value.lower() == "true"), f"Istio {version} opts in only with \"true\" in any case"
+    return (lambda value: parse_bool(value) is True), "Istio reads it with Go's ParseBool"
+
+
 def opts_in(value: str, version: Version | None) -> bool:
     """Whether Istio `version` reads an ingress-use-waypoint value as true."""
-    if version is not None and version < V1_25:
-        return value == "true"
-    if version is not None and version < V1_30:
-        return value.lower() == "true"
-    return parse_bool(value) is True
+    return _reading(version)[0](value)
 
 
 def _quoted(value: str) -> str:
     return '"' + value + '"'
-
-
-def _reading(version: Version | None) -> str:
-    if version is not None and version < V1_25:
-        return f"Istio {version} opts in only with exactly \"true\""
-    if version is not None and version < V1_30:
-        return f"Istio {version} opts in only with \"true\" in any case"
-    return "Istio reads it with Go's ParseBool"
 
 
 def ingress_waypoint_choice(ctx: Context, obj: K8sObject) -> tuple[bool, str]:
@@ -59,7 +58,7 @@ def ingress_waypoint_choice(ctx: Context, obj: K8sObject) -> tuple[bool, str]:
     if own is not None:
         if opts_in(own, version):
             return True, f"the Service's {INGRESS_USE_WAYPOINT} is {_quoted(own)}"
-        return False, f"the Service's {INGRESS_USE_WAYPOINT} is {_quoted(own)}, which reads as false ({_reading(version)})"
+        return False, f"the Service's {INGRESS_USE_WAYPOINT} is {_quoted(own)}, which reads as false ({_reading(version)[1]})"
     ns_value = ctx.ns_labels(obj.namespace).get(INGRESS_USE_WAYPOINT)
     if ns_value is None:
         return False, f"{INGRESS_USE_WAYPOINT} is set on neither the Service nor namespace {obj.namespace}"
@@ -69,7 +68,7 @@ def ingress_waypoint_choice(ctx: Context, obj: K8sObject) -> tuple[bool, str]:
     if opts_in(ns_value, version):
         return True, f"namespace {obj.namespace} sets {INGRESS_USE_WAYPOINT} to {_quoted(ns_value)}"
     return False, (f"namespace {obj.namespace} sets {INGRESS_USE_WAYPOINT} to {_quoted(ns_value)}, "
-                   f"which reads as false ({_reading(version)})")
+                   f"which reads as false ({_reading(version)[1]})")
 
 
 def ingress_use_waypoint(ctx: Context, obj: K8sObject) -> bool:
