@@ -280,7 +280,7 @@ def test_the_store_folds_events_in_as_the_collector_prepares_lists():
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "uid": "u", "labels": {"zone": "a"},
                                                              "annotations": {"big": "x" * 100}}, "status": {"images": []}}
     assert store.apply(NODES, "ADDED", node)
-    assert store.objects[("", "Node", None, "n1")].raw == {"apiVersion": "v1", "kind": "Node",
+    assert store.objects[("Node", None, "n1")].raw == {"apiVersion": "v1", "kind": "Node",
                                                            "metadata": {"name": "n1", "uid": "u", "labels": {"zone": "a"}}}
     other = {"metadata": {"name": "not-istio"}, "webhooks": [{"name": "x.example.com"}]}
     assert not store.apply(WEBHOOKS, "ADDED", other)  # not an injector webhook: the audit never reads it
@@ -288,8 +288,8 @@ def test_the_store_folds_events_in_as_the_collector_prepares_lists():
     pod = {"metadata": {"name": "p", "namespace": "a", "managedFields": [{"manager": "kubectl"}]},
            "spec": {"containers": [{"name": "c", "image": "x"}]}, "status": {"phase": "Running"}}
     assert store.apply(pods, "MODIFIED", pod)
-    kept = store.objects[("", "Pod", "a", "p")]
+    kept = store.objects[("Pod", "a", "p")]
     assert kept.kind == "Pod" and "managedFields" not in kept.raw["metadata"]
-    assert store.apply(pods, "DELETED", pod) and ("", "Pod", "a", "p") not in store.objects
+    assert store.apply(pods, "DELETED", pod) and ("Pod", "a", "p") not in store.objects
     assert not store.apply(pods, "DELETED", pod)  # already gone
     assert store.snapshot().collection["source"] == "cluster"

@@ -35,6 +35,7 @@ class Flavour:
     cluster_kind: str
     plural: str
     cluster_plural: str
+    sourced: bool = False  # the report itself names its source (openreports.io has the field)
 
     @property
     def group(self) -> str:
@@ -44,7 +45,8 @@ class Flavour:
 FLAVOURS = {
     "policyreport": Flavour("wgpolicyk8s.io/v1alpha2", "PolicyReport", "ClusterPolicyReport",
                             "policyreports", "clusterpolicyreports"),
-    "openreports": Flavour("openreports.io/v1alpha1", "Report", "ClusterReport", "reports", "clusterreports"),
+    "openreports": Flavour("openreports.io/v1alpha1", "Report", "ClusterReport", "reports", "clusterreports",
+                           sourced=True),
 }
 
 
@@ -79,15 +81,13 @@ def render_as(flavour: str):
 
 
 def _report(kind: Flavour, object_kind: str, namespace: str | None, results: list[dict]) -> dict:
-    metadata = {"name": NAME, "labels": dict(MANAGED_BY)}
-    if namespace is not None:
-        metadata = {"name": NAME, "namespace": namespace, "labels": dict(MANAGED_BY)}
+    metadata = {"name": NAME, **({"namespace": namespace} if namespace is not None else {}), "labels": dict(MANAGED_BY)}
     results.sort(key=lambda r: (r["policy"], [(x.get("kind"), x.get("name")) for x in r.get("resources", [])], r["message"]))
     summary = {"pass": 0, "fail": 0, "warn": 0, "error": 0, "skip": 0}
     for r in results:
         summary[r["result"]] += 1
     doc = {"apiVersion": kind.api_version, "kind": object_kind, "metadata": metadata}
-    if kind.group == "openreports.io":
+    if kind.sourced:
         doc["source"] = NAME
     doc["summary"] = summary
     doc["results"] = results

@@ -18,18 +18,12 @@ from auditor.components import is_injector_webhook
 from auditor.snapshot import K8sObject, Snapshot
 
 
-def key_of(obj: dict) -> tuple:
-    meta = obj.get("metadata") or {}
-    group = str(obj.get("apiVersion") or "").rpartition("/")[0]
-    return group, obj.get("kind"), meta.get("namespace"), meta.get("name")
-
-
 class Store:
     def __init__(self, live):
         self.live = live  # the Collection: what was (not) collected, list versions and types
         self.lock = threading.Lock()
         # Wrapped once: a round indexes them again, it does not wrap 50,000 objects again.
-        self.objects = {key_of(o): K8sObject(o) for o in live.objects}
+        self.objects = {obj.key: obj for obj in map(K8sObject, live.objects)}
         self.events = 0  # applied since the collection
 
     def apply(self, rtype, event_type: str, obj: dict) -> bool:
@@ -44,12 +38,12 @@ class Store:
             item = node_stub(obj)
         else:
             item = prepare_item(obj, rtype, projected=True)
-        key = key_of(item)
+        obj = K8sObject(item)
         with self.lock:
             self.events += 1
             if event_type == "DELETED":
-                return self.objects.pop(key, None) is not None
-            self.objects[key] = K8sObject(item)
+                return self.objects.pop(obj.key, None) is not None
+            self.objects[obj.key] = obj
             return True
 
     def snapshot(self) -> Snapshot:
