@@ -70,13 +70,19 @@ def save_cluster(source, path: str, cluster: str | None = None, clusters: list[s
     return live
 
 
-def _collect(source, **options):
-    """One collection of the cluster `source` names (connect, then list what is read)."""
-    from auditor.collect.cluster import Progress, collect, connect
+def connect_to(source):
+    """A connection to the cluster `source` (an api.ClusterSource) names."""
+    from auditor.collect.cluster import connect
 
     kubeconfig = str(source.kubeconfig) if source.kubeconfig is not None else None
-    connection = connect(kubeconfig, source.context, timeout=source.timeout)
-    return collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout,
+    return connect(kubeconfig, source.context, timeout=source.timeout)
+
+
+def _collect(source, **options):
+    """One collection of the cluster `source` names (connect, then list what is read)."""
+    from auditor.collect.cluster import Progress, collect
+
+    return collect(connect_to(source), namespaces=list(source.namespaces) or None, timeout=source.timeout,
                    progress=Progress() if source.progress else Progress(enabled=False), **options)
 
 

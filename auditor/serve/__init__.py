@@ -48,7 +48,8 @@ class Round:
 
 def run(options: ServeOptions, stop: threading.Event) -> int:
     """Rounds until `stop` is set (or one, with `once`): the exit code."""
-    from auditor.collect.cluster import RetryPolicy, connect
+    from auditor.collect.cluster import RetryPolicy
+    from auditor.collect.sources import connect_to
     from auditor.collect.cluster.http import Http
     from auditor.serve.metrics import Metrics, start_server
     from auditor.serve.publish import Publisher
@@ -56,7 +57,7 @@ def run(options: ServeOptions, stop: threading.Event) -> int:
 
     log = options.log or (lambda line: print(line, file=sys.stderr, flush=True))
     source = options.source
-    connection = connect(str(source.kubeconfig) if source.kubeconfig else None, source.context, timeout=source.timeout)
+    connection = connect_to(source)
     # One connection per watch (a list path each) plus the report writes: the pool keeps them all.
     http = Http(connection, time.monotonic() + FAR, RetryPolicy(attempts=3), None, workers=WATCH_POOL)
     publisher = Publisher(http, options.report) if options.report != "none" else None
