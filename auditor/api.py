@@ -29,16 +29,16 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
-from auditor.clusters import ClusterSource, Clusters
-from auditor.config import Config, load_config
-from auditor.errors import UsageError
+from auditor.model.clusters import ClusterSource, Clusters
+from auditor.gate.config import Config, load_config
+from auditor.core.errors import UsageError
 from auditor.facts.context import AuditOptions, Context
-from auditor.report import Report
+from auditor.model.report import Report
 from auditor.rulebook import Rule, builtin_rules_dir, load_rules, rule_names
-from auditor.snapshot import K8sObject, Snapshot
-from auditor.suppress import cli_ignores, read_baseline
-from auditor.versions import Version, checked_version, parse_version
-from auditor.words import did_you_mean
+from auditor.model.snapshot import K8sObject, Snapshot
+from auditor.gate.suppress import cli_ignores, read_baseline
+from auditor.core.versions import Version, checked_version, parse_version
+from auditor.core.words import did_you_mean
 
 __all__ = ["ClusterSource", "Clusters", "Settings", "apply", "audit", "audit_change", "context", "load", "plan", "scan",
            "UsageError"]
@@ -169,7 +169,7 @@ def audit(snapshot: Snapshot | Clusters, settings: Settings | None = None, *, ct
     """The finished report: findings of the rules in force, the collection record, input
     problems, scope, source map, suppressions and baseline applied. Several clusters
     (Clusters) are audited as one mesh, each finding naming its cluster."""
-    from auditor.gate import finish
+    from auditor.gate.finish import finish
 
     settings = resolve(settings or Settings())
     if isinstance(snapshot, Clusters):
@@ -312,7 +312,7 @@ def _evaluate(ctx: Context, rules: list[Rule], settings: Settings) -> Report:
 
 
 def _compare(snapshot: Snapshot, rules: list[Rule], settings: Settings, target: Report) -> dict:
-    from auditor.compare import compare
+    from auditor.gate.compare import compare
 
     if target.istio_version is None:
         raise UsageError("--compare-version needs the target version: pass --istio-version "

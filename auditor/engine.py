@@ -5,15 +5,15 @@ from __future__ import annotations
 import marshal
 from collections import defaultdict
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.subjects import facts_for
-from auditor.report import Finding, ObjectRef, Report
+from auditor.model.report import Finding, ObjectRef, Report
 from auditor.rulebook import SEVERITIES, Rule
 from auditor.rulebook.cel import VARIABLES, CelError, get_backend
 from auditor.rulebook.reads import Reads, cut, top_reads
-from auditor.snapshot import K8sObject, Snapshot
-from auditor.workers import auto_jobs, map_shares, split
+from auditor.model.snapshot import K8sObject, Snapshot
+from auditor.core.workers import auto_jobs, map_shares, split
 
 
 def cluster_object(name: str) -> K8sObject:

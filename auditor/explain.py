@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import yaml
 
-from auditor.errors import UsageError
-from auditor import kinds as k
+from auditor.core.errors import UsageError
+from auditor.core import kinds as k
 from auditor.facts.attachment import policies_reaching
 from auditor.facts.identity import describe_generated, generated_callers
 from auditor.facts.context import Context
 from auditor.facts.subjects import facts_for
-from auditor.report import Report
-from auditor.snapshot import K8sObject, ObjectPath, Snapshot, group_choices
-from auditor.words import did_you_mean, printable_lines
+from auditor.model.report import Report
+from auditor.model.snapshot import K8sObject, ObjectPath, Snapshot, group_choices
+from auditor.core.words import did_you_mean, printable_lines
 
 
 def find_object(snapshot: Snapshot, ref: str) -> K8sObject:

@@ -15,10 +15,10 @@ import marshal
 import os
 from dataclasses import replace
 
-from auditor.clusters import EVERYTHING, ClusterSource, Clusters, check_name, unreachable
-from auditor.errors import UsageError
-from auditor.report import Report
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.model.clusters import EVERYTHING, ClusterSource, Clusters, check_name, unreachable
+from auditor.core.errors import UsageError
+from auditor.model.report import Report
+from auditor.model.snapshot import K8sObject, Snapshot
 
 
 def load_clusters(members: dict, load_files, load_source) -> Clusters:
@@ -46,7 +46,7 @@ def _collect_all(live: list[tuple], load_source) -> list[Snapshot]:
     process turns the results that have arrived into snapshots; one after another where
     forking is not safe. The kubernetes client is imported once, before forking."""
     from auditor.collect.cluster.kubeconfig import preload
-    from auditor.workers import as_completed
+    from auditor.core.workers import as_completed
 
     preload()
     parent = os.getpid()
@@ -86,9 +86,9 @@ def save_clusters(sources: dict, path: str, save_one) -> dict[str, tuple[dict, i
     from auditor.collect.cluster.kubeconfig import preload
     from auditor.collect.collection import Collection
     from auditor.collect.snapshot_file import write_snapshot
-    from auditor.coverage import Gap
-    from auditor.fileio import atomic_file
-    from auditor.workers import map_shares
+    from auditor.core.coverage import Gap
+    from auditor.core.fileio import atomic_file
+    from auditor.core.workers import map_shares
 
     if len(sources) < 2:
         raise UsageError("a snapshot of several clusters needs at least two")
@@ -118,7 +118,7 @@ def _attempt(work, *args) -> tuple[str, object]:
     """("ok", work(*args)), or ("unreachable", why) when the cluster cannot be read, or
     ("usage", why) for a kubeconfig or context to fix: a value, so that it comes back
     from a forked child as it is."""
-    from auditor.errors import ClusterError
+    from auditor.core.errors import ClusterError
 
     try:
         return "ok", work(*args)
@@ -138,8 +138,8 @@ def audit_clusters(clusters: Clusters, settings, context_of, evaluate) -> Report
     """One report for the mesh: each cluster audited with the topology of them all.
     `context_of(snapshot, name)` builds a cluster's facts.context.Context and
     `evaluate(ctx)` its unfinished report (api's own, so settings apply alike)."""
-    from auditor.gate import finish
-    from auditor.suppress import apply_baseline
+    from auditor.gate.finish import finish
+    from auditor.gate.suppress import apply_baseline
 
     if settings.compare_version is not None:
         raise UsageError("--compare-version compares one cluster's versions; audit the clusters one at a time for it")

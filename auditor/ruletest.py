@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auditor import api
-from auditor.versions import parse_version
+from auditor.core.versions import parse_version
 
 FIXTURE_NAME = re.compile(r"^(pass|fail)\.[a-z0-9-]+\.yaml$")
 _EXPECT = re.compile(r"^(.*?)\s*\[(error|warning|info)\]$")

@@ -10,7 +10,7 @@ from auditor.engine import evaluate
 from auditor.facts.context import Context
 from auditor.rulebook import load_rules
 from auditor.rulebook.cel import BACKEND_NAMES, get_backend
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.model.snapshot import K8sObject, Snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 from auditor.rulebook import load_rule_file, load_rules
 from auditor.rulebook.cel import get_backend
 from conftest import audit, FIXTURES, available_backends, snapshot_of

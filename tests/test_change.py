@@ -24,8 +24,8 @@ from auditor.change import apply_change, parse_deletion
 from auditor.cli import cli
 from auditor.collect.collection import Collection
 from auditor.collect.snapshot_file import write_snapshot
-from auditor.errors import UsageError
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.core.errors import UsageError
+from auditor.model.snapshot import K8sObject, Snapshot
 from conftest import FIXTURES, ROOT
 
 CLUSTER = FIXTURES / "change" / "cluster"
@@ -669,7 +669,7 @@ def test_the_action_refuses_changes_only_without_a_base(tmp_path):
 def test_causes_are_tried_nearest_first_and_at_most_eight_times():
     from auditor.change import Applied, Changed
     from auditor.change.compare import MAX_TRIALS, attribute
-    from auditor.report import Finding, ObjectRef
+    from auditor.model.report import Finding, ObjectRef
 
     far = [Changed(("ConfigMap", f"ns{i}", "c"), f"ConfigMap ns{i}/c", ("far.yaml", i + 1)) for i in range(12)]
     near = Changed(("Service", "shop", "checkout"), "Service shop/checkout", ("svc.yaml", 1))

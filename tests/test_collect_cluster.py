@@ -110,7 +110,7 @@ def test_replicas_in_a_pod_list_share_their_parts_and_read_as_projected(tmp_path
     replicas share one copy of what they have in common, across pages."""
     import orjson
 
-    from auditor.snapshot import project
+    from auditor.model.snapshot import project
 
     def pod(i: int, app: str = "web") -> dict:
         return {"apiVersion": "v1", "kind": "Pod",
@@ -275,7 +275,7 @@ def test_kubeconfig_context_and_exec_plugin(api, tmp_path):
 
 
 def test_unknown_context_is_a_usage_error(api):
-    from auditor.errors import UsageError
+    from auditor.core.errors import UsageError
 
     with pytest.raises(UsageError, match="kubeconfig: .*nope"):
         connect(str(api.kubeconfig_path), context="nope")
@@ -474,7 +474,7 @@ def test_a_failing_exec_plugin_is_named_not_blamed_on_the_server(api, tmp_path, 
 
 
 def test_a_kubeconfig_that_is_not_yaml_is_a_usage_error_at_its_line(tmp_path):
-    from auditor.errors import UsageError
+    from auditor.core.errors import UsageError
 
     kc = tmp_path / "kc"
     kc.write_text("apiVersion: v1\nclusters: [\n  - {name: a\n")

@@ -9,7 +9,7 @@ import pytest
 
 from auditor.collect.files import load_paths
 from auditor.collect.json_dump import json_item_lines
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 
 POD = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: apps\n"
 

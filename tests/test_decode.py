@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from auditor.collect import json_dump
 from auditor.collect.decode import ProjectingReader, kind_of, project_json
 from auditor.collect.files import load_paths
-from auditor.snapshot import Projector, project
+from auditor.model.snapshot import Projector, project
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=4))
 anything = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from auditor.facts.labels import LabelIndex, selector_matches
 from auditor.facts.mesh import read_mesh_settings
 from auditor.facts.services import qualify_host
-from auditor.versions import Version
+from auditor.core.versions import Version
 from auditor.facts.subjects import facts_for
 from conftest import audit, context_of, snapshot_of
 

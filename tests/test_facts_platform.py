@@ -9,7 +9,7 @@ from auditor.facts.subjects import facts_for as object_facts
 from auditor.facts.ingress import opts_in
 from auditor.facts.labels import parse_bool
 from auditor.facts.netpol import PROBE_SOURCE, rule_allows_port, rule_allows_source
-from auditor.versions import Version
+from auditor.core.versions import Version
 from conftest import context_of, snapshot_of
 
 AMBIENT_NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio.io/dataplane-mode": "ambient"}}}
@@ -361,7 +361,7 @@ def test_alpha_features_at_waypoints():
 
 
 def test_istio_1_22_alpha_features_where_the_cluster_shows_them():
-    from auditor.versions import parse_version
+    from auditor.core.versions import parse_version
 
     cni = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio-cni-config", "namespace": "kube-system"},
            "data": {"AMBIENT_DNS_CAPTURE": "true", "AMBIENT_IPV6": "false"}}

@@ -7,7 +7,7 @@ from auditor.facts.context import AuditOptions, Context
 from auditor.facts.subjects import facts_for
 from auditor.facts.topology import Topology, member
 from auditor.engine import cluster_object
-from auditor.versions import parse_version
+from auditor.core.versions import parse_version
 from conftest import snapshot_of
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from auditor.facts.waypoint import NAMESPACE, SERVICE_TRAFFIC, WORKLOAD_TRAFFIC, WaypointResolver
-from auditor.versions import Version
+from auditor.core.versions import Version
 from auditor.facts.subjects import facts_for
 from conftest import context_of, snapshot_of
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.fileio import atomic_file
+from auditor.core.fileio import atomic_file
 from conftest import FIXTURES, ROOT
 
 DEMO = str(FIXTURES / "demo")
@@ -143,7 +143,7 @@ def test_sigterm_while_writing_leaves_no_temporary_file_and_exits_143(tmp_path):
     script = (
         "import sys, time\n"
         "from auditor.cli import terminate_cleanly\n"
-        "from auditor.fileio import atomic_file\n"
+        "from auditor.core.fileio import atomic_file\n"
         "terminate_cleanly()\n"
         "try:\n"
         "    with atomic_file(sys.argv[1]) as fh:\n"

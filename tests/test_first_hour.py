@@ -77,7 +77,7 @@ def test_a_finding_about_the_whole_cluster_has_a_plain_sarif_path():
 
 
 def test_annotations_stop_at_what_github_shows_and_say_how_many_more(tmp_path):
-    from auditor.report import Finding, ObjectRef, Report
+    from auditor.model.report import Finding, ObjectRef, Report
     from auditor.reporters import github
 
     (tmp_path / "k8s.yaml").write_text("x\n" * 40)
@@ -151,7 +151,7 @@ def test_reading_a_large_input_shows_progress_on_a_terminal_and_clears_it(tmp_pa
 
 
 def test_a_path_longer_than_the_terminal_is_the_one_thing_cut():
-    from auditor.report import Finding, ObjectRef, Report
+    from auditor.model.report import Finding, ObjectRef, Report
     from auditor.reporters import table
 
     path = "/" + "/".join(["a-rather-long-folder-name"] * 6) + "/policy.yaml"

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from auditor.cli import cli
-from auditor.words import printable
+from auditor.core.words import printable
 
 HOSTILE = "x\n::error title=pwned::owned\r\n##[add-mask]secret \x1b]0;title\x07\x1b[31m<img src=x onerror=alert(1)> [l](javascript:alert(2)) ::warning::w"
 

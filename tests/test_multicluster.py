@@ -15,7 +15,7 @@ from importlib import resources
 
 from auditor import api
 from auditor.cli import cli
-from auditor.clusters import Clusters
+from auditor.model.clusters import Clusters
 from sarif_check import check_sarif
 from conftest import FIXTURES, ROOT
 
@@ -314,7 +314,7 @@ def test_ignores_and_exemptions_can_name_clusters(tmp_path):
 
 
 def test_the_same_warning_from_two_clusters_names_each():
-    from auditor.snapshot import K8sObject, Snapshot
+    from auditor.model.snapshot import K8sObject, Snapshot
 
     broken = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
               "data": {"mesh": "trustDomain: [unclosed"}}

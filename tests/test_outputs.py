@@ -9,9 +9,9 @@ from xml.etree import ElementTree as ET
 from click.testing import CliRunner
 
 from auditor.cli import cli
-from auditor.report import Finding, ObjectRef, Report
+from auditor.model.report import Finding, ObjectRef, Report
 from auditor.reporters import github, markdown
-from auditor.sourcemap import SourceMap
+from auditor.gate.sourcemap import SourceMap
 from conftest import FIXTURES
 
 DEMO = str(FIXTURES / "demo")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from auditor import api
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.engine import evaluate
 from auditor.facts.context import Context
 from auditor.plan import changes as change_sets
@@ -18,7 +18,7 @@ from auditor.plan.emit import emit
 from auditor.plan.moves import enrolls_pods, moved_namespace, restarted_pods
 from auditor.plan.planner import PlanOptions, after_state, diff, make_plan
 from auditor.plan.verify import verify
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.model.snapshot import K8sObject, Snapshot
 from conftest import FIXTURES, ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -31,7 +31,7 @@ DEMO = FIXTURES / "demo"
 def generated(pods: int, modes=None) -> Snapshot:
     """A generated cluster as a snapshot holds it (running pods projected, as when read)."""
     from auditor.collect.cluster.lister import strip_bookkeeping
-    from auditor.snapshot import Projector
+    from auditor.model.snapshot import Projector
 
     cluster = generate(pods, modes=modes)
     project = Projector()

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auditor.collect.files import LoadResult, _load_bytes
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 from auditor.reporters import REPORTERS
 from auditor.rulebook import load_rules
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.model.snapshot import K8sObject, Snapshot
 from conftest import audit
 
 RULES = load_rules()

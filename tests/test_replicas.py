@@ -8,7 +8,7 @@ import orjson
 
 from auditor.collect.files import load_paths
 from auditor.facts.context import Context
-from auditor.snapshot import Projector
+from auditor.model.snapshot import Projector
 
 TEMPLATE = {
     "apiVersion": "v1",
@@ -115,7 +115,7 @@ def test_signed_replicas_make_the_workloads_unsigned_pods_make(tmp_path):
     """Replicas recognized by their loader's signature skip the owner lookup: the workloads,
     owners and counts are those found by looking every pod up. Finished pods, signed alike,
     still count for nothing, and a bare pod is its own workload."""
-    from auditor.snapshot import K8sObject, Snapshot
+    from auditor.model.snapshot import K8sObject, Snapshot
 
     done = {"status": {"phase": "Succeeded"}}
     bare = {"metadata.ownerReferences": None}

@@ -9,10 +9,10 @@ import textwrap
 
 import pytest
 
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 from auditor.rulebook import load_rules
 from auditor.rulebook.cel import CelError, get_backend
-from auditor.versions import Version, VersionRange, parse_version
+from auditor.core.versions import Version, VersionRange, parse_version
 from conftest import FIXTURES, audit, available_backends, snapshot_of
 
 VALID = textwrap.dedent("""\

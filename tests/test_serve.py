@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from auditor import api
-from auditor.clusters import ClusterSource
+from auditor.model.clusters import ClusterSource
 from auditor.serve import ServeOptions, run
 from auditor.serve.metrics import Metrics, start_server
 from conftest import ROOT, cluster_objects

@@ -15,7 +15,7 @@ from auditor.cli import cli
 from auditor.collect.collection import Collection
 from auditor.collect.files import load_paths
 from auditor.collect.snapshot_file import write_snapshot
-from auditor.coverage import Gap
+from auditor.core.coverage import Gap
 
 OBJECTS = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "uid": "1", "labels": {"istio-injection": "enabled"}}},

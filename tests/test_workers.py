@@ -12,7 +12,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from auditor import engine, workers
+from auditor import engine
+from auditor.core import workers
 from auditor.cli import cli
 from auditor.collect.files import load_paths
 from conftest import audit, FIXTURES, ROOT
@@ -96,7 +97,7 @@ def test_a_json_dump_decoded_in_shares_equals_one_process(forking, monkeypatch, 
     import json
 
     from auditor.collect import dumps, json_dump
-    from auditor.snapshot import Projector
+    from auditor.model.snapshot import Projector
 
     write(300, tmp_path / "gen")
     dump = json.loads((tmp_path / "gen" / "dump.json").read_text())

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from auditor.clusters import Clusters
-from auditor.errors import UsageError
-from auditor.kinds import CLUSTER_SCOPED_KINDS
-from auditor.snapshot import K8sObject, ObjectPath, Snapshot, group_choices
+from auditor.model.clusters import Clusters
+from auditor.core.errors import UsageError
+from auditor.core.kinds import CLUSTER_SCOPED_KINDS
+from auditor.model.snapshot import K8sObject, ObjectPath, Snapshot, group_choices
 
 
 @dataclass(frozen=True)

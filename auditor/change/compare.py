@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.change.apply import Applied, Changed
-from auditor.report import Finding, Report
+from auditor.model.report import Finding, Report
 
 # How many changed objects are tried one by one for the causes of findings (each trial is
 # a what-if audit of the findings' namespaces): those nearest the findings first (their

@@ -18,7 +18,7 @@ import tempfile
 
 from auditor.change.apply import Changed, in_namespace
 from auditor.collect.excludes import work_tree
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 
 GIT_TIMEOUT = 60
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from auditor.change.apply import Applied, apply_change, tally
 from auditor.change.gitref import removed_since
-from auditor.clusters import Clusters
-from auditor.snapshot import Snapshot
+from auditor.model.clusters import Clusters
+from auditor.model.snapshot import Snapshot
 
 
 def apply_paths(base: Snapshot | Clusters, named: dict, read, deletes=(), diff_base: str | None = None,

@@ -24,7 +24,7 @@ from auditor.cli.rules import rules
 from auditor.cli.scan import scan
 from auditor.cli.serve import serve_cmd
 from auditor.cli.snapshot import snapshot_cmd
-from auditor.words import printable
+from auditor.core.words import printable
 
 __all__ = ["cli", "main", "terminate_cleanly", "write_output"]
 

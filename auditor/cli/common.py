@@ -8,8 +8,8 @@ import sys
 
 import click
 
-from auditor.errors import UsageError
-from auditor.words import printable
+from auditor.core.errors import UsageError
+from auditor.core.words import printable
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_CLUSTER = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
@@ -32,7 +32,7 @@ def warn(message: str) -> None:
 
 def call(function, *args, **kwargs):
     """Run a library call; a UsageError (exit 2) or ClusterError (exit 3) becomes one line."""
-    from auditor.errors import ClusterError
+    from auditor.core.errors import ClusterError
 
     try:
         return function(*args, **kwargs)
@@ -55,7 +55,7 @@ def write_output(text: str, path: str | None) -> None:
         except OSError as err:  # a full disk, a closed descriptor
             fail(f"stdout: cannot write the report: {err.strerror or err}")
         return
-    from auditor.fileio import atomic_file
+    from auditor.core.fileio import atomic_file
 
     try:
         with atomic_file(path) as fh:
@@ -108,7 +108,7 @@ class VersionType(click.ParamType):
     name = "X.Y[.Z]"
 
     def convert(self, value, param, ctx):
-        from auditor.versions import Version, checked_version
+        from auditor.core.versions import Version, checked_version
 
         if value is None or isinstance(value, Version):
             return value
@@ -204,7 +204,7 @@ def _named_context(value: str) -> tuple[str, str]:
     digits, '.', '_', '-'), as SARIF paths and reports name the cluster."""
     import re
 
-    from auditor.clusters import NAME
+    from auditor.model.clusters import NAME
 
     name, sep, context = value.partition("=")
     if sep and NAME.match(name) and context:
@@ -223,7 +223,7 @@ def cluster_source(opts: dict, quiet: bool):
 def split_named(paths) -> tuple[dict[str, list[str]], list[str]]:
     """(`NAME=PATH` inputs by cluster name, the other paths): a path that exists as written
     is a path, never a NAME=."""
-    from auditor.clusters import NAME
+    from auditor.model.clusters import NAME
 
     named: dict[str, list[str]] = {}
     plain = []
@@ -267,7 +267,7 @@ def load_input(paths, snapshot_path, opts: dict, quiet: bool, jobs=None, setting
 def _live(load, sources):
     """A live cluster for a command that also reads files: where there is no cluster, say how
     to give it files instead (`mesh-audit snapshot` reads only clusters, so says less)."""
-    from auditor.errors import ClusterError
+    from auditor.core.errors import ClusterError
 
     try:
         return load(sources)
@@ -326,7 +326,7 @@ def load_change(paths, snapshot_path, opts: dict, quiet: bool, jobs=None, settin
 
 
 def report_gaps(gaps: list[dict], quiet: bool) -> None:
-    from auditor.report import describe_gap
+    from auditor.model.report import describe_gap
 
     if not quiet:
         for gap in gaps:

@@ -30,7 +30,7 @@ def explain_cmd(ref, paths, snapshot_path, fmt, istio_version, member, rules_dir
     from auditor import api
     from auditor.explain import explain, render_text
 
-    from auditor.config import find_config
+    from auditor.gate.config import find_config
 
     settings = call(api.resolve, api.Settings(istio_version=istio_version, rules_dirs=rules_dirs, exclude=exclude,
                                               gitignore=not no_gitignore, require_rendering=require_rendering,

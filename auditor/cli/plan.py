@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from auditor.words import printable
+from auditor.core.words import printable
 
 from auditor.cli.common import (EXIT_CLUSTER, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, VERSION, call, change_options, error, fail,
                                 file_options, load_change, named_paths, outputs_parser, report_gaps, rules_dir_option, warn,
@@ -58,7 +58,7 @@ def plan_cmd(**opts) -> None:
     policy, the change set (--emit), and the CPU and memory sidecars request against what
     ztunnel and waypoints add. Reads what 'scan' reads: a cluster, snapshot or files."""
     from auditor import api
-    from auditor.config import find_config
+    from auditor.gate.config import find_config
 
     settings = call(api.resolve, api.Settings(
         istio_version=opts["istio_version"], rules_dirs=opts["rules_dirs"], config=find_config(opts["config_path"]),

@@ -50,7 +50,7 @@ def rules_show(rule_id, rules_dirs) -> None:
     rules = _rules(rules_dirs)
     rule = find_rule(rules, rule_id)
     if rule is None:
-        from auditor.words import did_you_mean
+        from auditor.core.words import did_you_mean
 
         fail(f"no rule named {rule_id!r}{did_you_mean(rule_id, [r.id for r in rules])}; see 'mesh-audit rules list'")
     lines = [

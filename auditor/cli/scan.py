@@ -91,7 +91,7 @@ def scan(**opts) -> None:
     for fmt, path in outputs:
         write_output(render(fmt, report, color=path is None and _colour(opts["color"]), width=terminal_width(path)), path)
     if opts["write_baseline_path"]:
-        from auditor.suppress import write_baseline
+        from auditor.gate.suppress import write_baseline
 
         try:
             write_baseline(report, opts["write_baseline_path"])
@@ -146,7 +146,7 @@ def _what_was_read(snapshot) -> str:
 
 def _settings(opts: dict):
     from auditor import api
-    from auditor.config import find_config
+    from auditor.gate.config import find_config
 
     return api.Settings(
         istio_version=opts["istio_version"], compare_version=opts["compare_version"], rules_dirs=opts["rules_dirs"],

@@ -44,8 +44,8 @@ def serve_cmd(**opts) -> int:
     """Audit the cluster continuously: watch what a scan reads, audit again on change,
     publish PolicyReports and Prometheus metrics. Runs until SIGTERM or SIGINT (exit 0)."""
     from auditor import api
-    from auditor.clusters import ClusterSource
-    from auditor.config import find_config
+    from auditor.model.clusters import ClusterSource
+    from auditor.gate.config import find_config
     from auditor.serve import ServeOptions, run
 
     settings = call(api.resolve, api.Settings(istio_version=opts["istio_version"], config=find_config(opts["config_path"]),

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from auditor.words import printable
+from auditor.core.words import printable
 
 from auditor.cli.common import EXIT_CLUSTER, EXIT_OK, call, cluster_options, cluster_sources, fail, report_gaps
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from auditor.coverage import Gap
+from auditor.core.coverage import Gap
 
 if TYPE_CHECKING:
     from auditor.collect.cluster.spool import Spool

@@ -19,7 +19,7 @@ from typing import Any, TypedDict
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
-from auditor.snapshot import CONTAINER_KEPT, META_KEPT, PROXY, PROXY_KEPT, SPEC_KEPT, Projector
+from auditor.model.snapshot import CONTAINER_KEPT, META_KEPT, PROXY, PROXY_KEPT, SPEC_KEPT, Projector
 
 # The top-level kind of a JSON object whose first keys are apiVersion and kind, as kubectl
 # and mesh-audit's snapshots write them (the decoded object's own kind is checked too).

@@ -15,9 +15,9 @@ from auditor.collect.loaded import LoadResult, add_object
 from auditor.collect.snapshot_file import GZIP_MAGIC, HEAD
 from auditor.collect.validate import json_duplicate
 from auditor.collect.yaml_docs import NotStreamable
-from auditor.errors import UsageError
-from auditor.snapshot import K8sObject
-from auditor.workers import map_shares, split
+from auditor.core.errors import UsageError
+from auditor.model.snapshot import K8sObject
+from auditor.core.workers import map_shares, split
 
 BOM = b"\xef\xbb\xbf"
 MAPPED_MIN_BYTES = 64 * 1024 * 1024  # JSON dumps this large are read through a mapping

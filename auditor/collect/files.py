@@ -36,9 +36,9 @@ from auditor.collect.status import Reading
 from auditor.collect.render import (NotRendered, RenderSettings, chart_documents, kustomize_documents, render_chart,
                                     render_kustomization)
 from auditor.collect.yaml_docs import documents, is_list, list_items
-from auditor.errors import UsageError, json_line, json_problem
-from auditor.snapshot import K8sObject
-from auditor.workers import auto_jobs, map_shares, split
+from auditor.core.errors import UsageError, json_line, json_problem
+from auditor.model.snapshot import K8sObject
+from auditor.core.workers import auto_jobs, map_shares, split
 
 STDIN_NAME = "<stdin>"
 # PyYAML parses a few MB/s: past this size a YAML input is refused with a pointer to JSON,

@@ -21,7 +21,7 @@ import orjson
 from msgspec import Raw
 
 from auditor.collect.decode import ProjectingReader
-from auditor.workers import map_shares, split
+from auditor.core.workers import map_shares, split
 
 NEEDLE = 64  # bytes of an item searched for to find where it starts
 

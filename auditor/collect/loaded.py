@@ -9,10 +9,10 @@ from pathlib import Path
 from auditor.collect import json_dump
 from auditor.collect.shapes import describe, spec_problem
 from auditor.collect.validate import metadata_problem
-from auditor import kinds as k
-from auditor.kinds import group_kind
-from auditor.errors import UsageError
-from auditor.snapshot import K8sObject, Projector, Snapshot, is_observed
+from auditor.core import kinds as k
+from auditor.core.kinds import group_kind
+from auditor.core.errors import UsageError
+from auditor.model.snapshot import K8sObject, Projector, Snapshot, is_observed
 
 MAX_ITEM_BYTES = 64 * 1024 * 1024  # the last item of a dump: searched to here at most
 

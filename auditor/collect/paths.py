@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from auditor.collect.excludes import Excluder
 from auditor.collect.render import CHART_FILE, KUSTOMIZATION_FILES, is_chart, kustomization_file, referenced_paths
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 
 SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"

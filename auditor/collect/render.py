@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from auditor.collect.yaml_docs import documents
-from auditor.errors import UsageError
-from auditor.snapshot import as_dict
+from auditor.core.errors import UsageError
+from auditor.model.snapshot import as_dict
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 CHART_FILE = "Chart.yaml"

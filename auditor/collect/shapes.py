@@ -11,7 +11,7 @@ here is not checked, and an unknown field is not an error (the API server prunes
 
 from __future__ import annotations
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 
 # Shapes: a type name, ("array", item shape), ("map", value shape), or a dict of field ->
 # shape for an object (OBJECT: an object whose fields are not checked).

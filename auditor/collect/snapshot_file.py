@@ -40,9 +40,9 @@ from auditor import __version__
 from auditor.collect.collection import Collection
 from auditor.collect.paths import max_file_bytes, over_limit_decompressed
 from auditor.collect.snapshot_header import plainly_valid
-from auditor.coverage import Gap
-from auditor.errors import UsageError, json_problem
-from auditor.fileio import atomic_file
+from auditor.core.coverage import Gap
+from auditor.core.errors import UsageError, json_problem
+from auditor.core.fileio import atomic_file
 
 KIND = "MeshAuditSnapshot"
 END = "MeshAuditSnapshotEnd"

@@ -25,9 +25,9 @@ from auditor.collect.decode import ProjectingReader
 from auditor.collect.loaded import LoadResult
 from auditor.collect.paths import max_file_bytes
 from auditor.collect.snapshot_file import END, GZIP_MAGIC, HEAD, from_document
-from auditor.errors import UsageError
-from auditor.snapshot import K8sObject
-from auditor.workers import fork_safe, map_shares
+from auditor.core.errors import UsageError
+from auditor.model.snapshot import K8sObject
+from auditor.core.workers import fork_safe, map_shares
 
 # Below this size, a second reader costs more than it saves.
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024

@@ -11,9 +11,9 @@ from auditor.collect.files import LoadResult, load_paths
 from auditor.collect.status import Reading
 from auditor.collect.render import RenderSettings
 from auditor.collect.snapshot_file import GZIP_MAGIC, HEAD
-from auditor.coverage import Gap
-from auditor.errors import UsageError
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.core.coverage import Gap
+from auditor.core.errors import UsageError
+from auditor.model.snapshot import K8sObject, Snapshot
 
 
 def load_files(paths: list[str], jobs: int | None = None, stdin=None, snapshot_only: bool = False,
@@ -92,7 +92,7 @@ def load_cluster_snapshot(path: str, peek: bool = False):
     file. With `peek`, only whether it is one (its first line is read)."""
     import orjson
 
-    from auditor.clusters import Clusters
+    from auditor.model.clusters import Clusters
 
     data = _clusters_file(path, peek)
     if data is None or data is True:

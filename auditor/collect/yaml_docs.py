@@ -12,8 +12,8 @@ from typing import Iterator
 
 import yaml
 
-from auditor.errors import UsageError
-from auditor.yamlread import MAX_YAML_NODES, ManifestLoader, check_aliases, check_duplicate_keys, reader_error
+from auditor.core.errors import UsageError
+from auditor.core.yamlread import MAX_YAML_NODES, ManifestLoader, check_aliases, check_duplicate_keys, reader_error
 
 # (document, the line it starts on, the lines of its List items)
 Document = tuple[object, int, list[int]]

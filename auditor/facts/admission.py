@@ -23,7 +23,7 @@ from auditor.facts.identity import (
     callers_by_namespace, generated_callers, identity_matcher, identity_namespace, passes_waypoint, trust_domain_of,
     waypoint_path,
 )
-from auditor.snapshot import K8sObject, as_dict, as_list
+from auditor.model.snapshot import K8sObject, as_dict, as_list
 
 # A source's identity fields: key -> (kind of identity, negated).
 SOURCE_FIELDS = {

@@ -12,11 +12,11 @@ both read it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.waypoint import Binding
 from auditor.facts.workloads import Workload
-from auditor.snapshot import K8sObject
+from auditor.model.snapshot import K8sObject
 
 # Where the selector lives: spec.selector.matchLabels, or spec.workloadSelector.labels.
 _WORKLOAD_SELECTOR_KINDS = (k.SIDECAR, k.ENVOY_FILTER)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import auditor.facts.mode as m
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.egress import (
     egress_gateway_hosts,
     egress_routes_by_host,
@@ -34,8 +34,8 @@ from auditor.facts.waypoint import (
     exempt_service,
 )
 from auditor.facts.workloads import Workload, collect_workloads
-from auditor.snapshot import K8sObject, Snapshot
-from auditor.versions import Version
+from auditor.model.snapshot import K8sObject, Snapshot
+from auditor.core.versions import Version
 
 MODES = ("ambient", "sidecar", "none")
 V1_24 = Version(1, 24)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from auditor import kinds as k
-from auditor.components import is_istiod
+from auditor.core import kinds as k
+from auditor.model.components import is_istiod
 from auditor.facts.context import Context
 from auditor.facts.egress import egress_gateway_hosts
 from auditor.facts.mesh import VERSION_ASKED
 from auditor.facts.waypoint import WaypointResolver
 from auditor.facts.workloads import Workload, collect_workloads
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.model.snapshot import K8sObject, Snapshot
 
 # Kinds the mesh settings are read from: a what-if that changes one starts from scratch.
 SETTINGS_GKS = frozenset({k.CONFIG_MAP, k.DAEMON_SET, k.MUTATING_WEBHOOK})

@@ -3,10 +3,10 @@ controlled egress, which ambient workloads do not follow before Istio 1.24)."""
 
 from __future__ import annotations
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.routes import applies_to_mesh, route_destinations
 from auditor.facts.services import qualify_host, service_fqdn
-from auditor.snapshot import K8sObject, Snapshot, as_list
+from auditor.model.snapshot import K8sObject, Snapshot, as_list
 
 
 def egress_gateway_hosts(snapshot: Snapshot) -> set[str]:

@@ -24,8 +24,8 @@ import auditor.facts.mode as m
 from auditor.facts.attachment import attachment_of
 from auditor.facts.context import EXAMPLES, Context
 from auditor.facts.ingress import ingress_use_waypoint
-from auditor import kinds as k
-from auditor.snapshot import K8sObject, as_dict, as_list
+from auditor.core import kinds as k
+from auditor.model.snapshot import K8sObject, as_dict, as_list
 
 DEFAULT_TRUST_DOMAIN = "cluster.local"
 # Gateway class -> (what Istio deploys for a Gateway of it, the service account it runs as).

@@ -21,8 +21,8 @@ from typing import Callable
 
 from auditor.facts.context import Context
 from auditor.facts.labels import parse_bool
-from auditor.snapshot import K8sObject
-from auditor.versions import Version
+from auditor.model.snapshot import K8sObject
+from auditor.core.versions import Version
 
 INGRESS_USE_WAYPOINT = "istio.io/ingress-use-waypoint"
 V1_24 = Version(1, 24)

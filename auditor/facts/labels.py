@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-from auditor.snapshot import str_map
+from auditor.model.snapshot import str_map
 
 # Set by the API server on every Namespace (Kubernetes 1.21+), whatever a manifest says, so
 # a namespace selector can name one namespace by it (Istio's cross-namespace waypoint

@@ -10,7 +10,7 @@ has no maturity to report there.
 
 from __future__ import annotations
 
-from auditor.versions import Version
+from auditor.core.versions import Version
 
 ALPHA, BETA, STABLE, UNSUPPORTED = "alpha", "beta", "stable", "not implemented"
 

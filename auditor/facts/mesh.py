@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 import orjson
 import yaml
 
-from auditor import kinds as k
-from auditor.components import is_injector_webhook, is_istiod
-from auditor.errors import UsageError
+from auditor.core import kinds as k
+from auditor.model.components import is_injector_webhook, is_istiod
+from auditor.core.errors import UsageError
 from auditor.facts.labels import parse_bool
-from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list
-from auditor.versions import Version, parse_version
+from auditor.model.snapshot import K8sObject, Snapshot, as_dict, as_list
+from auditor.core.versions import Version, parse_version
 
 DEFAULT_ROOT_NAMESPACE = "istio-system"
 # Namespaces the injector never touches (pkg/kube/inject injectRequired).

@@ -15,7 +15,7 @@ from auditor.facts.mesh import (
     InjectorSettings,
     MeshSettings,
 )
-from auditor.snapshot import as_list
+from auditor.model.snapshot import as_list
 
 INJECT = "sidecar.istio.io/inject"
 REV = "istio.io/rev"

@@ -12,8 +12,8 @@ from __future__ import annotations
 from ipaddress import ip_address, ip_network
 
 from auditor.facts.labels import LabelIndex
-from auditor.kinds import HBONE_PORT
-from auditor.snapshot import K8sObject, as_dict, as_list
+from auditor.core.kinds import HBONE_PORT
+from auditor.model.snapshot import K8sObject, as_dict, as_list
 
 PROBE_SOURCE = ip_address("169.254.7.127")
 

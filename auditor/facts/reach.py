@@ -10,9 +10,9 @@ and can be bound to a waypoint only from Istio 1.24 on.
 
 from __future__ import annotations
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.context import Context
-from auditor.snapshot import K8sObject, as_list
+from auditor.model.snapshot import K8sObject, as_list
 
 
 def ambient_clients(ctx: Context, entry: K8sObject) -> int:

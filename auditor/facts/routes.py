@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.services import ServiceIndex
-from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list
+from auditor.model.snapshot import K8sObject, Snapshot, as_dict, as_list
 
 WAYPOINT_CLASSES = frozenset({"istio-waypoint", "istio-agentgateway-waypoint"})
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import fnmatch
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.labels import LabelIndex
-from auditor.snapshot import K8sObject, Snapshot, as_list
+from auditor.model.snapshot import K8sObject, Snapshot, as_list
 
 CLUSTER_DOMAIN = "cluster.local"
 

@@ -17,12 +17,12 @@ from collections import Counter
 from dataclasses import dataclass
 
 from auditor.facts.mode import namespace_in_ambient
-from auditor import kinds as k
-from auditor.components import is_istiod
+from auditor.core import kinds as k
+from auditor.model.components import is_istiod
 from auditor.facts.maturity import status
 from auditor.facts.mesh import DEFAULT_ROOT_NAMESPACE
-from auditor.snapshot import K8sObject, as_dict, as_list
-from auditor.versions import Version
+from auditor.model.snapshot import K8sObject, as_dict, as_list
+from auditor.core.versions import Version
 
 NETWORK = "topology.istio.io/network"
 # Set on a remote cluster's istio-system by a primary-remote install: who controls it.

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.labels import namespace_labels_as_served, selector_matches
-from auditor.snapshot import K8sObject, Snapshot, as_dict, as_list
-from auditor.versions import Version
+from auditor.model.snapshot import K8sObject, Snapshot, as_dict, as_list
+from auditor.core.versions import Version
 
 USE_WAYPOINT = "istio.io/use-waypoint"
 USE_WAYPOINT_NS = "istio.io/use-waypoint-namespace"

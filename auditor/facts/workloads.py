@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import orjson
 
 import auditor.facts.mode as m
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.mesh import MeshSettings
-from auditor.snapshot import K8sObject, Snapshot, as_dict, str_map
+from auditor.model.snapshot import K8sObject, Snapshot, as_dict, str_map
 
 _KIND_TO_GK = {k.short_kind(gk): gk for gk in k.WORKLOAD_GKS}
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.attachment import attachment_of, selector_of, target_refs_of
 from auditor.facts.authz import IDENTITY_SOURCE, IDENTITY_WHEN_KEYS, authorization_facts, rule_attributes
 from auditor.facts.context import Context
@@ -36,9 +36,9 @@ from auditor.facts.netpol import PROBE_SOURCE, ingress_rules, rule_allows_port
 from auditor.facts.routes import host_targets, is_waypoint_gateway, parent_refs
 from auditor.facts.waypoint import USE_WAYPOINT, WAYPOINT_FOR
 from auditor.plan.moves import POD_INJECTION_LABELS, moved_namespace, pods_of, relabelled
-from auditor.report import Finding
-from auditor.snapshot import K8sObject, as_list
-from auditor.versions import Version
+from auditor.model.report import Finding
+from auditor.model.snapshot import K8sObject, as_list
+from auditor.core.versions import Version
 
 WAYPOINT_NAME = "waypoint"
 WAYPOINT_CLASS = "istio-waypoint"

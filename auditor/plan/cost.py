@@ -15,11 +15,11 @@ import re
 
 import orjson
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.mode import PROXY_CONTAINER
 from auditor.plan.model import BLOCKED, Cost, NamespacePlan, Resources
-from auditor.snapshot import as_dict, as_list
+from auditor.model.snapshot import as_dict, as_list
 
 PROXY_DEFAULT = Resources(100, 128 * 2**20)  # global.proxy.resources.requests
 ZTUNNEL_DEFAULT = Resources(200, 512 * 2**20)  # the ztunnel chart's resources.requests

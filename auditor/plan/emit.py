@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 import yaml
 
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 from auditor.plan.model import Plan
 
 MARKER = ".mesh-audit-plan"

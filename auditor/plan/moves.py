@@ -12,9 +12,9 @@ in), otherwise without istio-proxy and its init containers, and enrolled by isti
 from __future__ import annotations
 
 import auditor.facts.mode as m
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.context import Context
-from auditor.snapshot import K8sObject, as_dict, as_list
+from auditor.model.snapshot import K8sObject, as_dict, as_list
 
 AMBIENT = {m.DATAPLANE_MODE: "ambient"}
 # Labels that make the injector give new pods a sidecar: removed from a moved namespace.

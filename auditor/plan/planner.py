@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.engine import evaluate
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 from auditor.facts.attachment import attachment_of, target_refs_of
 from auditor.facts.context import MODES, Context, subject_ref
 from auditor.facts.mesh import INJECTION_IGNORED_NAMESPACES
@@ -31,10 +31,10 @@ from auditor.plan import cost, waves
 from auditor.plan.model import BLOCKED, NEEDS_WAYPOINT, READY, NamespacePlan, Plan, Reason, WorkloadPlan
 from auditor.plan.moves import enrolls_pods, moved_namespace, restarted_pods
 from auditor.plan.whatif import WhatIf, finding_key
-from auditor.report import Finding, Report
-from auditor.snapshot import Snapshot
-from auditor.suppress import apply_suppressions
-from auditor.workers import auto_jobs, map_shares, split
+from auditor.model.report import Finding, Report
+from auditor.model.snapshot import Snapshot
+from auditor.gate.suppress import apply_suppressions
+from auditor.core.workers import auto_jobs, map_shares, split
 
 RANK = {READY: 0, NEEDS_WAYPOINT: 1, BLOCKED: 2}
 # Below this many objects, forking to plan namespaces in parallel costs more than it saves.

@@ -12,7 +12,7 @@ from auditor.plan import html
 from auditor.reporters.markdown import cell, code
 from auditor.plan.model import BLOCKED, NEEDS_WAYPOINT, READY, NamespacePlan, Plan
 from auditor.plan.text import cost_rows, summary_line, why
-from auditor.words import plural, printable_lines, wrapped
+from auditor.core.words import plural, printable_lines, wrapped
 
 MARKER = "<!-- mesh-audit plan -->"
 ICONS = {READY: "🟢", NEEDS_WAYPOINT: "🟡", BLOCKED: "🔴"}

@@ -4,7 +4,7 @@ the summary line and the cost rows."""
 from __future__ import annotations
 
 from auditor.plan.model import BLOCKED, NEEDS_WAYPOINT, READY, NamespacePlan, Plan, Resources
-from auditor.words import plural
+from auditor.core.words import plural
 
 
 def cpu(millis: int) -> str:

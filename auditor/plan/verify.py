@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.collect.excludes import Excluder
 from auditor.collect.sources import load_files
 from auditor.engine import evaluate
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 from auditor.facts.context import Context
 from auditor.plan.emit import read_index
 from auditor.plan.model import Plan
 from auditor.plan.moves import enrolls_pods, restarted_pods
 from auditor.plan.planner import NOT_REASONS, accepted, diff, sidecar_namespaces
 from auditor.plan.waves import ANY
-from auditor.snapshot import K8sObject, Snapshot, as_dict
+from auditor.model.snapshot import K8sObject, Snapshot, as_dict
 
 
 def verify(plan: Plan, ctx: Context, today: list, directory: str, settings) -> dict:

@@ -14,12 +14,12 @@ sidecars (blocked, or not planned) is held, and so are the namespaces it calls i
 
 from __future__ import annotations
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.identity import identity_namespace, named_identities
 from auditor.facts.routes import backend_refs, host_targets, parent_refs, route_destinations
 from auditor.plan.model import BLOCKED, Caller, NamespacePlan, Wave
-from auditor.snapshot import as_dict, as_list
+from auditor.model.snapshot import as_dict, as_list
 
 ANY = "*"
 

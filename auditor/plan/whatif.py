@@ -24,16 +24,16 @@ are new. (A finding both audits share may keep today's wording, counts included.
 
 from __future__ import annotations
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.engine import cluster_object, evaluate
 from auditor.facts.attachment import warm_targets
 from auditor.facts.context import Context
 from auditor.facts.derive import derive
 from auditor.facts.identity import identity_namespace, named_identities, warm_callers
 from auditor.facts.routes import backend_refs, host_targets, parent_refs, route_destinations
-from auditor.report import Finding
+from auditor.model.report import Finding
 from auditor.rulebook import Rule
-from auditor.snapshot import K8sObject
+from auditor.model.snapshot import K8sObject
 
 # Kinds whose findings follow the mesh-wide facts a move can flip.
 FLAG_KINDS = frozenset({k.NAMESPACE, k.SERVICE, k.VIRTUAL_SERVICE, k.DESTINATION_RULE, k.SERVICE_ENTRY, k.SIDECAR,

@@ -10,9 +10,9 @@ the SARIF report hold them all).
 
 from __future__ import annotations
 
-from auditor.report import Report, describe_gap
+from auditor.model.report import Report, describe_gap
 from auditor.reporters.sarif import artifact_uri, because
-from auditor.words import printable, printable_lines
+from auditor.core.words import printable, printable_lines
 
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 SHOWN_PER_KIND = 10  # annotations of each kind GitHub shows for one step

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import orjson
 
-from auditor.report import Report
+from auditor.model.report import Report
 
 SCHEMA_VERSION = 1
 

@@ -14,7 +14,7 @@ import re
 from itertools import groupby
 from xml.etree import ElementTree as ET
 
-from auditor.report import SEVERITY_RANK, Report, describe_gap
+from auditor.model.report import SEVERITY_RANK, Report, describe_gap
 
 
 def _fails(report: Report, severity: str) -> bool:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import html
 from itertools import groupby
 
-from auditor.report import ObjectRef, Report, describe_gap
+from auditor.model.report import ObjectRef, Report, describe_gap
 from auditor.reporters.sarif import because
-from auditor.words import plural, printable
+from auditor.core.words import plural, printable
 
 _MARKDOWN = str.maketrans({c: f"\\{c}" for c in "\\`*_[]()!~|#"})
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from auditor.report import Finding, Report
+from auditor.model.report import Finding, Report
 
 NAME = "mesh-audit"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "mesh-audit"}

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import orjson
 
-from auditor.report import Finding, Report, describe_gap
+from auditor.model.report import Finding, Report, describe_gap
 
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 MAX_RESULTS = 25_000  # per run, as GitHub code scanning ingests them

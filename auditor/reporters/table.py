@@ -8,9 +8,9 @@ from itertools import groupby
 
 import click
 
-from auditor.report import ObjectRef, Report, describe_gap
+from auditor.model.report import ObjectRef, Report, describe_gap
 from auditor.reporters.sarif import because
-from auditor.words import printable, printable_lines, wrapped
+from auditor.core.words import printable, printable_lines, wrapped
 
 WIDTH = 100  # a report written to a file or a pipe; a terminal's own width otherwise
 MIN_WIDTH = 60

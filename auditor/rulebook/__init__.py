@@ -7,13 +7,13 @@ from pathlib import Path
 
 import yaml
 
-from auditor.errors import UsageError
-from auditor.kinds import WORKLOAD_GKS
+from auditor.core.errors import UsageError
+from auditor.core.kinds import WORKLOAD_GKS
 from auditor.rulebook.catalog import digest, validated
 from auditor.rulebook.cel import CelError, get_backend
 from auditor.schemas import check_schema, load_schema, node_line
-from auditor.versions import VersionRange
-from auditor.yamlread import load_yaml
+from auditor.core.versions import VersionRange
+from auditor.core.yamlread import load_yaml
 
 SEVERITIES = ("error", "warning", "info")
 

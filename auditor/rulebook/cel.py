@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from auditor.words import plural
+from auditor.core.words import plural
 
 VARIABLES = ("object", "facts", "mesh")
 BACKEND_NAMES = ("cel-expr-python", "cel-python")

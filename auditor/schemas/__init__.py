@@ -9,7 +9,7 @@ from importlib import resources
 
 import yaml
 
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 
 
 @lru_cache(maxsize=None)

@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from auditor.clusters import ClusterSource
+from auditor.model.clusters import ClusterSource
 
 FAR = 10 * 365 * 86400.0  # the writers' and watchers' client lives as long as the process
 WATCH_POOL = 128

@@ -14,8 +14,8 @@ import threading
 from auditor.collect.cluster.collector import crd_stub, node_stub
 from auditor.collect.cluster.lister import prepare_item
 from auditor.collect.cluster.resources import CRDS, NODES, WEBHOOKS
-from auditor.components import is_injector_webhook
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.model.components import is_injector_webhook
+from auditor.model.snapshot import K8sObject, Snapshot
 
 
 class Store:

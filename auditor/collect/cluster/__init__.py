@@ -19,6 +19,6 @@ from auditor.collect.cluster.http import RetryPolicy
 from auditor.collect.cluster.progress import Progress
 from auditor.collect.cluster.spool import Spool
 from auditor.collect.collection import Collection
-from auditor.coverage import Gap
+from auditor.core.coverage import Gap
 
 __all__ = ["ClusterError", "Collection", "Connection", "Gap", "Progress", "RetryPolicy", "Spool", "collect", "connect"]

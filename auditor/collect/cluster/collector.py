@@ -35,8 +35,8 @@ from auditor.collect.cluster.resources import (
 )
 from auditor.collect.cluster.spool import Spool
 from auditor.collect.collection import Collection
-from auditor.components import CNI_NODE, is_injector_webhook, is_istiod
-from auditor.snapshot import as_dict, as_list
+from auditor.model.components import CNI_NODE, is_injector_webhook, is_istiod
+from auditor.model.snapshot import as_dict, as_list
 
 WORKERS = 4
 LOOPBACK_WORKERS = 2

@@ -9,8 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from auditor.errors import ClusterError, UsageError
-from auditor.words import did_you_mean
+from auditor.core.errors import ClusterError, UsageError
+from auditor.core.words import did_you_mean
 
 # Where a pod finds its service account (kubernetes' in-cluster config reads the same files).
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")

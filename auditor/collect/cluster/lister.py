@@ -34,9 +34,9 @@ from auditor.collect.cluster.resources import (
 from auditor.collect.cluster.spool import Spool
 from auditor.collect.decode import Projected, ProjectingReader
 from auditor.collect.collection import Collection
-from auditor.coverage import Gap
-from auditor.errors import json_problem
-from auditor.snapshot import Projector, as_dict, as_list, project
+from auditor.core.coverage import Gap
+from auditor.core.errors import json_problem
+from auditor.model.snapshot import Projector, as_dict, as_list, project
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 NOT_FOUND: dict = {}  # a discovery document that answered 404 (told apart by identity)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from auditor.kinds import ISTIO_GROUPS
+from auditor.core.kinds import ISTIO_GROUPS
 
 PAGE_SIZE = 500
 JSON = "application/json"

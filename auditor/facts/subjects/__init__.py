@@ -26,7 +26,7 @@ from auditor.facts.subjects import (
     workload,
     workload_entry,
 )
-from auditor.snapshot import K8sObject
+from auditor.model.snapshot import K8sObject
 
 # JSON Pointers of the fields rules name in `fields:` (a workload's are in its pod template).
 POINTERS = {"labels": "/metadata/labels", "annotations": "/metadata/annotations", "spec": "/spec"}

@@ -3,12 +3,12 @@ installed components and CRDs, and what the whole mesh uses."""
 
 from __future__ import annotations
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.maturity import alpha_features
 from auditor.facts.topology import SINGLE
-from auditor.snapshot import K8sObject, as_list
-from auditor.words import plural
+from auditor.model.snapshot import K8sObject, as_list
+from auditor.core.words import plural
 
 KINDS = (k.CLUSTER,)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.labels import parse_bool
 from auditor.facts.maturity import alpha_features
-from auditor.snapshot import K8sObject
+from auditor.model.snapshot import K8sObject
 
 KINDS = (k.CONFIG_MAP,)
 CNI_CONFIG = "istio-cni-config"

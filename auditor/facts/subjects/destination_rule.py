@@ -3,12 +3,12 @@ services without a waypoint (where nothing applies it)."""
 
 from __future__ import annotations
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.maturity import alpha_features
 from auditor.facts.reach import unbound_for_ambient
 from auditor.facts.routes import host_targets
-from auditor.snapshot import K8sObject, as_dict, as_list
+from auditor.model.snapshot import K8sObject, as_dict, as_list
 
 KINDS = (k.DESTINATION_RULE,)
 # Traffic policy settings, in the words messages use; portLevelSettings hold the same kinds.

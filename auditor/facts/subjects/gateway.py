@@ -3,10 +3,10 @@ it, and whether it is ready."""
 
 from __future__ import annotations
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.context import EXAMPLES, Context
 from auditor.facts.routes import is_waypoint_gateway
-from auditor.snapshot import K8sObject, as_dict, as_list
+from auditor.model.snapshot import K8sObject, as_dict, as_list
 
 KINDS = (k.GATEWAY,)
 

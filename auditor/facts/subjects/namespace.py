@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import auditor.facts.mode as m
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.maturity import alpha_features
 from auditor.facts.waypoint import legacy_reference
-from auditor.snapshot import K8sObject
+from auditor.model.snapshot import K8sObject
 
 KINDS = (k.NAMESPACE,)
 NETWORK = "topology.istio.io/network"

@@ -3,10 +3,10 @@ and kubelet probes (redirected by ambient mode) through."""
 
 from __future__ import annotations
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.netpol import is_ingress_policy, lists_ports
-from auditor.snapshot import K8sObject
+from auditor.model.snapshot import K8sObject
 
 KINDS = (k.NETWORK_POLICY,)
 

@@ -5,7 +5,7 @@ it asks of the proxy that does."""
 from __future__ import annotations
 
 import auditor.facts.mode as m
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.admission import waypoint_admission
 from auditor.facts.attachment import attachment_of, selector_of, target_refs_of
 from auditor.facts.authz import authorization_facts
@@ -13,8 +13,8 @@ from auditor.facts.context import EXAMPLES, Context
 from auditor.facts.identity import hidden_identities, waypoint_self_exclusions
 from auditor.facts.labels import parse_bool
 from auditor.facts.maturity import alpha_features
-from auditor.snapshot import K8sObject, as_dict, as_list
-from auditor.words import plural
+from auditor.model.snapshot import K8sObject, as_dict, as_list
+from auditor.core.words import plural
 
 KINDS = k.POLICY_GKS
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import auditor.facts.mode as m
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.attachment import waypoint_policies
 from auditor.facts.context import Context
 from auditor.facts.ingress import ingress_waypoint_choice
 from auditor.facts.maturity import alpha_features
 from auditor.facts.topology import SINGLE
 from auditor.facts.waypoint import legacy_reference
-from auditor.snapshot import K8sObject, as_list
-from auditor.versions import Version
+from auditor.model.snapshot import K8sObject, as_list
+from auditor.core.versions import Version
 
 KINDS = (k.SERVICE,)
 V1_24 = Version(1, 24)

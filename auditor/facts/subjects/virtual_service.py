@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.reach import unbound_for_ambient
 from auditor.facts.routes import applies_to_mesh, host_targets
-from auditor.snapshot import K8sObject, as_list
+from auditor.model.snapshot import K8sObject, as_list
 
 KINDS = (k.VIRTUAL_SERVICE,)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import auditor.facts.mode as m
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.waypoint import legacy_reference
 from auditor.facts.workloads import Workload
-from auditor.snapshot import K8sObject, as_list
-from auditor.versions import Version
+from auditor.model.snapshot import K8sObject, as_list
+from auditor.core.versions import Version
 
 KINDS = k.WORKLOAD_GKS
 NATIVE_SIDECAR = "sidecar.istio.io/nativeSidecar"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from auditor import kinds as k
+from auditor.core import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.waypoint import legacy_reference
-from auditor.snapshot import K8sObject
+from auditor.model.snapshot import K8sObject
 
 KINDS = (k.WORKLOAD_ENTRY,)
 

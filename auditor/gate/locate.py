@@ -19,8 +19,8 @@ from bisect import bisect_right
 import yaml
 
 from auditor.collect.yaml_docs import document_spans
-from auditor.report import Report
-from auditor.yamlread import ManifestLoader
+from auditor.model.report import Report
+from auditor.core.yamlread import ManifestLoader
 
 MAX_BYTES = 16 * 1024 * 1024  # larger sources (dumps) are searched, not composed
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import yaml
 
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 
 try:
     _BaseLoader = yaml.CSafeLoader

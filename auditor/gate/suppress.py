@@ -20,12 +20,12 @@ from pathlib import Path
 
 import orjson
 
-from auditor.config import Exemption
-from auditor.errors import UsageError
-from auditor.kinds import group_kind
-from auditor.report import Report
-from auditor.snapshot import Snapshot
-from auditor.words import did_you_mean
+from auditor.gate.config import Exemption
+from auditor.core.errors import UsageError
+from auditor.core.kinds import group_kind
+from auditor.model.report import Report
+from auditor.model.snapshot import Snapshot
+from auditor.core.words import did_you_mean
 
 IGNORE_ANNOTATION = "mesh-audit.io/ignore"
 IGNORE_REASON = "mesh-audit.io/ignore-reason"
@@ -89,7 +89,7 @@ def baseline_document(report: Report) -> dict:
 
 
 def write_baseline(report: Report, path: str) -> None:
-    from auditor.fileio import atomic_file
+    from auditor.core.fileio import atomic_file
 
     with atomic_file(path) as fh:
         fh.write(orjson.dumps(baseline_document(report), option=orjson.OPT_INDENT_2) + b"\n")

@@ -3,7 +3,7 @@ of Istio's ConfigMaps to read; facts use it for settings and versions."""
 
 from __future__ import annotations
 
-from auditor.snapshot import as_list
+from auditor.model.snapshot import as_list
 
 CNI_NODE = "istio-cni-node"
 

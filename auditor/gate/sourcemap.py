@@ -10,8 +10,8 @@ stdin); SARIF paths are relative to the repository root.
 from __future__ import annotations
 
 from auditor.collect.files import load_paths
-from auditor.errors import UsageError
-from auditor.report import Report
+from auditor.core.errors import UsageError
+from auditor.model.report import Report
 
 
 class SourceMap:

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
-from auditor.errors import UsageError
+from auditor.core.errors import UsageError
 from auditor.schemas import check_schema, load_schema, node_line
-from auditor.yamlread import load_yaml
-from auditor.words import did_you_mean
+from auditor.core.yamlread import load_yaml
+from auditor.core.words import did_you_mean
 
 DEFAULT_NAME = ".mesh-audit.yaml"
 

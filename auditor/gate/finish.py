@@ -9,10 +9,10 @@ import os
 from datetime import date
 
 from auditor.collect.excludes import work_tree
-from auditor.locate import place_findings
-from auditor.report import Report
-from auditor.snapshot import Snapshot
-from auditor.suppress import apply_baseline, apply_suppressions
+from auditor.gate.locate import place_findings
+from auditor.model.report import Report
+from auditor.model.snapshot import Snapshot
+from auditor.gate.suppress import apply_baseline, apply_suppressions
 
 
 def finish(report: Report, snapshot: Snapshot, settings) -> None:
@@ -30,7 +30,7 @@ def finish(report: Report, snapshot: Snapshot, settings) -> None:
     if scope:
         report.findings = [f for f in report.findings if _in_scope(f.object, scope)]
     if settings.source_map:
-        from auditor.sourcemap import SourceMap
+        from auditor.gate.sourcemap import SourceMap
 
         mapping = SourceMap(settings.source_map)
         report.warnings += [w.to_dict() for w in mapping.warnings]

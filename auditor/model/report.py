@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from auditor import __version__
-from auditor.coverage import describe_gap
-from auditor.kinds import group_kind
+from auditor.core.coverage import describe_gap
+from auditor.core.kinds import group_kind
 
 __all__ = ["Finding", "ObjectRef", "Report", "describe_gap"]
 

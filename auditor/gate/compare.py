@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auditor.report import Finding, Report
+from auditor.model.report import Finding, Report
 
 
 def _brief(f: Finding) -> dict:

@@ -8,7 +8,7 @@ from typing import Callable, Iterable, Iterator
 
 import orjson
 
-from auditor.kinds import CLUSTER_SCOPED_KINDS, group_kind
+from auditor.core.kinds import CLUSTER_SCOPED_KINDS, group_kind
 
 DEFAULT_NAMESPACE = "default"
 

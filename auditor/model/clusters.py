@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Iterator
 
-from auditor.coverage import Gap
-from auditor.errors import UsageError
-from auditor.snapshot import K8sObject, Snapshot
+from auditor.core.coverage import Gap
+from auditor.core.errors import UsageError
+from auditor.model.snapshot import K8sObject, Snapshot
 
 # The gap of a cluster that could not be read at all.
 EVERYTHING = "everything"

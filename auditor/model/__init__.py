@@ -1,0 +1,2 @@
+"""The data that flows through the pipeline: the snapshot of a cluster (objects, components,
+several clusters) and the report of findings made from it."""
