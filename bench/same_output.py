@@ -1,5 +1,6 @@
 """Check that a change kept mesh-audit's reports byte for byte: run the same scans with the
-working tree and with an earlier commit, and compare JSON and SARIF.
+working tree and with an earlier commit, and compare JSON, SARIF and the migration plan
+(as JSON, with --verify).
 
     python bench/same_output.py                       # against HEAD
     python bench/same_output.py --ref main~3 --size 10k
@@ -21,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FORMATS = ("json", "sarif")
+FORMATS = ("json", "sarif", "plan")
 
 
 def inputs(size: str | None) -> list[list[str]]:
@@ -40,8 +41,11 @@ def inputs(size: str | None) -> list[list[str]]:
 
 def run(tree: Path, args: list[str], fmt: str) -> bytes:
     env = dict(os.environ, PYTHONPATH=str(tree))
-    done = subprocess.run([sys.executable, "-m", "auditor", "scan", *args, "-o", fmt, "--fail-on", "never", "-q"],
-                          cwd=ROOT, env=env, capture_output=True)
+    if fmt == "plan":
+        command = ["plan", *args, "-o", "json", "--verify", "-q"]
+    else:
+        command = ["scan", *args, "-o", fmt, "--fail-on", "never", "-q"]
+    done = subprocess.run([sys.executable, "-m", "auditor", *command], cwd=ROOT, env=env, capture_output=True)
     return done.stdout + b"\n--- stderr ---\n" + done.stderr + f"\n--- exit {done.returncode}\n".encode()
 
 

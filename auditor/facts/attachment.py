@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from auditor.core import kinds as k
-from auditor.facts.context import Context
+from auditor.facts.context import Context, Index
 from auditor.facts.waypoint import Binding
 from auditor.facts.workloads import Workload
 from auditor.model.snapshot import K8sObject
@@ -173,6 +173,9 @@ def resolve_target(ctx: Context, policy: K8sObject, ref: dict) -> dict:
     return out
 
 
+POLICY_TARGETS = Index("policy_targets", frozenset(k.POLICY_GKS))
+
+
 class TargetIndex:
     """L7 policies by what their targetRefs name: (gk, namespace, name) of a Service,
     ServiceEntry, Gateway, or (namespace None) a GatewayClass."""
@@ -192,7 +195,7 @@ class TargetIndex:
 
 def warm_targets(ctx: Context) -> None:
     """Build the policy target index now (see Context.warm)."""
-    ctx.once("policy_targets", lambda: TargetIndex(ctx))
+    ctx.once(POLICY_TARGETS, lambda: TargetIndex(ctx))
 
 
 def waypoint_policies(ctx: Context, target: K8sObject, binding: Binding) -> list[str]:
@@ -200,7 +203,7 @@ def waypoint_policies(ctx: Context, target: K8sObject, binding: Binding) -> list
     the waypoint's Gateway, or (from the root namespace) the waypoint's class."""
     if not binding.waypoint:
         return []
-    index = ctx.once("policy_targets", lambda: TargetIndex(ctx))
+    index = ctx.once(POLICY_TARGETS, lambda: TargetIndex(ctx))
     found = list(index.naming(target.gk, target.namespace, target.name))
     wp_ns, wp_name = binding.waypoint
     found += index.naming(k.GATEWAY, wp_ns, wp_name)

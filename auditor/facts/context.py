@@ -11,6 +11,7 @@ built from it by `auditor.facts.subjects`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import auditor.facts.mode as m
 from auditor.core import kinds as k
@@ -56,6 +57,80 @@ class AuditOptions:
     member: str | None = None  # in an audit of several clusters, this one's name (findings carry it)
 
 
+@dataclass(frozen=True)
+class Index:
+    """An index a Context builds on first use (`Context.once`), declared where it is built.
+    `reads`: the kinds of object it is made from; a what-if copy whose change touches none
+    of them keeps it as it is (None: it reads more than objects, and is never kept as is).
+    `carry(old, change, ctx)`: how a copy takes it over with a few entries redone, or None
+    when it cannot; called on the copy's first use."""
+
+    name: str
+    reads: frozenset | None = None
+    carry: Callable | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a what-if copy changed (see auditor.facts.derive)."""
+
+    put: tuple  # objects replaced or added
+    objects: tuple  # those and the objects removed
+    gks: frozenset
+    namespaces: frozenset  # where the changed objects sit (a Namespace: its own name)
+    relabelled_services: dict | None  # key -> Service, when the change only relabels Services
+
+
+def _per_namespace_elsewhere(old: dict, change: Change, ctx) -> dict:
+    return {ns: value for ns, value in old.items() if ns not in change.namespaces}
+
+
+def _services_patched(old: dict, change: Change, ctx) -> dict | None:
+    """A Service index by namespace, its changed namespaces holding the relabelled Services."""
+    if not change.relabelled_services:
+        return None
+    out = dict(old)
+    for ns in change.namespaces & out.keys():
+        out[ns] = [change.relabelled_services.get(s.key, s) for s in out[ns]]
+    return out
+
+
+def _services_of_patched(old: dict, change: Change, ctx) -> dict | None:
+    """A Service selects workloads of its own namespace only: patch those."""
+    if not change.relabelled_services:
+        return None
+    out = dict(old)
+    for i in (i for ns in change.namespaces for i in ctx.index.in_namespace(ns) if i in out):
+        out[i] = [change.relabelled_services.get(s.key, s) for s in out[i]]
+    return out
+
+
+def _kept_when_relabelled(reads: frozenset):
+    """For indices by Service key and host, which Service labels do not enter."""
+    def carry(old, change: Change, ctx):
+        return old if change.relabelled_services and not (change.gks - {k.SERVICE}) & reads else None
+    return carry
+
+
+def _user_parts_patched(old: dict, change: Change, ctx) -> dict:
+    parts = _per_namespace_elsewhere(old, change, ctx)
+    parts.update(ctx._waypoint_user_parts(set(change.namespaces)))
+    return parts
+
+
+_ROUTE_READS = frozenset({k.VIRTUAL_SERVICE, k.SERVICE, k.SERVICE_ENTRY, k.GATEWAY, *k.ROUTE_GKS})
+_EGRESS_READS = frozenset({k.VIRTUAL_SERVICE, k.SERVICE, k.SERVICE_ENTRY})
+ROUTES = Index("routes", _ROUTE_READS, _kept_when_relabelled(_ROUTE_READS))
+NETPOLS = Index("netpols", frozenset({k.NETWORK_POLICY}))
+EGRESS = Index("egress", _EGRESS_READS, _kept_when_relabelled(_EGRESS_READS))
+SERVICES_OF = Index("services_of", frozenset({k.SERVICE}), _services_of_patched)
+SERVICES_BY_NAMESPACE = Index("services_by_namespace", frozenset({k.SERVICE}), _services_patched)
+USE_WAYPOINT_LABELS = Index("use_waypoint_labels", carry=_per_namespace_elsewhere)
+SIDECAR_SERVICES = Index("sidecar_services", carry=_per_namespace_elsewhere)
+WAYPOINT_USER_PARTS = Index("waypoint_user_parts", carry=_user_parts_patched)
+WAYPOINT_USERS = Index("waypoint_users")
+
+
 class Context:
     def __init__(self, snapshot: Snapshot, istio_version: Version | None = None, options: AuditOptions | None = None):
         self.snapshot = snapshot
@@ -77,7 +152,9 @@ class Context:
         self._service_bindings: dict[tuple, Binding] = {}
         # How each policy attaches, filled by auditor.facts.attachment.attachment_of.
         self.attachments: dict[tuple, object] = {}
-        self._lazy: dict[str, object] = {}
+        self._built: dict[str, tuple[Index, object]] = {}  # name -> (index, value), see once()
+        self._pending: dict[str, tuple[Index, object]] = {}  # a what-if copy's indices to carry over
+        self._change: Change | None = None
         # In an audit of several clusters, the mesh across them (facts.topology.Topology).
         self.topology = None
         self.mesh = self._mesh_facts()
@@ -89,7 +166,44 @@ class Context:
         auditor.facts.attachment.warm_targets."""
         self.routes, self.netpols, self.egress_routes_by_host(), self.services_of(-1), self.sidecar_services()
         self.asks_for_waypoints()
-        self.once("waypoint_users", self._build_waypoint_users)
+        self.once(WAYPOINT_USERS, self._build_waypoint_users)
+
+    def derived(self, snapshot: Snapshot, change: Change, workloads: list[Workload], workload_of: dict,
+                services: ServiceIndex, egress_hosts) -> "Context":
+        """A what-if copy of this context for `snapshot` (auditor.facts.derive decides when one
+        can be made, and re-resolves the workloads of the changed namespaces): it shares the
+        label index, the mesh settings and every index the change cannot reach."""
+        out = Context.__new__(Context)
+        out.snapshot, out.options, out.settings, out.index = snapshot, self.options, self.settings, self.index
+        gone = {o.name for o in change.objects if o.gk == k.NAMESPACE}
+        out.namespace_labels = {ns: labels for ns, labels in self.namespace_labels.items() if ns not in gone}
+        out.namespace_labels.update((ns.name, ns.labels) for ns in change.put if ns.gk == k.NAMESPACE)
+        out.workloads, out._workload_of = workloads, workload_of
+        for w in out.workloads:
+            if w.namespace in change.namespaces:
+                w.resolve_mode(out.ns_labels(w.namespace), out.settings)
+        out.services = services
+        out.waypoints = WaypointResolver(snapshot, out.namespace_labels, out.settings.istio_version)
+        out.egress_gateway_hosts = egress_hosts
+        out.facts_cache, out._service_bindings, out.attachments = {}, {}, {}
+        out._built = {name: built for name, built in self._built.items()
+                      if built[0].reads is not None and not built[0].reads & change.gks}
+        out._pending = {name: built for name, built in self._built.items() if name not in out._built and built[0].carry}
+        out._change = change
+        out.topology = self.topology
+        out.mesh = out._mesh_facts(self._mode_totals(workloads, change.namespaces))
+        return out
+
+    def _mode_totals(self, workloads: list[Workload], namespaces) -> dict:
+        """The mesh's workloads by mode with `workloads` in `namespaces` instead of these."""
+        totals = dict(self.mesh["workloads"])
+        totals.pop("total", None)
+        for ns in namespaces:
+            for i in self.index.in_namespace(ns):
+                for ws, sign in ((self.workloads, -1), (workloads, 1)):
+                    if ws[i].role == "app":
+                        totals[ws[i].mode] += sign * ws[i].count
+        return totals
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -98,6 +212,10 @@ class Context:
 
     def workload(self, obj: K8sObject) -> Workload | None:
         return self._workload_of.get(obj.key)
+
+    def workloads_by_key(self) -> dict[tuple, Workload]:
+        """Object key -> its workload (replicas included): a copy."""
+        return dict(self._workload_of)
 
     def binding(self, obj: K8sObject) -> Binding:
         """Waypoint binding of a Service, ServiceEntry, Namespace or workload object."""
@@ -143,22 +261,27 @@ class Context:
 
     # -- indices built on first use ----------------------------------------------------------
 
-    def once(self, name: str, build):
-        """An index built on first use by `build()`, then kept."""
-        if name not in self._lazy:
-            self._lazy[name] = build()
-        return self._lazy[name]
+    def once(self, index: Index, build):
+        """An index built on first use by `build()` (or carried over from the context this
+        what-if copy was made from), then kept."""
+        built = self._built.get(index.name)
+        if built is None:
+            value, pending = None, self._pending.pop(index.name, None)
+            if pending is not None:
+                value = pending[0].carry(pending[1], self._change, self)
+            built = self._built[index.name] = (index, build() if value is None else value)
+        return built[1]
 
     @property
     def routes(self) -> RouteIndex:
-        return self.once("routes", lambda: RouteIndex(self.snapshot, self.services))
+        return self.once(ROUTES, lambda: RouteIndex(self.snapshot, self.services))
 
     @property
     def netpols(self) -> NetworkPolicies:
-        return self.once("netpols", lambda: NetworkPolicies(self.snapshot.of(k.NETWORK_POLICY), self.index))
+        return self.once(NETPOLS, lambda: NetworkPolicies(self.snapshot.of(k.NETWORK_POLICY), self.index))
 
     def egress_routes_by_host(self) -> dict[str, list[str]]:
-        return self.once("egress", lambda: egress_routes_by_host(self.snapshot, self.egress_gateway_hosts))
+        return self.once(EGRESS, lambda: egress_routes_by_host(self.snapshot, self.egress_gateway_hosts))
 
     def routes_to_egress_gateway(self, vs: K8sObject) -> bool:
         return routes_to_egress_gateway(vs, self.egress_gateway_hosts)
@@ -171,14 +294,14 @@ class Context:
                 for i in self.services.selected_workloads(svc):
                     reverse.setdefault(i, []).append(svc)
             return reverse
-        return self.once("services_of", build).get(workload_id, [])
+        return self.once(SERVICES_OF, build).get(workload_id, [])
 
     def asks_for_waypoints(self) -> bool:
         """Whether a Namespace, Service or ServiceEntry carries istio.io/use-waypoint (per
         namespace, so a what-if copy looks again only where something changed)."""
-        found = self.once("use_waypoint_labels", dict)
+        found = self.once(USE_WAYPOINT_LABELS, dict)
         if len(found) < len(self.namespace_labels) or not found:
-            by_ns = self.once("services_by_namespace", self._services_by_namespace)
+            by_ns = self.once(SERVICES_BY_NAMESPACE, self._services_by_namespace)
             entries: dict[str, list[K8sObject]] = {}
             for se in self.snapshot.of(k.SERVICE_ENTRY):
                 entries.setdefault(se.namespace or "", []).append(se)
@@ -191,8 +314,8 @@ class Context:
     def sidecar_services(self) -> int:
         """How many Services select sidecar workloads (counted per namespace, so a what-if
         copy recounts only the namespaces that changed)."""
-        counts = self.once("sidecar_services", dict)
-        by_ns = self.once("services_by_namespace", self._services_by_namespace)
+        counts = self.once(SIDECAR_SERVICES, dict)
+        by_ns = self.once(SERVICES_BY_NAMESPACE, self._services_by_namespace)
         for ns, services in by_ns.items():
             if ns not in counts:
                 counts[ns] = sum(1 for svc in services if self.mode_counts(self.services.selected_workloads(svc))["sidecar"])
@@ -206,11 +329,11 @@ class Context:
 
     def waypoint_users(self, gateway: K8sObject) -> list[str]:
         """Objects whose labels ask for this Gateway as their waypoint."""
-        return self.once("waypoint_users", self._build_waypoint_users).get((gateway.namespace, gateway.name), [])
+        return self.once(WAYPOINT_USERS, self._build_waypoint_users).get((gateway.namespace, gateway.name), [])
 
     def _build_waypoint_users(self) -> dict[tuple, list[str]]:
         users: dict[tuple, list[str]] = {}
-        for part in self.once("waypoint_user_parts", self._waypoint_user_parts).values():
+        for part in self.once(WAYPOINT_USER_PARTS, self._waypoint_user_parts).values():
             for requested, ref in part:
                 users.setdefault(requested, []).append(ref)
         return {key: sorted(set(v)) for key, v in users.items()}
@@ -223,7 +346,7 @@ class Context:
         if namespaces is None:
             objects = self.snapshot.of(k.NAMESPACE, k.SERVICE, k.SERVICE_ENTRY)
         else:
-            by_ns = self.once("services_by_namespace", self._services_by_namespace)
+            by_ns = self.once(SERVICES_BY_NAMESPACE, self._services_by_namespace)
             objects = [o for ns in namespaces for o in (self.snapshot.get(k.NAMESPACE, None, ns), *by_ns.get(ns, ()))
                        if o is not None] + [o for o in self.snapshot.of(k.SERVICE_ENTRY) if o.namespace in namespaces]
         for obj in objects:

@@ -22,7 +22,7 @@ import fnmatch
 
 import auditor.facts.mode as m
 from auditor.facts.attachment import attachment_of
-from auditor.facts.context import EXAMPLES, Context
+from auditor.facts.context import EXAMPLES, Change, Context, Index
 from auditor.facts.ingress import ingress_use_waypoint
 from auditor.core import kinds as k
 from auditor.model.snapshot import K8sObject, as_dict, as_list
@@ -30,6 +30,19 @@ from auditor.model.snapshot import K8sObject, as_dict, as_list
 DEFAULT_TRUST_DOMAIN = "cluster.local"
 # Gateway class -> (what Istio deploys for a Gateway of it, the service account it runs as).
 GENERATED = {"istio": ("ingress gateway", "{name}-istio"), "istio-waypoint": ("waypoint", "{name}")}
+
+
+def _callers_patched(old: dict, change: Change, ctx: Context) -> dict:
+    """A what-if copy's callers: the workloads of the changed namespaces are new objects
+    with the same ids."""
+    callers = dict(old)
+    for ns in change.namespaces & callers.keys():
+        callers[ns] = [(ctx.workloads[w.id], account) for w, account in callers[ns]]
+    return callers
+
+
+GENERATED_CALLERS = Index("generated_callers", frozenset({k.GATEWAY}))
+CALLERS_BY_NAMESPACE = Index("callers_by_namespace", carry=_callers_patched)
 
 
 def generated_callers(ctx: Context) -> dict[str, list[tuple[str, str, str]]]:
@@ -44,7 +57,7 @@ def generated_callers(ctx: Context) -> dict[str, list[tuple[str, str, str]]]:
                 out.setdefault(gateway.namespace or "", []).append((role, gateway.name, account.format(name=gateway.name)))
         return out
 
-    return ctx.once("generated_callers", build)
+    return ctx.once(GENERATED_CALLERS, build)
 
 
 def describe_generated(role: str, namespace: str, gateway: str, account: str) -> str:
@@ -171,7 +184,7 @@ def callers_by_namespace(ctx: Context) -> dict[str, list[tuple]]:
                 out.setdefault(w.namespace, []).append((w, _service_account(w)))
         return out
 
-    return ctx.once("callers_by_namespace", build)
+    return ctx.once(CALLERS_BY_NAMESPACE, build)
 
 
 def passes_waypoint(w, ingress_opted_in: bool) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import auditor.facts.mode as m
 from auditor.core import kinds as k
 from auditor.facts.context import Context
+from auditor.plan.memo import memo
 from auditor.model.snapshot import K8sObject, as_dict, as_list
 
 AMBIENT = {m.DATAPLANE_MODE: "ambient"}
@@ -58,7 +59,7 @@ def restarted_pods(ctx: Context, namespace: str, ns_labels: dict, enrolled: bool
     """Running pods of the namespace as they come back from a restart under `ns_labels`
     (pods whose template changed take its new labels: `template_labels`, owner -> labels)."""
     key = (namespace, tuple(sorted(ns_labels.items())), enrolled)
-    cache = ctx.once("plan_restarted", dict)
+    cache = memo(ctx, "restarted", dict)
     if not template_labels and key in cache:
         return cache[key]
     out = []
@@ -83,7 +84,7 @@ def restarted_pods(ctx: Context, namespace: str, ns_labels: dict, enrolled: bool
 
 def pods_of(ctx: Context, namespace: str) -> list[K8sObject]:
     """The running (observed) pods of a namespace."""
-    by_ns = ctx.once("plan_pods", lambda: _pods_by_namespace(ctx))
+    by_ns = memo(ctx, "pods", lambda: _pods_by_namespace(ctx))
     return by_ns.get(namespace, [])
 
 

@@ -19,6 +19,7 @@ from auditor.facts.context import Context
 from auditor.facts.identity import identity_namespace, named_identities
 from auditor.facts.routes import backend_refs, host_targets, parent_refs, route_destinations
 from auditor.plan.model import BLOCKED, Caller, NamespacePlan, Wave
+from auditor.plan.memo import memo
 from auditor.model.snapshot import as_dict, as_list
 
 ANY = "*"
@@ -49,7 +50,7 @@ def callers(ctx: Context, plan: NamespacePlan) -> list[Caller]:
 def _routing_namespaces(ctx: Context, namespace: str, services: set[str]) -> dict[str, str]:
     """Namespaces holding routes that send traffic to these Services."""
     out: dict[str, str] = {}
-    routes = ctx.once("plan_routes_to", lambda: _routes_to(ctx))
+    routes = memo(ctx, "routes_to", lambda: _routes_to(ctx))
     for service in sorted(services):
         for route in routes.get(service, ()):
             if route.namespace != namespace:
