@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from auditor.core import kinds as k
-from auditor.facts.context import Context, Index
+from auditor.facts.context import Context
+from auditor.facts.indexes import Index
 from auditor.facts.waypoint import Binding
 from auditor.facts.workloads import Workload
 from auditor.model.snapshot import K8sObject

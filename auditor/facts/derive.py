@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Iterable
 
 from auditor.core import kinds as k
-from auditor.facts.context import Change, Context, Index
+from auditor.facts.context import Context
+from auditor.facts.indexes import Change, Index
 from auditor.facts.egress import egress_gateway_hosts
 from auditor.facts.mesh import VERSION_ASKED
 from auditor.facts.workloads import collect_workloads

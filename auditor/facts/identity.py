@@ -22,7 +22,8 @@ import fnmatch
 
 import auditor.facts.mode as m
 from auditor.facts.attachment import attachment_of
-from auditor.facts.context import EXAMPLES, Change, Context, Index
+from auditor.facts.context import EXAMPLES, Context
+from auditor.facts.indexes import Change, Index
 from auditor.facts.ingress import ingress_use_waypoint
 from auditor.core import kinds as k
 from auditor.model.snapshot import K8sObject, as_dict, as_list
