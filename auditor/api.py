@@ -180,9 +180,8 @@ def audit(snapshot: Snapshot | Clusters, settings: Settings | None = None, *, ct
     ctx = ctx or context(snapshot, settings)
     report = _evaluate(ctx, settings.rules, settings)
     if settings.compare_version is not None:
-        report.comparison = _compare(snapshot, settings.rules, settings, report)
-    finish(report, snapshot, settings)
-    return report
+        report = replace(report, comparison=_compare(snapshot, settings.rules, settings, report))
+    return finish(report, snapshot, settings)
 
 
 def apply(paths=(), against="cluster", *, deletes: tuple[str, ...] = (), diff_base: str | None = None,

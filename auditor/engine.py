@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import marshal
+from dataclasses import replace
 from collections import defaultdict
 
 from auditor.core import kinds as k
@@ -304,6 +305,7 @@ def _record(found: dict, rule: Rule, severity: str, message: str, obj: K8sObject
         found[key] = Finding(rule.id, severity, message, ref, location, observed, rule.confidence, pods,
                              fields=list(fields) if not from_pod else [])
         return
-    existing.pods += pods
-    if not from_pod:  # the owner's own evaluation words (and places) the finding
-        existing.message, existing.severity, existing.fields = message, severity, list(fields)
+    if from_pod:
+        found[key] = replace(existing, pods=existing.pods + pods)
+    else:  # the owner's own evaluation words (and places) the finding
+        found[key] = replace(existing, pods=existing.pods + pods, message=message, severity=severity, fields=list(fields))

@@ -70,8 +70,7 @@ def _collect_all(live: list[tuple], load_source) -> list[Snapshot]:
             out[i] = value
         else:
             collection, objects = marshal.loads(value)
-            out[i] = Snapshot(K8sObject(o) for o in objects)
-            out[i].collection = collection
+            out[i] = Snapshot((K8sObject(o) for o in objects), collection=collection)
     return out
 
 
@@ -147,12 +146,11 @@ def audit_clusters(clusters: Clusters, settings, context_of, evaluate) -> Report
     reports = []
     for name, snapshot in clusters.items():
         report = evaluate(by_name[name])
-        report.warnings = [_in_cluster(w, name) for w in report.warnings]  # what this cluster's objects say
-        finish(report, snapshot, replace(settings, baseline=None))
-        reports.append((name, report))
+        report = replace(report, warnings=[_in_cluster(w, name) for w in report.warnings])  # what its objects say
+        reports.append((name, finish(report, snapshot, replace(settings, baseline=None))))
     merged = merge(reports, clusters)
     if settings.baseline is not None:
-        apply_baseline(merged, settings.baseline_entries, settings.baseline)
+        merged = apply_baseline(merged, settings.baseline_entries, settings.baseline)
     return merged
 
 

@@ -153,10 +153,11 @@ def test_reading_a_large_input_shows_progress_on_a_terminal_and_clears_it(tmp_pa
 def test_a_path_longer_than_the_terminal_is_the_one_thing_cut():
     from auditor.model.report import Finding, ObjectRef, Report
     from auditor.reporters import table
+    from auditor.reporters.view import View
 
     path = "/" + "/".join(["a-rather-long-folder-name"] * 6) + "/policy.yaml"
     finding = Finding("r", "error", "the message of the finding", ObjectRef("v1", "Service", "shop", "cart"),
                       (path, 12), False)
-    lines = table.render(Report(findings=[finding], rules=[], objects=1), width=80).splitlines()
+    lines = table.render(Report(findings=[finding], rules=[], objects=1), View(width=80)).splitlines()
     assert max(len(line) for line in lines) <= 80
     assert "".join(line.strip() for line in lines).count(path.replace(" ", "") + ":12") == 1  # all of it, in pieces

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from auditor.cli import cli
 from auditor.model.report import Finding, ObjectRef, Report
 from auditor.reporters import github, markdown
+from auditor.reporters.view import View
 from auditor.gate.sourcemap import SourceMap
 from conftest import FIXTURES
 
@@ -122,8 +123,7 @@ def _findings(n: int, severity: str = "warning") -> list[Finding]:
 
 def test_markdown_is_trimmed_to_fit_a_github_comment():
     report = Report(findings=_findings(40, "error") + _findings(400), rules=[], objects=440)
-    report.details_url = "https://github.example/acme/k8s/actions/runs/7"
-    text = markdown.render(report)
+    text = markdown.render(report, View(details_url="https://github.example/acme/k8s/actions/runs/7"))
     assert len(text) <= 65_536
     assert text.count("| Service ns/svc-") < 440 and text.count("🔴") >= 1
     shown = text.count("| Service ns/svc-")
@@ -159,6 +159,4 @@ def test_source_map_matches_by_group_kind_namespace_and_name(tmp_path):
         Finding("r", "error", "m", ObjectRef("v1", "Service", "shop", "orders"), None, True),
         Finding("r", "error", "m", ObjectRef("networking.istio.io/v1", "Service", "shop", "cart"), None, True),
     ]
-    report = Report(findings=findings, rules=[])
-    assert mapping.apply(report) == 2
-    assert [f.location for f in findings] == [(str(tmp_path / "app.yaml"), 1), (str(tmp_path / "app.yaml"), 5), None, None]
+    assert [f.location for f in mapping.apply(findings)] == [(str(tmp_path / "app.yaml"), 1), (str(tmp_path / "app.yaml"), 5), None, None]

@@ -71,6 +71,7 @@ def scan(**opts) -> None:
     (kubectl get -o yaml|json), snapshots or stdin given as PATHs, with -f or --snapshot.
     With --against, the PATHs are a change applied to a snapshot or the live cluster."""
     from auditor import api
+    from auditor.reporters import View, render
 
     outputs = _destinations(opts)
     settings = call(api.resolve, _settings(opts))
@@ -85,11 +86,11 @@ def scan(**opts) -> None:
         snapshot = load_input(paths, opts["snapshot_path"], opts, opts["quiet"], opts["jobs"], settings)
         _refuse_empty(snapshot, opts)
         report = call(api.audit, snapshot, settings)
-    report.show_suppressed = opts["show_suppressed"]
-    report.details_url = _ci_run_url()
     _tell(report, snapshot, opts)
     for fmt, path in outputs:
-        write_output(render(fmt, report, color=path is None and _colour(opts["color"]), width=terminal_width(path)), path)
+        view = View(color=path is None and _colour(opts["color"]), width=terminal_width(path),
+                    show_suppressed=opts["show_suppressed"], details_url=_ci_run_url())
+        write_output(render(fmt, report, view), path)
     if opts["write_baseline_path"]:
         from auditor.gate.suppress import write_baseline
 
@@ -116,12 +117,6 @@ def _destinations(opts: dict) -> list[tuple[str, str | None]]:
             fail("--output-file names the file of a single -o; with several, write -o FORMAT=FILE")
         outputs = [(outputs[0][0], opts["output_file"])]
     return outputs
-
-
-def render(fmt: str, report, color: bool = False, width: int | None = None) -> str:
-    from auditor.reporters import REPORTERS
-
-    return REPORTERS[fmt](report, color=color, width=width) if fmt == "table" else REPORTERS[fmt](report)
 
 
 def _ci_run_url() -> str | None:

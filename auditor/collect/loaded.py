@@ -53,9 +53,11 @@ class LoadResult:
         objects, warnings, errors = mark
         del self.objects[objects:], self.warnings[warnings:], self.errors[errors:]
 
-    def snapshot(self) -> Snapshot:
-        snap = Snapshot(self.objects, line_resolver=self.resolve_line)
-        snap.object_span = self.object_span
+    def snapshot(self, collection: dict | None = None) -> Snapshot:
+        """The objects read, with this reading's problems (duplicates among them added
+        now) and what `collection` says of where they came from."""
+        snap = Snapshot(self.objects, line_resolver=self.resolve_line, collection=collection, errors=self.errors,
+                        warnings=self.warnings, object_span=self.object_span)
         for previous, later in snap.duplicates:
             self.warnings.append(
                 UsageError(

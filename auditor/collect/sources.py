@@ -26,10 +26,7 @@ def load_files(paths: list[str], jobs: int | None = None, stdin=None, snapshot_o
                         progress=Reading() if progress else None)
     if snapshot_only and not loaded.snapshots and not loaded.errors:
         raise UsageError(f"{paths[0]}: not a mesh-audit snapshot; scan manifests and dumps with -f")
-    snapshot = loaded.snapshot()
-    snapshot.collection = _collection_of_files(loaded, require_rendering)
-    snapshot.errors, snapshot.warnings = loaded.errors, loaded.warnings
-    return snapshot
+    return loaded.snapshot(_collection_of_files(loaded, require_rendering))
 
 
 def _collection_of_files(loaded: LoadResult, require_rendering: bool = False) -> dict:
@@ -55,9 +52,7 @@ def load_cluster(source) -> Snapshot:
     """The cluster `source` (an api.ClusterSource) names; ClusterError when it cannot be
     read at all, UsageError for a kubeconfig that does not parse or lacks the context."""
     live = _collect(source, projected=True)
-    snapshot = Snapshot(K8sObject(o) for o in live.objects)
-    snapshot.collection = {"source": "cluster", **live.describe()}
-    return snapshot
+    return Snapshot((K8sObject(o) for o in live.objects), collection={"source": "cluster", **live.describe()})
 
 
 def save_cluster(source, path: str, cluster: str | None = None, clusters: list[str] | None = None):
@@ -157,10 +152,7 @@ def _segment_snapshot(path: str, segment: bytes, line: int) -> Snapshot:
         load_snapshot_stream(path, result, segment)
     except UsageError as err:
         raise UsageError(err.message, path, err.line + line - 1 if err.line else line) from None
-    snapshot = result.snapshot()
-    snapshot.collection = _collection_of_files(result)
-    snapshot.errors, snapshot.warnings = result.errors, result.warnings
-    return snapshot
+    return result.snapshot(_collection_of_files(result))
 
 
 def _segments(data: bytes) -> list[bytes]:

@@ -71,7 +71,7 @@ def _rederive_workloads(base: Context, snapshot: Snapshot, namespaces: set[str])
                                                                  base.workloads[i].count) for i in ids]:
             return None
         for w, i in zip(fresh, ids):
-            w.id = i
+            w.renumber(i)
             workloads[i] = w
             workload_of[w.obj.key] = w
         workload_of.update(replicas)

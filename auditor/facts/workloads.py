@@ -122,6 +122,11 @@ class Workload:
         """The mode in force: what runs for observed pods, what would run otherwise."""
         return self.observed_mode if self.observed_mode is not None else self.predicted_mode
 
+    def renumber(self, wid: int) -> None:
+        """Take the id the same workload has in another context (a what-if copy keeps the
+        ids its base gave, so indices by id stay true)."""
+        self.id = wid
+
     def resolve_mode(self, ns_labels: dict, settings: MeshSettings) -> None:
         self.injection = m.predict_injection(
             self.namespace, ns_labels, self.labels, self.annotations, self.host_network, settings.injector

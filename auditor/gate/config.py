@@ -30,7 +30,7 @@ from auditor.core.words import did_you_mean
 DEFAULT_NAME = ".mesh-audit.yaml"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Exemption:
     rule: str  # a rule id, or "*"
     pattern: str
@@ -38,7 +38,6 @@ class Exemption:
     expires: date | None = None
     line: int | None = None
     source: str = "config"
-    matched: int = 0
 
     def expired(self, today: date) -> bool:
         return self.expires is not None and today >= self.expires

@@ -15,30 +15,35 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_right
+from dataclasses import replace
 
 import yaml
 
 from auditor.collect.yaml_docs import document_spans
-from auditor.model.report import Report
+from auditor.model.report import Finding
 from auditor.core.yamlread import ManifestLoader
 
 MAX_BYTES = 16 * 1024 * 1024  # larger sources (dumps) are searched, not composed
 
 
-def place_findings(report: Report, spans=None) -> None:
-    """`spans(file, line)`: the byte range of the object that starts on that line of a
-    large file, when the loader knows it (dumps read as a stream), so that a large dump is
-    searched object by object instead of read whole again."""
+def place_findings(findings: list[Finding], spans=None) -> list[Finding]:
+    """The findings, each with a rule's `fields` placed on the line of the first of them
+    its manifest holds. `spans(file, line)`: the byte range of the object that starts on
+    that line of a large file, when the loader knows it (dumps read as a stream), so that a
+    large dump is searched object by object instead of read whole again."""
     sources = _Sources(spans)
-    for finding in report.findings:
-        if not finding.fields or finding.location is None or finding.location[0].startswith("<"):
-            continue
-        file, line = finding.location
-        for pointer in finding.fields:
-            found = sources.line_of(file, line, pointer)
-            if found is not None:
-                finding.location, finding.pointer = (file, found), pointer
-                break
+    return [_placed(finding, sources) for finding in findings]
+
+
+def _placed(finding: Finding, sources: "_Sources") -> Finding:
+    if not finding.fields or finding.location is None or finding.location[0].startswith("<"):
+        return finding
+    file, line = finding.location
+    for pointer in finding.fields:
+        found = sources.line_of(file, line, pointer)
+        if found is not None:
+            return replace(finding, location=(file, found), pointer=pointer)
+    return finding
 
 
 def _segments(pointer: str) -> list[str]:

@@ -9,9 +9,11 @@ stdin); SARIF paths are relative to the repository root.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from auditor.collect.files import load_paths
 from auditor.core.errors import UsageError
-from auditor.model.report import Report
+from auditor.model.report import Finding
 
 
 class SourceMap:
@@ -34,15 +36,13 @@ class SourceMap:
     def locate(self, group: str, kind: str, namespace: str | None, name: str) -> tuple[str, int] | None:
         return self.exact.get((group, kind, namespace, name)) or self.unplaced.get((group, kind, name))
 
-    def apply(self, report: Report) -> int:
-        """Point every finding on a live object (read from a cluster, a snapshot or a dump,
-        by file or stdin) at its manifest's file and line; returns how many moved."""
-        mapped = 0
-        for f in report.findings:
-            if not f.observed and f.location is not None and not f.location[0].startswith("<"):
-                continue  # a manifest already: it is its own source
-            location = self.locate(f.object.group, f.object.kind, f.object.namespace, f.object.name)
-            if location is not None:
-                f.location = location
-                mapped += 1
-        return mapped
+    def apply(self, findings: list[Finding]) -> list[Finding]:
+        """The findings, each on a live object (read from a cluster, a snapshot or a dump,
+        by file or stdin) pointed at its manifest's file and line where this checkout has it."""
+        return [self._mapped(f) for f in findings]
+
+    def _mapped(self, f: Finding) -> Finding:
+        if not f.observed and f.location is not None and not f.location[0].startswith("<"):
+            return f  # a manifest already: it is its own source
+        location = self.locate(f.object.group, f.object.kind, f.object.namespace, f.object.name)
+        return f if location is None else replace(f, location=location)

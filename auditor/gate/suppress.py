@@ -15,6 +15,7 @@ message text); later scans against it count only findings that are new.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import orjson
 from auditor.gate.config import Exemption
 from auditor.core.errors import UsageError
 from auditor.core.kinds import group_kind
-from auditor.model.report import Report
+from auditor.model.report import Finding, Report
 from auditor.model.snapshot import Snapshot
 from auditor.core.words import did_you_mean
 
@@ -47,30 +48,40 @@ def cli_ignores(values: list[str], names: dict[str, str]) -> list[Exemption]:
     return out
 
 
-def apply_suppressions(report: Report, snapshot: Snapshot, exemptions: list[Exemption], names: dict[str, str],
-                       today: date, config_path: str | None = None) -> list[str]:
-    """Mark suppressed findings; returns warnings about expired exemptions."""
-    for f in report.findings:
+@dataclass(frozen=True)
+class Suppressed:
+    """The findings with their suppressions, warnings about expired exemptions (as the
+    report lists warnings), and the exemptions in force that matched nothing."""
+
+    findings: list[Finding]
+    warnings: list[dict]
+    unused_exemptions: list[dict]
+
+
+def apply_suppressions(findings: list[Finding], snapshot: Snapshot, exemptions: list[Exemption],
+                       names: dict[str, str], today: date, config_path: str | None = None) -> Suppressed:
+    """Each finding with the annotations and exemptions that suppress it."""
+    in_force = [ex for ex in exemptions if not ex.expired(today)]
+    matched: set[int] = set()
+    out = []
+    for f in findings:
+        found = list(f.suppressions)
         subject = snapshot.get(group_kind(f.object.api_version, f.object.kind), f.object.namespace, f.object.name)
         if subject is not None and IGNORE_ANNOTATION in subject.annotations:
             listed = {names.get(n.strip(), n.strip()) for n in subject.annotations[IGNORE_ANNOTATION].split(",") if n.strip()}
             if "*" in listed or f.rule in listed:
                 reason = subject.annotations.get(IGNORE_REASON) or f"{IGNORE_ANNOTATION} on {f.object}"
-                f.suppressions.append({"kind": "inSource", "source": "annotation", "justification": reason})
-        for ex in exemptions:
-            if ex.expired(today) or not ex.matches(f.rule, f.object.path, f.object.cluster):
-                continue
-            ex.matched += 1
-            f.suppressions.append({"kind": "external", "source": ex.source, "justification": ex.reason})
-    warnings = []
-    for ex in exemptions:
-        if ex.expired(today):
-            message = f"exemption expired on {ex.expires.isoformat()} and no longer suppresses: {ex.describe()}"
-            report.warnings.append({"file": config_path, "line": ex.line, "message": message})
-            where = f"{config_path}:{ex.line}: " if config_path else ""
-            warnings.append(where + message)
-    report.unused_exemptions = [ex.to_dict() for ex in exemptions if not ex.expired(today) and ex.matched == 0]
-    return warnings
+                found.append({"kind": "inSource", "source": "annotation", "justification": reason})
+        for i, ex in enumerate(in_force):
+            if ex.matches(f.rule, f.object.path, f.object.cluster):
+                matched.add(i)
+                found.append({"kind": "external", "source": ex.source, "justification": ex.reason})
+        out.append(replace(f, suppressions=found) if len(found) > len(f.suppressions) else f)
+    warnings = [{"file": config_path, "line": ex.line,
+                 "message": f"exemption expired on {ex.expires.isoformat()} and no longer suppresses: {ex.describe()}"}
+                for ex in exemptions if ex.expired(today)]
+    unused = [ex.to_dict() for i, ex in enumerate(in_force) if i not in matched]
+    return Suppressed(out, warnings, unused)
 
 
 # -- baselines ----------------------------------------------------------------------------
@@ -111,16 +122,14 @@ def read_baseline(path: str) -> set[tuple]:
         raise UsageError("baseline entries need rule, kind and name", path) from None
 
 
-def apply_baseline(report: Report, known: set[tuple], path: str) -> None:
-    current = set()
-    for f in report.findings:
-        identity = f.identity()
-        current.add(identity)
-        f.baseline_state = "unchanged" if identity in known else "new"
-    active = [f for f in report.findings if not f.suppressed]
-    report.baseline = {
+def apply_baseline(report: Report, known: set[tuple], path: str) -> Report:
+    """The report with each finding marked new or unchanged against the baseline `known`
+    (read from `path`), and the baseline's summary."""
+    findings = [replace(f, baseline_state="unchanged" if f.identity() in known else "new") for f in report.findings]
+    active = [f for f in findings if not f.suppressed]
+    return replace(report, findings=findings, baseline={
         "file": path,
         "new": sum(1 for f in active if f.baseline_state == "new"),
         "unchanged": sum(1 for f in active if f.baseline_state == "unchanged"),
-        "fixed": [_entry(i) for i in sorted(known - current)],
-    }
+        "fixed": [_entry(i) for i in sorted(known - {f.identity() for f in findings})],
+    })

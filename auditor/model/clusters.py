@@ -83,7 +83,5 @@ class Clusters:
 
 def unreachable(context: str | None, reason: str) -> Snapshot:
     """The snapshot of a cluster that could not be read at all: no objects, one gap."""
-    snapshot = Snapshot()
-    snapshot.collection = {"source": "cluster", "context": context, "counts": {},
-                           "not_collected": [Gap(EVERYTHING, reason).to_dict()]}
-    return snapshot
+    return Snapshot(collection={"source": "cluster", "context": context, "counts": {},
+                                "not_collected": [Gap(EVERYTHING, reason).to_dict()]})

@@ -47,7 +47,7 @@ class ObjectRef:
         return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Finding:
     rule: str
     severity: str
@@ -113,8 +113,12 @@ class Finding:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Report:
+    """The findings of an audit and what they were made from. The engine makes one
+    (`auditor.engine.evaluate`); the gate finishes it (`auditor.gate.finish`), both
+    as new objects: a report is never changed once made."""
+
     findings: list[Finding]
     rules: list  # the rules that were evaluated (auditor.rulebook.Rule)
     errors: list[dict] = field(default_factory=list)
@@ -134,7 +138,6 @@ class Report:
     baseline: dict | None = None  # {"file", "new", "unchanged", "fixed": [...]} with --baseline
     comparison: dict | None = None  # with --compare-version: findings the upgrade adds and removes
     unused_exemptions: list = field(default_factory=list)
-    show_suppressed: bool = False  # the table lists suppressed findings too (--show-suppressed)
     fail_on: str = "error"  # the lowest severity that fails the gate (FAIL_ON)
     config_path: str | None = None  # the configuration file the audit used
     # With --changes-only: {"applied", "deleted", "added": [...], "resolved": [...], "objects": [...]}

@@ -248,16 +248,22 @@ class Snapshot:
 
     `collection` records where the objects came from ({"source": "files" | "cluster" |
     "snapshot", ...} with, for clusters and snapshots, what was and was not collected);
-    `errors` and `warnings` are the problems met reading the input (UsageError each)."""
+    `errors` and `warnings` are the problems met reading the input (UsageError each), kept
+    as the lists given (a loader may still add to them). `object_span(file, line)`: the
+    byte range of the object starting on that line of a large file, when the loader knows
+    it (auditor.gate.locate reads only that range)."""
 
-    def __init__(self, objects: Iterable[K8sObject] = (), line_resolver: Callable[[K8sObject], int | None] | None = None):
+    def __init__(self, objects: Iterable[K8sObject] = (), line_resolver: Callable[[K8sObject], int | None] | None = None,
+                 *, collection: dict | None = None, errors: list | None = None, warnings: list | None = None,
+                 object_span: Callable[[str, int], tuple[int, int] | None] | None = None):
         self._by_key: dict[tuple, K8sObject] = {}
         self._by_gk: dict[str, list[K8sObject]] = defaultdict(list)
         self.duplicates: list[tuple[K8sObject, K8sObject]] = []
         self._line_resolver = line_resolver
-        self.collection: dict = {"source": "files"}
-        self.errors: list = []
-        self.warnings: list = []
+        self.collection: dict = collection if collection is not None else {"source": "files"}
+        self.errors: list = errors if errors is not None else []
+        self.warnings: list = warnings if warnings is not None else []
+        self.object_span = object_span
         self._position_cache: dict[str, dict[tuple, int]] = {}
         for obj in objects:
             self.add(obj)
@@ -281,7 +287,7 @@ class Snapshot:
         out._by_key = dict(self._by_key)
         out._by_gk = defaultdict(list, self._by_gk)
         out.duplicates, out._line_resolver, out._position_cache = self.duplicates, self._line_resolver, {}
-        out.collection, out.errors, out.warnings = self.collection, self.errors, self.warnings
+        out.collection, out.errors, out.warnings, out.object_span = self.collection, self.errors, self.warnings, None
         for key in removed:
             out._by_key.pop(key, None)
         for key, obj in put.items():
@@ -318,7 +324,7 @@ class Snapshot:
             return found(obj) if found is not None else obj.line
 
         out._line_resolver = resolve
-        spans = [s.object_span for s in sources if getattr(s, "object_span", None) is not None]
+        spans = [s.object_span for s in sources if s.object_span is not None]
         if spans:
             out.object_span = lambda name, line: next((r for r in (f(name, line) for f in spans) if r is not None), None)
         return out

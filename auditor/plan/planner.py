@@ -31,7 +31,7 @@ from auditor.plan import cost, waves
 from auditor.plan.model import BLOCKED, NEEDS_WAYPOINT, READY, NamespacePlan, Plan, Reason, WorkloadPlan
 from auditor.plan.moves import enrolls_pods, moved_namespace, restarted_pods
 from auditor.plan.whatif import WhatIf, finding_key
-from auditor.model.report import Finding, Report
+from auditor.model.report import Finding
 from auditor.model.snapshot import Snapshot
 from auditor.gate.suppress import apply_suppressions
 from auditor.core.workers import auto_jobs, map_shares, split
@@ -193,9 +193,8 @@ def diff(before: list[Finding], after: list[Finding]) -> tuple[list[Finding], li
 def accepted(findings: list[Finding], snapshot: Snapshot, settings) -> list[Finding]:
     """The findings no annotation, exemption or --ignore suppresses (as `scan` would)."""
     copies = [replace(f, suppressions=[]) for f in findings]
-    report = Report(findings=copies, rules=[])
-    apply_suppressions(report, snapshot, settings.exemptions, settings.names, settings.today or date.today())
-    return [f for f in copies if not f.suppressed]
+    judged = apply_suppressions(copies, snapshot, settings.exemptions, settings.names, settings.today or date.today())
+    return [f for f in judged.findings if not f.suppressed]
 
 
 def _reason(ctx: Context, f: Finding, rules: dict, stage: str) -> Reason:

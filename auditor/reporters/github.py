@@ -11,6 +11,7 @@ the SARIF report hold them all).
 from __future__ import annotations
 
 from auditor.model.report import Report, describe_gap
+from auditor.reporters.view import PLAIN, View
 from auditor.reporters.sarif import artifact_uri, because
 from auditor.core.words import printable, printable_lines
 
@@ -37,7 +38,7 @@ def _prop(text: str) -> str:
     return _data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render(report: Report) -> str:
+def render(report: Report, view: View = PLAIN) -> str:
     out = []
     placed = [(f, _place(f, report)) for f in report.active]
     kept: dict[str, int] = {}

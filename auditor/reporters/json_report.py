@@ -9,6 +9,7 @@ from __future__ import annotations
 import orjson
 
 from auditor.model.report import Report
+from auditor.reporters.view import PLAIN, View
 
 SCHEMA_VERSION = 1
 
@@ -31,5 +32,5 @@ def to_document(report: Report) -> dict:
     return doc
 
 
-def render(report: Report) -> str:
+def render(report: Report, view: View = PLAIN) -> str:
     return orjson.dumps(to_document(report), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"

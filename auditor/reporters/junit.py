@@ -15,6 +15,7 @@ from itertools import groupby
 from xml.etree import ElementTree as ET
 
 from auditor.model.report import SEVERITY_RANK, Report, describe_gap
+from auditor.reporters.view import PLAIN, View
 
 
 def _fails(report: Report, severity: str) -> bool:
@@ -37,7 +38,7 @@ def _case(suite: ET.Element, report: Report, rule, f) -> str:
     return "passed"
 
 
-def render(report: Report) -> str:
+def render(report: Report, view: View = PLAIN) -> str:
     suites = ET.Element("testsuites", name="mesh-audit")
     by_rule = {rule: list(group) for rule, group in groupby(sorted(report.findings, key=lambda f: (f.rule, f.sort_key())),
                                                             key=lambda f: f.rule)}

@@ -13,6 +13,7 @@ import html
 from itertools import groupby
 
 from auditor.model.report import ObjectRef, Report, describe_gap
+from auditor.reporters.view import PLAIN, View
 from auditor.reporters.sarif import because
 from auditor.core.words import plural, printable
 
@@ -83,7 +84,7 @@ def _row(f) -> str:
     return f"| {cell(str(f.object))}{new} | {where} | {cell(f.message + cause)} |"
 
 
-def render(report: Report) -> str:
+def render(report: Report, view: View = PLAIN) -> str:
     out = _header(report)
     size = sum(len(line) + 1 for line in out)
     titles = {r.id: r for r in report.rules}
@@ -96,7 +97,7 @@ def render(report: Report) -> str:
         tail = ["", f"**Fix:** {' '.join(rule.remediation.split())} ([docs]({rule.help_uri}))"] if rule else []
         tail += ["", "</details>"]
         rows = []
-        budget = MAX_CHARS - size - _room_for_more(report) - sum(len(line) + 1 for line in head + tail)
+        budget = MAX_CHARS - size - _room_for_more(report, view) - sum(len(line) + 1 for line in head + tail)
         for f in findings:
             row = _row(f)
             if len(row) + 1 > budget:
@@ -111,16 +112,16 @@ def render(report: Report) -> str:
         if len(rows) < len(findings):
             break
     if shown < len(report.active):
-        out += ["", _more(report, len(report.active) - shown)]
+        out += ["", _more(view, len(report.active) - shown)]
     return "\n".join(out) + "\n"
 
 
-def _room_for_more(report: Report) -> int:
-    return len(_more(report, len(report.active))) + 4
+def _room_for_more(report: Report, view: View) -> int:
+    return len(_more(view, len(report.active))) + 4
 
 
-def _more(report: Report, hidden: int) -> str:
-    where = f"the full report: {report.details_url}" if report.details_url else \
+def _more(view: View, hidden: int) -> str:
+    where = f"the full report: {view.details_url}" if view.details_url else \
         "the full report: `mesh-audit scan -o table`, or the SARIF in code scanning"
     return (f"**{hidden:,} more finding{'s' if hidden != 1 else ''}** (less severe) do not fit in a comment's 65,536 "
             f"characters; see {where}.")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import yaml
 
 from auditor.model.report import Finding, Report
+from auditor.reporters.view import PLAIN, View
 
 NAME = "mesh-audit"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "mesh-audit"}
@@ -71,7 +72,7 @@ def build(report: Report, flavour: str = "policyreport", uids: dict | None = Non
 
 
 def render_as(flavour: str):
-    def render(report: Report) -> str:
+    def render(report: Report, view: View = PLAIN) -> str:
         docs = build(report, flavour)
         if not docs:
             return ""

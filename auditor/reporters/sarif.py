@@ -21,6 +21,7 @@ from urllib.parse import quote
 import orjson
 
 from auditor.model.report import Finding, Report, describe_gap
+from auditor.reporters.view import PLAIN, View
 
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 MAX_RESULTS = 25_000  # per run, as GitHub code scanning ingests them
@@ -201,5 +202,5 @@ def to_document(report: Report) -> dict:
     return {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0", "runs": [run]}
 
 
-def render(report: Report) -> str:
+def render(report: Report, view: View = PLAIN) -> str:
     return orjson.dumps(to_document(report), option=orjson.OPT_INDENT_2).decode() + "\n"

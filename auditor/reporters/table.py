@@ -9,6 +9,7 @@ from itertools import groupby
 import click
 
 from auditor.model.report import ObjectRef, Report, describe_gap
+from auditor.reporters.view import PLAIN, View
 from auditor.reporters.sarif import because
 from auditor.core.words import printable, printable_lines, wrapped
 
@@ -69,15 +70,15 @@ def _ref(o: dict) -> str:
     return str(ObjectRef(o.get("apiVersion", ""), o["kind"], o["namespace"], o["name"], o.get("cluster")))
 
 
-def render(report: Report, color: bool = False, width: int | None = None) -> str:
+def render(report: Report, view: View = PLAIN) -> str:
     """The report as a table `width` columns wide (default WIDTH): long messages and paths
     wrap at word boundaries inside their column, headings and notes below them."""
-    width = max(width or WIDTH, MIN_WIDTH)
+    width, color = max(view.width or WIDTH, MIN_WIDTH), view.color
     titles = {r.id: r.title for r in report.rules}
     headings: dict[str, str] = {}  # heading line -> severity, coloured once the rest is made printable
     out: list[str] = []
     tables: set[int] = set()  # lines already laid out to the width
-    shown = report.findings if report.show_suppressed else report.active
+    shown = report.findings if view.show_suppressed else report.active
     for rule_id, group in groupby(shown, key=lambda f: (f.severity, f.rule)):
         findings = list(group)
         severity, rule = rule_id

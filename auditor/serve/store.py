@@ -49,6 +49,4 @@ class Store:
     def snapshot(self) -> Snapshot:
         with self.lock:
             objects = list(self.objects.values())
-        snapshot = Snapshot(objects)
-        snapshot.collection = {"source": "cluster", **self.live.describe()}
-        return snapshot
+        return Snapshot(objects, collection={"source": "cluster", **self.live.describe()})
