@@ -262,15 +262,15 @@ def plan(snapshot: Snapshot, settings: Settings | None = None, *, namespaces: tu
     made, whatif = make_plan(snapshot, settings, PlanOptions(tuple(namespaces), include_unmeshed, nodes), ctx)
     if emit is not None:
         write_change_set(made, emit)
-        made.emitted = emit
+        made = replace(made, emitted=emit)
     if verify:
         if emit is not None:
-            made.verification = verify_change_set(made, ctx, whatif.findings, emit, settings)
+            made = replace(made, verification=verify_change_set(made, ctx, whatif.findings, emit, settings))
         else:
             with tempfile.TemporaryDirectory(prefix="mesh-audit-plan-") as folder:
                 write_change_set(made, folder)
-                made.verification = verify_change_set(made, ctx, whatif.findings, folder, settings)
-                made.verification["directory"] = None
+                verification = verify_change_set(made, ctx, whatif.findings, folder, settings)
+            made = replace(made, verification={**verification, "directory": None})
     return made
 
 

@@ -34,6 +34,11 @@ class Collection:
     def complete(self) -> bool:
         return not self.not_collected
 
+    def finish(self, objects: list[dict]) -> None:
+        """The objects read, and the gaps in a stable order."""
+        self.objects = objects
+        self.not_collected.sort(key=lambda g: (g.resource, g.namespace or "", g.name or ""))
+
     @property
     def object_count(self) -> int:
         return len(self.objects) + (self.spool.count if self.spool is not None else 0)

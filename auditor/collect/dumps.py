@@ -102,8 +102,7 @@ class _YamlShare:
                 add_object(item, self.name, line, None, part)
         except NotStreamable:
             return None
-        part.projector = None
-        return part
+        return part.without_projector()
 
 
 def load_json_items(data, raws: list, name: str, result: LoadResult, rereadable: bool, jobs: int = 1) -> None:

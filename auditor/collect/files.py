@@ -64,8 +64,7 @@ def load_paths(paths: list[str], stdin=None, jobs: int | None = None, follow_sym
     for path in paths:
         expansion.add(path)
     expansion.finish()
-    result.warnings += expansion.warnings
-    result.errors += expansion.errors
+    result.note(expansion.warnings, expansion.errors)
     _render(expansion, render or RenderSettings(), result)
     progress = progress or Reading(enabled=False)
     with gc_paused():
@@ -111,7 +110,7 @@ def _built(directory: str) -> tuple[str, str, str]:
 
 def _load_file(path: str, result: LoadResult, stdin=None, jobs: int = 1) -> None:
     """One input into `result`; a large snapshot or JSON dump in up to `jobs` processes."""
-    result.files_read += 1
+    result.opened()
     try:
         if path == STDIN:
             _load_data([read_stream(stdin or sys.stdin.buffer, STDIN_NAME)], STDIN_NAME, result, jobs=jobs)
@@ -172,8 +171,7 @@ class _FileShare:
         for i in share:
             part = LoadResult()
             _load_file(self.files[i], part)
-            part.projector = None  # the replica table stays behind; the objects keep what they share
-            parts.append(part)
+            parts.append(part.without_projector())
         return parts
 
 

@@ -34,6 +34,21 @@ class LoadResult:
     yaml_spans: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)  # line -> bytes of a List item
     projector: Projector = field(default_factory=Projector, repr=False)
 
+    def note(self, warnings: list[UsageError] = (), errors: list[UsageError] = ()) -> None:
+        """Problems met before any file was read (expanding the paths)."""
+        self.warnings.extend(warnings)
+        self.errors.extend(errors)
+
+    def opened(self) -> None:
+        """One more input opened (a file, a pipe or stdin)."""
+        self.files_read += 1
+
+    def without_projector(self) -> "LoadResult":
+        """Leave the replica table behind (a forked share's result: its objects keep what
+        they share), returning this result."""
+        self.projector = None
+        return self
+
     def absorb(self, part: "LoadResult") -> None:
         """Append what another load found (a staged document, a forked share's file)."""
         self.objects.extend(part.objects)

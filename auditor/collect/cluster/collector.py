@@ -89,13 +89,11 @@ def collect(
         workers = LOOPBACK_WORKERS if is_loopback(connection.server or "") else WORKERS
     http = Http(connection, time.monotonic() + timeout, retry or RetryPolicy(), compress, workers)
     ahead = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect-ahead")
-    collector = Lister(http, progress, projected, ahead, spool)
-    result = collector.result
-    result.spool = spool
-    result.context, result.server = connection.context, connection.server
-    result.namespaces = sorted(set(namespaces)) if namespaces else None
-    result.collected_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    result.server_version = _server_version(http)
+    collected_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    result = Collection(context=connection.context, server=connection.server, collected_at=collected_at,
+                        server_version=_server_version(http), namespaces=sorted(set(namespaces)) if namespaces else None,
+                        spool=spool)
+    collector = Lister(http, progress, projected, ahead, spool, result)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect")
     try:
         with gc_paused():
@@ -109,8 +107,7 @@ def collect(
     ahead.shutdown(wait=True)
     if progress is not None:
         progress.done()
-    result.objects = webhooks + objects
-    result.not_collected.sort(key=lambda g: (g.resource, g.namespace or "", g.name or ""))
+    result.finish(webhooks + objects)
     return result
 
 

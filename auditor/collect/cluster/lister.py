@@ -66,7 +66,7 @@ def strip_bookkeeping(item: dict) -> dict:
 
 class Lister:
     def __init__(self, http: Http, progress: Progress | None, projected: bool = False,
-                 ahead: ThreadPoolExecutor | None = None, spool: Spool | None = None):
+                 ahead: ThreadPoolExecutor | None = None, spool: Spool | None = None, result: Collection | None = None):
         self.projected = projected
         self.spool = spool
         # With a spool, what _config_map_names needs of the spooled Deployments and DaemonSets.
@@ -74,7 +74,7 @@ class Lister:
         self.http = http
         self.ahead = ahead  # requests the next page of a list while this one is parsed
         self.progress = progress
-        self.result = Collection()
+        self.result = result if result is not None else Collection()  # what is read goes here
         # API groups discovery does not serve: their kinds are not installed, not failed.
         self.absent_groups: set[str] = set()
         self._lock = threading.Lock()
