@@ -1,4 +1,6 @@
-"""Evaluate rules over facts. Pure: a context (the indexed snapshot) and rules in, a Report out."""
+"""Evaluate rules over facts: a context (the indexed snapshot) and rules in, a Report out.
+What stays behind between audits in one process is in MEMORY (bounded); it changes how
+fast an audit runs, never what it reports."""
 
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ def evaluate(ctx: Context, rules: list[Rule], backend=None, jobs: int | None = N
     false): what a plan re-audits when one namespace moves."""
     backend = backend or next((r.backend for r in rules if r.backend is not None), None) or get_backend()
     snapshot = ctx.snapshot
-    version = ctx.settings.istio_version
+    version = ctx.installation.istio_version
     active = _active(rules, version)
     by_kind: dict[str, list[Rule]] = defaultdict(list)
     for rule in active:
@@ -46,7 +48,7 @@ def evaluate(ctx: Context, rules: list[Rule], backend=None, jobs: int | None = N
     subjects = [obj for obj in subjects if obj.gk in by_kind and not _is_replica(obj, ctx)]
     kinds = {obj.gk for obj in subjects}
     combined = {gk: _combined_program(backend, by_kind[gk]) for gk in kinds}
-    reads = {gk: (_reads(by_kind[gk], when_only=True), _reads(by_kind[gk])) for gk in kinds}
+    reads = {gk: (reads_of(by_kind[gk], when_only=True), reads_of(by_kind[gk])) for gk in kinds}
     evaluator = _Evaluator(backend, ctx, subjects, by_kind, combined, reads)
     jobs = (jobs or auto_jobs()) if len(subjects) >= PARALLEL_MIN_SUBJECTS else 1
     if jobs > 1:
@@ -69,10 +71,10 @@ def evaluate(ctx: Context, rules: list[Rule], backend=None, jobs: int | None = N
         findings=findings,
         rules=active,
         errors=sorted(errors, key=lambda e: (e["rule"] or "", e["object"], e["message"])),
-        warnings=[w.to_dict() for w in ctx.settings.warnings],
+        warnings=[w.to_dict() for w in ctx.installation.warnings],
         objects=len(snapshot),
         istio_version=str(version) if version else None,
-        version_source=ctx.settings.version_source,
+        version_source=ctx.installation.version_source,
         skipped_rules=sorted(r.id for r in rules if r not in active),
     )
 
@@ -80,13 +82,44 @@ def evaluate(ctx: Context, rules: list[Rule], backend=None, jobs: int | None = N
 def _active(rules: list[Rule], version) -> list[Rule]:
     """The rules whose Istio range admits the version (kept per list and version: a plan
     evaluates the same rules hundreds of times)."""
-    key = (tuple(map(id, rules)), version)
-    if key not in _ACTIVE:
-        _ACTIVE[key] = ([r for r in rules if r.istio.admits(version)], rules)  # the rules kept alive with their ids
-    return _ACTIVE[key][0]
+    # The rules are kept alive with the list made of them: their ids stay theirs.
+    return MEMORY.keep(MEMORY.active, (tuple(map(id, rules)), version),
+                       lambda: ([r for r in rules if r.istio.admits(version)], rules))[0]
 
 
-_ACTIVE: dict[tuple, tuple] = {}
+class Memory:
+    """What evaluations keep across audits in one process: a plan audits the cluster again
+    for every namespace it moves, and serve after every change. Per list of rules: those a
+    version admits (`active`), what they read (`reads`) and their combined program
+    (`combined`); per conditions and value of the mesh they read, the verdicts of
+    look-alike objects (`verdicts`). Each table starts again when it reaches `limit`
+    entries, so a long-lived process keeps a bounded amount."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self.limit = limit
+        self.active: dict[tuple, tuple] = {}
+        self.reads: dict[tuple, tuple] = {}
+        self.combined: dict[tuple, object] = {}
+        self.verdicts: dict[tuple, dict[bytes, list | None]] = {}
+
+    def keep(self, table: dict, key, build):
+        """table[key], made by build() on first use."""
+        if key not in table:
+            if len(table) >= self.limit:
+                table.clear()
+            table[key] = build()
+        return table[key]
+
+    def forget(self) -> None:
+        for table in (self.active, self.reads, self.combined, self.verdicts):
+            table.clear()
+
+    def verdict_tables(self) -> list[int]:
+        """How many verdicts each table of verdicts holds."""
+        return [len(table) for table in self.verdicts.values()]
+
+
+MEMORY = Memory()
 
 
 # Below this many objects to evaluate, forking costs more than it saves.
@@ -201,15 +234,7 @@ def _verdict_table(backend, rules: list[Rule], mesh) -> dict[bytes, list | None]
         key = (backend, tuple(r.when for r in rules), marshal.dumps(mesh, 2))
     except ValueError:
         return {}
-    if key not in _VERDICTS:
-        if len(_VERDICTS) >= MAX_VERDICT_TABLES:  # a long-lived process that has seen many rule sets
-            _VERDICTS.clear()
-        _VERDICTS[key] = {}
-    return _VERDICTS[key]
-
-
-_VERDICTS: dict[tuple, dict[bytes, list | None]] = {}
-MAX_VERDICT_TABLES = 256
+    return MEMORY.keep(MEMORY.verdicts, key, dict)
 
 
 def _severity(backend, rule: Rule, activation) -> str:
@@ -230,19 +255,16 @@ def _fields(backend, rule: Rule, activation) -> tuple[str, ...]:
     return tuple(fields)
 
 
-def _reads(rules: list[Rule], when_only: bool = False) -> dict[str, Reads | None]:
+def reads_of(rules: list[Rule], when_only: bool = False) -> dict[str, Reads | None]:
     """For each variable, what the rules of one kind read (rulebook.reads), in all their
     expressions or in their conditions only: what an activation passes of it. Kept per
     list of rules, like the combined programs."""
-    key = (tuple(map(id, rules)), when_only)
-    if key not in _READS:
+    def build():
         parts = (lambda r: (r.when,)) if when_only else (lambda r: (r.when, r.message, r.severity_expression, r.fields))
         expressions = [text for r in rules for text in parts(r) if text]
-        _READS[key] = ({variable: top_reads(expressions, variable) for variable in VARIABLES}, rules)
-    return _READS[key][0]
+        return {variable: top_reads(expressions, variable) for variable in VARIABLES}, rules
 
-
-_READS: dict[tuple, tuple] = {}
+    return MEMORY.keep(MEMORY.reads, (tuple(map(id, rules)), when_only), build)[0]
 
 
 def _combined_program(backend, rules: list[Rule]):
@@ -251,16 +273,13 @@ def _combined_program(backend, rules: list[Rule]):
     per backend and list of conditions (a plan evaluates the same rules many times)."""
     if len(rules) < 2:
         return None
-    key = (backend, tuple(r.when for r in rules))
-    if key not in _COMBINED:
+    def build():
         try:
-            _COMBINED[key] = backend.compile("[" + ", ".join(f"({r.when.strip()})" for r in rules) + "]")
+            return backend.compile("[" + ", ".join(f"({r.when.strip()})" for r in rules) + "]")
         except CelError:
-            _COMBINED[key] = None
-    return _COMBINED[key]
+            return None
 
-
-_COMBINED: dict[tuple, object] = {}
+    return MEMORY.keep(MEMORY.combined, (backend, tuple(r.when for r in rules)), build)
 
 
 def _all_conditions(backend, program, rules: list[Rule], activation, single: bool = False) -> list | None:

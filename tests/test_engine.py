@@ -22,9 +22,9 @@ def team_rules(tmp_path, backend, text=TEAM_RULE):
 
 
 @pytest.fixture(autouse=True)
-def no_verdicts_kept(monkeypatch):
+def no_verdicts_kept():
     """Each test starts with no verdicts kept from another."""
-    monkeypatch.setattr(engine, "_VERDICTS", {})
+    engine.MEMORY.forget()
 
 
 def conditions_evaluated(spy, rules) -> int:
@@ -48,7 +48,7 @@ def test_objects_alike_in_what_conditions_read_are_evaluated_once(tmp_path, mock
     again = audit(snapshot_of(*docs), rules, backend=backend, jobs=1)  # another audit with the same rules and mesh
     assert [f.message for f in again.findings] == [f.message for f in report.findings]
     assert conditions_evaluated(spy, rules) == 0
-    assert engine._reads(rules, when_only=True)["facts"] == {"labels": ("team",)}
+    assert engine.reads_of(rules, when_only=True)["facts"] == {"labels": ("team",)}
 
 
 @pytest.mark.parametrize("backend_name", available_backends())
@@ -72,7 +72,7 @@ def test_verdicts_are_kept_apart_for_each_value_of_the_mesh_they_read(tmp_path, 
     ambient = namespace("amb", **{"istio.io/dataplane-mode": "ambient"})
     report = audit(snapshot_of(bad, ambient), rules, backend=backend, jobs=1)
     assert [f.message for f in report.findings] == ["namespace bad is bad"]
-    assert len(engine._VERDICTS) == 2
+    assert len(engine.MEMORY.verdict_tables()) == 2
 
 
 def test_what_marshal_cannot_write_is_evaluated_alone(tmp_path, mocker):
@@ -88,19 +88,19 @@ def test_what_marshal_cannot_write_is_evaluated_alone(tmp_path, mocker):
     report = audit(snapshot_of(*docs), rules, backend=backend, jobs=1)
     assert [f.message for f in report.findings] == ["namespace one is bad"]
     assert conditions_evaluated(spy, rules) == 3
-    assert [len(table) for table in engine._VERDICTS.values()] == [1]  # only the shallow one was kept
+    assert engine.MEMORY.verdict_tables() == [1]  # only the shallow one was kept
 
 
 def test_verdict_tables_are_bounded(tmp_path, monkeypatch):
     """A long-lived process auditing with many rule sets keeps at most so many tables."""
-    monkeypatch.setattr(engine, "MAX_VERDICT_TABLES", 2)
+    monkeypatch.setattr(engine, "MEMORY", engine.Memory(limit=2))
     backend = get_backend()
     for i in range(3):
         text = TEAM_RULE.replace('== "x"', f'== "x{i}"')
         rules = load_rules([write_rule(tmp_path / str(i), text).parent], backend=backend)
         report = audit(snapshot_of(namespace("n", team=f"x{i}")), rules, backend=backend, jobs=1)
         assert [f.message for f in report.findings] == ["namespace n is bad"]
-        assert len(engine._VERDICTS) <= 2
+        assert len(engine.MEMORY.verdict_tables()) <= 2
 
 
 def test_keeping_verdicts_changes_no_report(rules, monkeypatch, tmp_path):
@@ -122,13 +122,13 @@ def test_keeping_verdicts_changes_no_report(rules, monkeypatch, tmp_path):
         return [f.to_dict() for f in report.findings]
 
     kept = [findings(snapshot) for snapshot in (cluster, demo)]
-    assert sum(len(table) for table in engine._VERDICTS.values()) < len(cluster) / 2  # look-alikes were shared
+    assert sum(engine.MEMORY.verdict_tables()) < len(cluster) / 2  # look-alikes were shared
 
     def unkeyable(value, version):
         raise ValueError("unmarshallable object")
 
-    monkeypatch.setattr(engine, "_VERDICTS", {})
+    engine.MEMORY.forget()
     monkeypatch.setattr(engine.marshal, "dumps", unkeyable)
     alone = [findings(snapshot) for snapshot in (cluster, demo)]
-    assert engine._VERDICTS == {} or all(not table for table in engine._VERDICTS.values())
+    assert not any(engine.MEMORY.verdict_tables())
     assert kept == alone and kept[0] and kept[1]

@@ -223,7 +223,7 @@ def test_rules_see_every_key_they_read_however_they_read_it(tmp_path, backend_na
     alone = load_rules([write_rule(tmp_path / "alone", keyed, "keyed-rule.yaml").parent], backend=backend)
     report = audit(snapshot_of(ns), alone, backend=backend)
     assert [(f.rule, f.message) for f in report.findings] == [("keyed-rule", "namespace bad in Namespace is bad")]
-    assert engine._reads(alone) == {"object": {"metadata": ("name",), "kind": None}, "facts": {"labels": ("team",)},
+    assert engine.reads_of(alone) == {"object": {"metadata": ("name",), "kind": None}, "facts": {"labels": ("team",)},
                                     "mesh": {"root_namespace": None}}
 
     write_rule(tmp_path / "both", keyed, "keyed-rule.yaml")
@@ -232,7 +232,7 @@ def test_rules_see_every_key_they_read_however_they_read_it(tmp_path, backend_na
     assert report.errors == []
     assert sorted((f.rule, f.message) for f in report.findings) == [
         ("demo-rule", "namespace bad is bad"), ("keyed-rule", "namespace bad in Namespace is bad")]
-    assert engine._reads(both) == {"object": None, "facts": None, "mesh": None}
+    assert engine.reads_of(both) == {"object": None, "facts": None, "mesh": None}
 
 
 def test_the_catalog_lists_every_builtin_rule_as_validated_and_reads_it_the_same_short_way():
