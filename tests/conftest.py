@@ -4,7 +4,9 @@ import os
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from auditor.cli import cli
 from auditor.collect.files import load_paths
 from auditor.engine import evaluate
 from auditor.facts.context import Context
@@ -14,6 +16,12 @@ from auditor.model.snapshot import K8sObject, Snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
+DEMO = str(FIXTURES / "demo")  # the bundled demo: the README's first command scans it
+
+
+def run(*args, input=None, env=None):
+    """mesh-audit's command line, in this process (click's runner); arguments may be paths."""
+    return CliRunner().invoke(cli, [str(a) for a in args], input=input, env=env, catch_exceptions=False)
 
 # Tables as wide as a finding's line: where a checkout lies (its path's length) must not
 # decide where a message wraps. The tests of wrapping set COLUMNS themselves.

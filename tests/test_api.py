@@ -13,9 +13,8 @@ from click.testing import CliRunner
 
 from auditor import api
 from auditor.cli import cli
-from conftest import FIXTURES, ROOT
+from conftest import DEMO, ROOT
 
-DEMO = str(FIXTURES / "demo")
 
 
 def test_the_readme_example_runs_as_written():

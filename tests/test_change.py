@@ -17,16 +17,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from auditor import api
 from auditor.change import apply_change, parse_deletion
-from auditor.cli import cli
 from auditor.collect.collection import Collection
 from auditor.collect.snapshot_file import write_snapshot
 from auditor.core.errors import UsageError
 from auditor.model.snapshot import K8sObject, Snapshot
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, ROOT, run
 
 CLUSTER = FIXTURES / "change" / "cluster"
 PR = FIXTURES / "change" / "pr"
@@ -68,10 +66,6 @@ def write_base(path: Path, *extra: str) -> Path:
 @pytest.fixture
 def base(tmp_path) -> Path:
     return write_base(tmp_path / "cluster.json")
-
-
-def run(*args, input=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input, catch_exceptions=False)
 
 
 def doc_of(result) -> dict:

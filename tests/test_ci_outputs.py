@@ -10,18 +10,11 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
-from auditor.cli import cli
 from sarif_check import check_sarif
-from conftest import FIXTURES, ROOT
+from conftest import DEMO, ROOT, run
 
-DEMO = str(FIXTURES / "demo")
 NAMESPACE = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels: {istio.io/use-waypoint: missing-wp}\n"
-
-
-def run(*args, env=None):
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
 def test_one_scan_writes_every_report_asked_for(tmp_path):

@@ -15,18 +15,13 @@ from click.testing import CliRunner
 
 from auditor.cli import cli
 from sarif_check import check_sarif
-from conftest import audit, FIXTURES, ROOT
+from conftest import audit, DEMO, FIXTURES, ROOT, run
 
-DEMO = str(FIXTURES / "demo")
 DEMO_RULES = {
     "authz-custom-at-ztunnel", "authz-l7-at-ztunnel", "policy-target-unbound", "waypoint-missing",
     "egress-control-ambient", "mode-namespace-conflict", "mode-sidecar-in-ambient", "sidecar-resource-ambient",
     "virtualservice-no-waypoint", "virtualservice-alpha", "upgrade-alpha-feature",
 }
-
-
-def run(*args, input=None):
-    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
 
 
 def demo_json(*extra):

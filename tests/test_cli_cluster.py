@@ -11,17 +11,12 @@ import sys
 import jsonschema
 import pytest
 import yaml
-from click.testing import CliRunner
 from importlib import resources
 
 from auditor.cli import cli
 from sarif_check import check_sarif
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, ROOT, run
 
-
-
-def run(*args, env=None):
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
 def live(api, *args):

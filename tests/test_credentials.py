@@ -8,18 +8,12 @@ import json
 import socket
 
 import yaml
-from click.testing import CliRunner
 
-from auditor.cli import cli
 from auditor.collect.cluster.kubeconfig import shown_url
-from conftest import cluster_objects
+from conftest import cluster_objects, run
 from kube_api.server import ApiServer
 
 SECRET = "s3cret-Passw0rd"
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def with_password(url: str) -> str:

@@ -5,16 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 
-from click.testing import CliRunner
 
-from auditor.cli import cli
-from conftest import ROOT
+from conftest import ROOT, run
 
 EXAMPLE = ROOT / "examples" / "custom-rules"
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def copy_example(tmp_path):

@@ -11,9 +11,8 @@ from auditor.facts.context import Context
 from auditor.facts.derive import derive
 from auditor.facts.subjects import facts_for
 from auditor.model.snapshot import K8sObject
-from conftest import ROOT, load_snapshot
+from conftest import DEMO, load_snapshot
 
-DEMO = ROOT / "fixtures" / "demo"
 
 
 def relabelled(obj: K8sObject, **labels) -> K8sObject:

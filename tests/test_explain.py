@@ -8,13 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from auditor.cli import cli
-from conftest import FIXTURES
+from conftest import DEMO, FIXTURES, run
 
-DEMO = str(FIXTURES / "demo")
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def test_workload_shows_mode_waypoint_services_and_policies():

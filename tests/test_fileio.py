@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from auditor.core.fileio import atomic_file
-from conftest import FIXTURES, ROOT
+from conftest import DEMO, ROOT
 
-DEMO = str(FIXTURES / "demo")
 
 
 def write(path, data: bytes = b"new\n") -> None:

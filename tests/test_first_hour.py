@@ -11,16 +11,9 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
-from auditor.cli import cli
-from conftest import FIXTURES, ROOT
+from conftest import DEMO, ROOT, run
 
-DEMO = str(FIXTURES / "demo")
-
-
-def run(*args, env=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
 
 
 @pytest.mark.parametrize("columns", [80, 120])

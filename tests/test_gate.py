@@ -10,13 +10,8 @@ from click.testing import CliRunner
 
 from auditor.cli import cli
 from sarif_check import check_sarif
-from conftest import FIXTURES
+from conftest import DEMO, FIXTURES, run
 
-DEMO = str(FIXTURES / "demo")
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def scan_json(*args):

@@ -9,10 +9,8 @@ import sys
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from auditor.cli import cli
-from conftest import cluster_objects
+from conftest import cluster_objects, run
 from kube_api.server import ApiServer
 
 
@@ -29,10 +27,6 @@ def no_thread_outlives_the_test():
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_an_exec_plugin_that_never_finishes_is_stopped_at_the_timeout(tmp_path):

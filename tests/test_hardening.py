@@ -11,13 +11,10 @@ import sys
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from auditor.cli import cli
 from auditor.collect.files import load_paths
-from conftest import FIXTURES, ROOT
+from conftest import DEMO, FIXTURES, ROOT, run
 
-DEMO = str(FIXTURES / "demo")
 BILLION_LAUGHS = """apiVersion: v1
 kind: ConfigMap
 metadata: {name: lol, namespace: x}
@@ -32,10 +29,6 @@ data:
   h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
   i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
 """
-
-
-def run(*args, input=None):
-    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
 
 
 def errors_of(tmp_path, name, content) -> list[str]:

@@ -12,10 +12,9 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
-from click.testing import CliRunner
 
-from auditor.cli import cli
 from auditor.core.words import printable
+from conftest import run
 
 HOSTILE = "x\n::error title=pwned::owned\r\n##[add-mask]secret \x1b]0;title\x07\x1b[31m<img src=x onerror=alert(1)> [l](javascript:alert(2)) ::warning::w"
 
@@ -82,10 +81,6 @@ def hostile(tmp_path) -> Path:
     path = tmp_path / "hostile.yaml"
     path.write_text(MANIFESTS.format(payload=yaml_string(HOSTILE)))
     return path
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def assert_inert(text: str) -> None:

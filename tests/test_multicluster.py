@@ -10,14 +10,12 @@ import json
 import jsonschema
 import pytest
 import yaml
-from click.testing import CliRunner
 from importlib import resources
 
 from auditor import api
-from auditor.cli import cli
 from auditor.model.clusters import Clusters
 from sarif_check import check_sarif
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, ROOT, run
 
 MESH = FIXTURES / "multicluster"
 NAMES = ("east", "west", "central")
@@ -35,10 +33,6 @@ EXPECTED = {
     ("multicluster-ambient", "info", "Cluster west", "west"),
     ("multicluster-ambient", "info", "Cluster central", "central"),
 }
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def objects(name: str) -> list[dict]:

@@ -13,9 +13,8 @@ from auditor.model.report import Finding, ObjectRef, Report
 from auditor.reporters import github, markdown
 from auditor.reporters.view import View
 from auditor.gate.sourcemap import SourceMap
-from conftest import FIXTURES
+from conftest import DEMO
 
-DEMO = str(FIXTURES / "demo")
 
 
 def scan(*args):

@@ -19,9 +19,8 @@ from auditor import api
 from auditor.cli import cli
 from auditor.plan.render import MAX_CHARS, RENDERERS
 from auditor.schemas import load_schema
-from conftest import FIXTURES, ROOT
+from conftest import DEMO, ROOT
 
-DEMO = FIXTURES / "demo"
 EXAMPLE = ROOT / "docs" / "plan-example.html"
 
 

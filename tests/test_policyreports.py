@@ -12,10 +12,9 @@ import yaml
 
 from auditor.api import Settings, scan
 from auditor.reporters.policyreport import build
-from conftest import FIXTURES, ROOT
+from conftest import DEMO, ROOT
 from crd_check import check
 
-DEMO = FIXTURES / "demo"
 
 
 @pytest.fixture(scope="module")
