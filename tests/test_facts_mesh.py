@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from auditor.facts.labels import LabelIndex, selector_matches
-from auditor.facts.mesh import read_mesh_settings
+from auditor.facts.mesh import read_installation
 from auditor.facts.services import qualify_host
 from auditor.core.versions import Version
 from auditor.facts.subjects import facts_for
@@ -20,35 +20,35 @@ def istiod(name, image):
 
 
 def test_defaults_without_any_istio_objects():
-    s = read_mesh_settings(snapshot_of())
+    s = read_installation(snapshot_of())
     assert (s.root_namespace, s.outbound_traffic_policy, s.istio_version) == ("istio-system", "ALLOW_ANY", None)
     assert s.cni_excluded_namespaces == {"kube-system"} and s.injector.revisions is None
 
 
 def test_mesh_config_root_namespace_and_outbound_policy():
-    s = read_mesh_settings(snapshot_of(cm("istio", "istio-system", {"mesh": "rootNamespace: mesh-root\noutboundTrafficPolicy: {mode: REGISTRY_ONLY}\n"})))
+    s = read_installation(snapshot_of(cm("istio", "istio-system", {"mesh": "rootNamespace: mesh-root\noutboundTrafficPolicy: {mode: REGISTRY_ONLY}\n"})))
     assert (s.root_namespace, s.outbound_traffic_policy) == ("mesh-root", "REGISTRY_ONLY")
 
 
 def test_broken_mesh_config_warns_and_uses_defaults():
-    s = read_mesh_settings(snapshot_of(cm("istio", "istio-system", {"mesh": "a: [\n"})))
+    s = read_installation(snapshot_of(cm("istio", "istio-system", {"mesh": "a: [\n"})))
     assert s.outbound_traffic_policy == "ALLOW_ANY"
     assert "data.mesh is not valid YAML" in s.warnings[0].message
 
 
 def test_version_from_default_istiod_then_flag():
     snap = snapshot_of(istiod("istiod-canary", "docker.io/istio/pilot:1.25.1"), istiod("istiod", "registry:5000/istio/pilot:1.24.3-distroless"))
-    s = read_mesh_settings(snap)
+    s = read_installation(snap)
     assert s.istio_version == Version(1, 24, 3) and "istiod" in s.version_source
-    assert read_mesh_settings(snap, Version(1, 26)).istio_version == Version(1, 26)
-    assert read_mesh_settings(snapshot_of(istiod("istiod", "istio/pilot@sha256:abc"))).istio_version is None
+    assert read_installation(snap, Version(1, 26)).istio_version == Version(1, 26)
+    assert read_installation(snapshot_of(istiod("istiod", "istio/pilot@sha256:abc"))).istio_version is None
 
 
 def test_cni_and_injector_settings():
     mwc = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
            "metadata": {"name": "istio-revision-tag-default", "labels": {"istio.io/rev": "1-24", "istio.io/tag": "default"}},
            "webhooks": [{"name": "rev.namespace.sidecar-injector.istio.io"}, {"name": "auto.sidecar-injector.istio.io"}]}
-    s = read_mesh_settings(snapshot_of(
+    s = read_installation(snapshot_of(
         cm("istio-cni-config", "istio-system", {"EXCLUDED_NAMESPACES": "kube-system, infra"}),
         cm("istio-sidecar-injector", "istio-system", {"config": "policy: disabled\nneverInjectSelector:\n- matchLabels: {a: b}\n"}),
         mwc,

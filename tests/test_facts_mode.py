@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from auditor.facts import mode as m
-from auditor.facts.mesh import InjectorSettings, MeshSettings
+from auditor.facts.mesh import InjectorSettings, Installation
 from conftest import context_of
 
 INJ = InjectorSettings()
@@ -82,7 +82,7 @@ def test_namespaces_by_default():
     assert inject({}, {"sidecar.istio.io/inject": "false"}, injector=auto).inject is False
 
 
-SETTINGS = MeshSettings()
+SETTINGS = Installation()
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,7 @@ def test_ambient_intent(ns_labels, pod_labels, expected):
 
 
 def test_custom_enablement_selectors():
-    settings = MeshSettings(enablement_selectors=[{"podSelector": {"matchLabels": {"mesh": "ambient"}}}])
+    settings = Installation(enablement_selectors=[{"podSelector": {"matchLabels": {"mesh": "ambient"}}}])
     assert m.ambient_intent({}, {"mesh": "ambient"}, settings).intends is True
     assert m.ambient_intent({"istio.io/dataplane-mode": "ambient"}, {}, settings).intends is False
 
@@ -200,7 +200,7 @@ def test_a_namespace_selector_sees_the_name_label_the_api_server_sets():
     """istio-cni enablement selectors may name a namespace by kubernetes.io/metadata.name,
     which manifests never write and the API server always sets."""
     by_name = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shop"}}}
-    settings = MeshSettings(enablement_selectors=[by_name])
+    settings = Installation(enablement_selectors=[by_name])
     assert m.ambient_intent({}, {}, settings, "shop").intends
     assert not m.ambient_intent({}, {}, settings, "billing").intends
     lying = {"kubernetes.io/metadata.name": "billing"}  # the API server overwrites what a manifest says

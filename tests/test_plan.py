@@ -4,6 +4,7 @@ change set, waves that never open an authorization gap, verification, and the co
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -19,13 +20,12 @@ from auditor.plan.moves import enrolls_pods, moved_namespace, restarted_pods
 from auditor.plan.planner import PlanOptions, after_state, diff, make_plan
 from auditor.plan.verify import verify
 from auditor.model.snapshot import K8sObject, Snapshot
-from conftest import FIXTURES, ROOT
+from conftest import DEMO, ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
 
 from generate import generate  # noqa: E402
 
-DEMO = FIXTURES / "demo"
 
 
 def generated(pods: int, modes=None) -> Snapshot:
@@ -72,7 +72,7 @@ def assert_what_ifs_are_exact(snapshot: Snapshot) -> int:
                   (after_state(ctx, ns.changes, enrolled), ns.changes.remove())]
         for put, remove in states:
             fast_ctx, fast = whatif.audit(put, remove)
-            full = evaluate(Context(ctx.snapshot.changed(put, remove), ctx.settings.istio_version, ctx.options),
+            full = evaluate(Context(ctx.snapshot.changed(put, remove), ctx.installation.istio_version, ctx.options),
                             settings.rules, jobs=1).findings
             assert graded(fast) == graded(full), ns.name
             new_fast, _ = diff(whatif.findings, fast)
@@ -117,7 +117,7 @@ def test_demo_verdicts_reasons_and_waves():
 
 
 def _demo_docs() -> list[dict]:
-    return [d for p in sorted(DEMO.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+    return [d for p in sorted(Path(DEMO).glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
 
 
 def _key(doc: dict) -> tuple:

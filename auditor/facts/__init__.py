@@ -4,7 +4,7 @@
   cluster-wide facts;
 - Istio's questions, one module each: `mode` (sidecar injection, ambient enrollment),
   `waypoint` (binding), `attachment` (which proxy enforces a policy), `routes`,
-  `netpol`, `egress`, `mesh` (mesh-wide settings); with their helpers `workloads`,
+  `netpol`, `egress`, `mesh` (the installation: version, mesh config, injector, istio-cni); with their helpers `workloads`,
   `services`, `labels` and `authz`;
 - `subjects`: what rules see as `facts` for one object, a module per kind.
 """

@@ -111,7 +111,7 @@ def attachment_of(ctx: Context, policy: K8sObject) -> Attachment:
 
 def _attach(ctx: Context, policy: K8sObject) -> Attachment:
     spec, ns = policy.spec, policy.namespace or ""
-    root = ctx.settings.root_namespace
+    root = ctx.installation.root_namespace
     scope = scope_of(policy.gk, spec, ns, root)
     if scope == "targetRefs":
         return Attachment(scope, [], [resolve_target(ctx, policy, ref) for ref in target_refs_of(spec)])
@@ -167,10 +167,10 @@ def resolve_target(ctx: Context, policy: K8sObject, ref: dict) -> dict:
         else:
             waypoint = str(gateway.spec.get("gatewayClassName", "")).endswith("waypoint")
             out.update(status="waypoint" if waypoint else "gateway", waypoint=f"{ns}/{name}" if waypoint else None)
-    elif ns == ctx.settings.root_namespace:  # GatewayClass: every waypoint of the class, from the root namespace only
+    elif ns == ctx.installation.root_namespace:  # GatewayClass: every waypoint of the class, from the root namespace only
         out.update(status="waypoint", detail=f"all waypoints of class {name}")
     else:
-        out["detail"] = f"a GatewayClass target only works from the root namespace {ctx.settings.root_namespace}"
+        out["detail"] = f"a GatewayClass target only works from the root namespace {ctx.installation.root_namespace}"
     return out
 
 
@@ -211,7 +211,7 @@ def waypoint_policies(ctx: Context, target: K8sObject, binding: Binding) -> list
     gateway = ctx.snapshot.get(k.GATEWAY, wp_ns, wp_name)
     if gateway is not None:
         cls = str(gateway.spec.get("gatewayClassName", ""))
-        found += [p for p in index.naming(k.GATEWAY_CLASS, None, cls) if p.namespace == ctx.settings.root_namespace]
+        found += [p for p in index.naming(k.GATEWAY_CLASS, None, cls) if p.namespace == ctx.installation.root_namespace]
     return sorted({p.ref() for p in found})
 
 

@@ -21,7 +21,7 @@ from auditor.facts.egress import (
     routes_to_egress_gateway,
 )
 from auditor.facts.labels import LabelIndex
-from auditor.facts.mesh import MeshSettings, read_mesh_settings
+from auditor.facts.mesh import Installation, read_installation
 from auditor.facts.netpol import NetworkPolicies
 from auditor.facts.routes import RouteIndex
 from auditor.facts.services import ServiceIndex
@@ -111,17 +111,17 @@ class Context:
     def __init__(self, snapshot: Snapshot, istio_version: Version | None = None, options: AuditOptions | None = None):
         self.snapshot = snapshot
         self.options = options or AuditOptions()
-        self.settings: MeshSettings = read_mesh_settings(snapshot, istio_version)
+        self.installation: Installation = read_installation(snapshot, istio_version)
         self.namespace_labels = {ns.name: ns.labels for ns in snapshot.of(k.NAMESPACE)}
         self.workloads, replicas = collect_workloads(snapshot)
         self.index = LabelIndex()
         self._workload_of: dict[tuple, Workload] = dict(replicas)
         for w in self.workloads:
-            w.resolve_mode(self.ns_labels(w.namespace), self.settings)
+            w.resolve_mode(self.ns_labels(w.namespace), self.installation)
             self.index.add(w.id, w.namespace, w.labels)
             self._workload_of[w.obj.key] = w
         self.services = ServiceIndex(snapshot, self.index)
-        self.waypoints = WaypointResolver(snapshot, self.namespace_labels, self.settings.istio_version)
+        self.waypoints = WaypointResolver(snapshot, self.namespace_labels, self.installation.istio_version)
         self.egress_gateway_hosts = egress_gateway_hosts(snapshot)
         # Per-object facts, filled by auditor.facts.subjects.facts_for.
         self.facts_cache: dict[tuple, dict | None] = {}
@@ -148,18 +148,18 @@ class Context:
                 services: ServiceIndex, egress_hosts) -> "Context":
         """A what-if copy of this context for `snapshot` (auditor.facts.derive decides when one
         can be made, and re-resolves the workloads of the changed namespaces): it shares the
-        label index, the mesh settings and every index the change cannot reach."""
+        label index, the installation and every index the change cannot reach."""
         out = Context.__new__(Context)
-        out.snapshot, out.options, out.settings, out.index = snapshot, self.options, self.settings, self.index
+        out.snapshot, out.options, out.installation, out.index = snapshot, self.options, self.installation, self.index
         gone = {o.name for o in change.objects if o.gk == k.NAMESPACE}
         out.namespace_labels = {ns: labels for ns, labels in self.namespace_labels.items() if ns not in gone}
         out.namespace_labels.update((ns.name, ns.labels) for ns in change.put if ns.gk == k.NAMESPACE)
         out.workloads, out._workload_of = workloads, workload_of
         for w in out.workloads:
             if w.namespace in change.namespaces:
-                w.resolve_mode(out.ns_labels(w.namespace), out.settings)
+                w.resolve_mode(out.ns_labels(w.namespace), out.installation)
         out.services = services
-        out.waypoints = WaypointResolver(snapshot, out.namespace_labels, out.settings.istio_version)
+        out.waypoints = WaypointResolver(snapshot, out.namespace_labels, out.installation.istio_version)
         out.egress_gateway_hosts = egress_hosts
         out.facts_cache, out._service_bindings, out.attachments = {}, {}, {}
         out._built = {name: built for name, built in self._built.items()
@@ -232,7 +232,7 @@ class Context:
 
     def version_at_least(self, version: Version) -> bool:
         """True when the Istio version in force is at least `version`, or unknown."""
-        v = self.settings.istio_version
+        v = self.installation.istio_version
         return v is None or v >= version
 
     # -- indices built on first use ----------------------------------------------------------
@@ -343,7 +343,7 @@ class Context:
     # -- cluster-wide ----------------------------------------------------------------------
 
     def _mesh_facts(self, counts: dict | None = None) -> dict:
-        s = self.settings
+        s = self.installation
         counts = counts if counts is not None else self.mode_counts(range(len(self.workloads)))
         return {
             "root_namespace": s.root_namespace,

@@ -20,8 +20,8 @@ from auditor.facts.workloads import collect_workloads
 from auditor.model.components import is_istiod
 from auditor.model.snapshot import K8sObject, Snapshot
 
-# Kinds the mesh settings are read from: a what-if that changes one starts from scratch.
-SETTINGS_GKS = frozenset({k.CONFIG_MAP, k.DAEMON_SET, k.MUTATING_WEBHOOK})
+# Kinds the installation is read from: a what-if that changes one starts from scratch.
+INSTALLATION_GKS = frozenset({k.CONFIG_MAP, k.DAEMON_SET, k.MUTATING_WEBHOOK})
 WORKLOAD_KEYS = Index("workload_keys", frozenset())  # the same workload objects, or no derived copy at all
 
 
@@ -29,7 +29,7 @@ def derive(base: Context, put: Iterable[K8sObject] = (), remove: Iterable[tuple]
            snapshot: Snapshot | None = None) -> Context:
     """The context of `base`'s snapshot with objects replaced or added (`put`) and keys
     removed, sharing what the change cannot touch. Workloads of the namespaces that changed
-    are resolved again under the new labels; when a change reaches the mesh settings, adds
+    are resolved again under the new labels; when a change reaches the installation, adds
     or removes a workload or relabels one, the copy is built from scratch instead (the same
     answers, slower). `snapshot`: the changed snapshot when the caller has made it (with its
     own input problems and source lines); by default `base.snapshot.changed(put, remove)`."""
@@ -39,15 +39,15 @@ def derive(base: Context, put: Iterable[K8sObject] = (), remove: Iterable[tuple]
     gks = {o.gk for o in changed}
     workloads_added = any(o.gk in k.WORKLOAD_GKS and (o.key in remove or base.snapshot.get(*o.key) is None)
                           for o in changed)
-    if base.settings.version_source != VERSION_ASKED and any(
+    if base.installation.version_source != VERSION_ASKED and any(
             o.gk in (k.DEPLOYMENT, k.POD) and is_istiod(o.name, o.metadata.get("labels")) for o in changed):
         return Context(snapshot, None, base.options)  # a detected version follows istiod: detect it again
-    if gks & SETTINGS_GKS or workloads_added or any(o.namespace == base.settings.root_namespace for o in changed):
-        return Context(snapshot, base.settings.istio_version, base.options)
+    if gks & INSTALLATION_GKS or workloads_added or any(o.namespace == base.installation.root_namespace for o in changed):
+        return Context(snapshot, base.installation.istio_version, base.options)
     namespaces = {o.name if o.gk == k.NAMESPACE else o.namespace for o in changed} - {None}
     workloads = _rederive_workloads(base, snapshot, namespaces)
     if workloads is None:
-        return Context(snapshot, base.settings.istio_version, base.options)
+        return Context(snapshot, base.installation.istio_version, base.options)
     services = {o.key: o for o in put if o.gk == k.SERVICE}
     relabelled = k.SERVICE in gks and bool(services) and all(
         base.snapshot.get(*key) is not None and base.snapshot.get(*key).spec == o.spec for key, o in services.items())

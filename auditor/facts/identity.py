@@ -98,7 +98,7 @@ def waypoint_path(ctx: Context, policy: K8sObject) -> tuple[set[tuple[str, str]]
 
 
 def trust_domain_of(ctx: Context) -> str:
-    return str(ctx.settings.mesh_config.get("trustDomain") or DEFAULT_TRUST_DOMAIN)
+    return str(ctx.installation.mesh_config.get("trustDomain") or DEFAULT_TRUST_DOMAIN)
 
 
 def named_identities(spec: dict) -> list[tuple[str, str]]:

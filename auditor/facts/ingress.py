@@ -51,7 +51,7 @@ def _quoted(value: str) -> str:
 def ingress_waypoint_choice(ctx: Context, obj: K8sObject) -> tuple[bool, str]:
     """Whether ingress gateways send this Service's traffic through its waypoint, and why
     (or why not), in words that can follow "because"."""
-    version = ctx.settings.istio_version
+    version = ctx.installation.istio_version
     if not ctx.version_at_least(V1_24):
         return False, f"ingress gateways never use waypoints before Istio 1.24 (this is {version})"
     own = obj.labels.get(INGRESS_USE_WAYPOINT)

@@ -1,6 +1,8 @@
-"""Cluster-wide Istio settings: root namespace, mesh config, version, injector and istio-cni settings.
+"""The Istio installation as the input shows it (`Installation`): root namespace, mesh
+config, version, the injector's and istio-cni's settings. Not to be confused with
+api.Settings, what the user asked for.
 
-Each setting records where it came from; when the object that holds it was not
+Each value records where it came from; when the object that holds it was not
 collected, Istio's install defaults apply.
 """
 
@@ -36,7 +38,9 @@ class InjectorSettings:
 
 
 @dataclass
-class MeshSettings:
+class Installation:
+    """What Istio runs (ctx.installation)."""
+
     root_namespace: str = DEFAULT_ROOT_NAMESPACE
     mesh_config: dict = field(default_factory=dict)
     mesh_config_object: K8sObject | None = None
@@ -69,14 +73,14 @@ def _data(obj: K8sObject) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _parse_embedded(obj: K8sObject, key: str, settings: MeshSettings):
+def _parse_embedded(obj: K8sObject, key: str, installation: Installation):
     text = _data(obj).get(key)
     if not isinstance(text, str):
         return None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
-        settings.warnings.append(UsageError(f"{obj.ref()}: data.{key} is not valid YAML ({err}); using defaults", obj.file, obj.line))
+        installation.warnings.append(UsageError(f"{obj.ref()}: data.{key} is not valid YAML ({err}); using defaults", obj.file, obj.line))
         return None
 
 
@@ -109,38 +113,38 @@ def istiod_image_version(snapshot: Snapshot) -> tuple[Version, str] | None:
 VERSION_ASKED = "--istio-version"
 
 
-def read_mesh_settings(snapshot: Snapshot, istio_version: Version | None = None) -> MeshSettings:
-    settings = MeshSettings()
+def read_installation(snapshot: Snapshot, istio_version: Version | None = None) -> Installation:
+    installation = Installation()
     for cm in _config_maps(snapshot, "istio")[:1]:
-        mesh = _parse_embedded(cm, "mesh", settings)
+        mesh = _parse_embedded(cm, "mesh", installation)
         if isinstance(mesh, dict):
-            settings.mesh_config = mesh
-            settings.mesh_config_object = cm
+            installation.mesh_config = mesh
+            installation.mesh_config_object = cm
             root = mesh.get("rootNamespace")
-            settings.root_namespace = str(root) if root else (cm.namespace or DEFAULT_ROOT_NAMESPACE)
+            installation.root_namespace = str(root) if root else (cm.namespace or DEFAULT_ROOT_NAMESPACE)
 
     if istio_version is not None:
-        settings.istio_version, settings.version_source = istio_version, VERSION_ASKED
+        installation.istio_version, installation.version_source = istio_version, VERSION_ASKED
     else:
         detected = istiod_image_version(snapshot)
         if detected:
-            settings.istio_version, settings.version_source = detected
+            installation.istio_version, installation.version_source = detected
 
     for cm in _config_maps(snapshot, "istio-cni-config")[:1]:
         data = _data(cm)
         excluded = data.get("EXCLUDED_NAMESPACES")
         if isinstance(excluded, str):
-            settings.cni_excluded_namespaces = frozenset(n.strip() for n in excluded.split(",") if n.strip())
+            installation.cni_excluded_namespaces = frozenset(n.strip() for n in excluded.split(",") if n.strip())
         # istio-cni reads its environment's booleans with Go's ParseBool.
         capture = data.get("AMBIENT_DNS_CAPTURE")
-        settings.dns_capture = parse_bool(capture) if isinstance(capture, str) else None
-        selectors = _parse_embedded(cm, "AMBIENT_ENABLEMENT_SELECTOR", settings)
+        installation.dns_capture = parse_bool(capture) if isinstance(capture, str) else None
+        selectors = _parse_embedded(cm, "AMBIENT_ENABLEMENT_SELECTOR", installation)
         if isinstance(selectors, list) and selectors:
-            settings.enablement_selectors = [s for s in selectors if isinstance(s, dict)]
+            installation.enablement_selectors = [s for s in selectors if isinstance(s, dict)]
 
-    injector = settings.injector
+    injector = installation.injector
     for cm in _config_maps(snapshot, "istio-sidecar-injector")[:1]:
-        config = _parse_embedded(cm, "config", settings)
+        config = _parse_embedded(cm, "config", installation)
         if isinstance(config, dict):
             injector.policy = str(config.get("policy") or "enabled")
             injector.never_inject = [s for s in as_list(config.get("neverInjectSelector")) if isinstance(s, dict)]
@@ -168,4 +172,4 @@ def read_mesh_settings(snapshot: Snapshot, istio_version: Version | None = None)
             injector.namespaces_by_default = True
     if revisions:
         injector.revisions = frozenset(revisions)
-    return settings
+    return installation

@@ -1,6 +1,6 @@
 """Which data plane a pod gets: sidecar injection (evidence C.1) and ambient enrollment (C.2).
 
-These are pure functions of labels and settings so that each precedence case can be
+These are pure functions of labels and the installation so that each precedence case can be
 tested on its own. `reason` strings name the label that decided, for `explain` and
 for finding messages.
 """
@@ -13,7 +13,7 @@ from auditor.facts.labels import namespace_labels_as_served, selector_matches
 from auditor.facts.mesh import (
     INJECTION_IGNORED_NAMESPACES,
     InjectorSettings,
-    MeshSettings,
+    Installation,
 )
 from auditor.model.snapshot import as_list
 
@@ -108,12 +108,12 @@ class AmbientIntent:
     reason: str
 
 
-def ambient_intent(ns_labels: dict, pod_labels: dict, settings: MeshSettings, namespace: str | None = None,
+def ambient_intent(ns_labels: dict, pod_labels: dict, installation: Installation, namespace: str | None = None,
                    ) -> AmbientIntent:
     """Whether labels ask istio-cni to enroll the pod (before sidecar/exclusion checks)."""
-    if settings.enablement_selectors is not None:
+    if installation.enablement_selectors is not None:
         served = namespace_labels_as_served(namespace, ns_labels) if namespace else ns_labels
-        for i, sel in enumerate(settings.enablement_selectors):
+        for i, sel in enumerate(installation.enablement_selectors):
             if selector_matches(sel.get("podSelector"), pod_labels) and selector_matches(
                 sel.get("namespaceSelector"), served
             ):
@@ -149,9 +149,9 @@ def has_sidecar(pod_spec: dict, annotations: dict) -> tuple[bool, bool]:
     return (SIDECAR_STATUS in annotations or regular or native), native
 
 
-def ambient_blocker(namespace: str, sidecar: bool, host_network: bool, settings: MeshSettings) -> str | None:
+def ambient_blocker(namespace: str, sidecar: bool, host_network: bool, installation: Installation) -> str | None:
     """Why a pod that asks for ambient is not captured (C.2 rules 1-3), or None."""
-    if namespace in settings.cni_excluded_namespaces:
+    if namespace in installation.cni_excluded_namespaces:
         return "excluded-namespace"
     if sidecar:
         return "sidecar"

@@ -64,15 +64,15 @@ class Member:
 
 def member(name: str, ctx) -> Member:
     """What the audit needs to know of one cluster (its facts.context.Context)."""
-    snapshot, settings = ctx.snapshot, ctx.settings
-    root = snapshot.get(k.NAMESPACE, None, settings.root_namespace) or snapshot.get(k.NAMESPACE, None, DEFAULT_ROOT_NAMESPACE)
-    mesh = settings.mesh_config
-    found = settings.mesh_config_object is not None
+    snapshot, installation = ctx.snapshot, ctx.installation
+    root = snapshot.get(k.NAMESPACE, None, installation.root_namespace) or snapshot.get(k.NAMESPACE, None, DEFAULT_ROOT_NAMESPACE)
+    mesh = installation.mesh_config
+    found = installation.mesh_config_object is not None
     trust_domain = str(mesh.get("trustDomain") or DEFAULT_TRUST_DOMAIN) if found else None
     mesh_id = as_dict(mesh.get("defaultConfig")).get("meshId")
     return Member(
         name=name,
-        version=settings.istio_version,
+        version=installation.istio_version,
         network=str(root.labels.get(NETWORK, "")) if root is not None else "",
         trust_domain=trust_domain,
         aliases=tuple(str(a) for a in as_list(mesh.get("trustDomainAliases"))),

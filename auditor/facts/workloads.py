@@ -13,7 +13,7 @@ import orjson
 
 import auditor.facts.mode as m
 from auditor.core import kinds as k
-from auditor.facts.mesh import MeshSettings
+from auditor.facts.mesh import Installation
 from auditor.model.snapshot import K8sObject, Snapshot, as_dict, str_map
 
 _KIND_TO_GK = {k.short_kind(gk): gk for gk in k.WORKLOAD_GKS}
@@ -127,11 +127,11 @@ class Workload:
         ids its base gave, so indices by id stay true)."""
         self.id = wid
 
-    def resolve_mode(self, ns_labels: dict, settings: MeshSettings) -> None:
+    def resolve_mode(self, ns_labels: dict, installation: Installation) -> None:
         self.injection = m.predict_injection(
-            self.namespace, ns_labels, self.labels, self.annotations, self.host_network, settings.injector
+            self.namespace, ns_labels, self.labels, self.annotations, self.host_network, installation.injector
         )
-        self.intent = m.ambient_intent(ns_labels, self.labels, settings, self.namespace)
+        self.intent = m.ambient_intent(ns_labels, self.labels, installation, self.namespace)
         # A template already carrying istio-proxy was injected by hand (istioctl kube-inject).
         self.sidecar, self.native_sidecar = m.has_sidecar(self.pod_spec, self.annotations)
         # "" on a running pod istio-cni has not annotated; None where there is no pod to look at.
@@ -141,11 +141,11 @@ class Workload:
         self.blocked_by = None
         if self.intent.intends:
             self.blocked_by = m.ambient_blocker(
-                self.namespace, self.sidecar or will_have_sidecar, self.host_network, settings
+                self.namespace, self.sidecar or will_have_sidecar, self.host_network, installation
             )
         if will_have_sidecar:
             self.predicted_mode = "sidecar"
-        elif self.intent.intends and m.ambient_blocker(self.namespace, False, self.host_network, settings) is None:
+        elif self.intent.intends and m.ambient_blocker(self.namespace, False, self.host_network, installation) is None:
             self.predicted_mode = "ambient"
         else:
             self.predicted_mode = "none"

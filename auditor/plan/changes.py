@@ -234,7 +234,7 @@ def _add_waypoint(ctx: Context, moved: Context, out: ChangeSet, namespace: str, 
 def _rewrite_policies(ctx: Context, moved: Context, out: ChangeSet, namespace: str, subjects: set) -> None:
     """Selector-based policies of the namespace that the waypoint must now apply."""
     bound = {ref for ref in out.bound_services}
-    trust_domain = str(ctx.settings.mesh_config.get("trustDomain") or DEFAULT_TRUST_DOMAIN)
+    trust_domain = str(ctx.installation.mesh_config.get("trustDomain") or DEFAULT_TRUST_DOMAIN)
     waypoint_principal = f"{trust_domain}/ns/{namespace}/sa/{out.waypoint}"
     for policy in ctx.snapshot.of(*REWRITTEN_KINDS):
         if policy.namespace != namespace or target_refs_of(policy.spec):
@@ -368,7 +368,7 @@ def _dead_objects(ctx: Context, out: ChangeSet, namespace: str, reasons: list[Fi
 
 def _mesh_wide(ctx: Context, out: ChangeSet, introduced: list[Finding]) -> None:
     """Root-namespace policies the move breaks: not rewritten, since they cover every namespace."""
-    root = ctx.settings.root_namespace
+    root = ctx.installation.root_namespace
     for name, kind in sorted({(f.object.name, f.object.kind) for f in introduced if f.object.namespace == root
                               and f.object.kind in ("AuthorizationPolicy", "RequestAuthentication", "Telemetry",
                                                     "WasmPlugin", "EnvoyFilter")}):

@@ -71,12 +71,12 @@ def restarted_pods(ctx: Context, namespace: str, ns_labels: dict, enrolled: bool
             if new is not None:
                 labels = {**{key: v for key, v in labels.items() if key not in POD_INJECTION_LABELS}, **new}
         injection = m.predict_injection(namespace, ns_labels, labels, pod.annotations,
-                                        as_dict(pod.spec).get("hostNetwork") is True, ctx.settings.injector)
+                                        as_dict(pod.spec).get("hostNetwork") is True, ctx.installation.injector)
         if injection.inject:
             if labels is not pod.labels:
                 out.append(relabelled(pod, labels))
             continue
-        out.append(_without_sidecar(pod, labels, enrolled and m.ambient_intent(ns_labels, labels, ctx.settings, namespace).intends))
+        out.append(_without_sidecar(pod, labels, enrolled and m.ambient_intent(ns_labels, labels, ctx.installation, namespace).intends))
     if not template_labels:
         cache[key] = out
     return out

@@ -110,7 +110,7 @@ def candidates(ctx: Context, options: PlanOptions) -> tuple[list[str], list[dict
 
 def _not_a_candidate(ctx: Context, name: str, counts: dict, include_unmeshed: bool) -> str | None:
     labels = ctx.ns_labels(name)
-    if name == ctx.settings.root_namespace:
+    if name == ctx.installation.root_namespace:
         return "Istio's root namespace"
     if name in INJECTION_IGNORED_NAMESPACES:
         return "a Kubernetes system namespace"

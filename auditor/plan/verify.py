@@ -45,7 +45,7 @@ def verify(plan: Plan, ctx: Context, today: list, directory: str, settings) -> d
             put += restarted_pods(ctx, ns, labels, enrolled, _template_labels(objects))
             remove |= {(k.group_kind(_api(d["kind"]), d["kind"]), d["namespace"], d["name"])
                        for d in index["deletions"].get(ns, [])}
-        after = Context(ctx.snapshot.changed(put, remove), ctx.settings.istio_version, ctx.options)
+        after = Context(ctx.snapshot.changed(put, remove), ctx.installation.istio_version, ctx.options)
         found = evaluate(after, settings.rules, jobs=settings.jobs).findings
         added, _ = diff(today, found)
         added = [f for f in accepted(added, after.snapshot, settings)

@@ -60,7 +60,7 @@ class Scope:
         for obj in ctx.snapshot:
             if obj.namespace is not None:
                 self.by_namespace.setdefault(obj.namespace, []).append(obj.key)
-        root = ctx.settings.root_namespace
+        root = ctx.installation.root_namespace
         self.always = [o.key for o in ctx.snapshot.of(*ALWAYS_KINDS)] + self.by_namespace.get(root, [])
         self.flagged = [o.key for o in ctx.snapshot if o.gk in FLAG_KINDS]
         self.referrers: dict[str | None, list[tuple]] = {}  # namespace (None: any) -> objects naming it

@@ -31,7 +31,7 @@ def build(ctx: Context, obj: K8sObject) -> dict:
         "sidecar_services": sidecar_services,
         "sidecar_scope_threshold": ctx.options.sidecar_scope_threshold,
         "egress_scoped_sidecars": sorted(s.ref() for s in ctx.snapshot.of(k.SIDECAR) if as_list(s.spec.get("egress"))),
-        "alpha_features": alpha_features(ctx.settings.istio_version, _interoperability(ctx)),
+        "alpha_features": alpha_features(ctx.installation.istio_version, _interoperability(ctx)),
         "multicluster": ctx.topology.cluster_facts(ctx.options.member) if ctx.topology is not None else SINGLE,
     }
 

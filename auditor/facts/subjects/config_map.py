@@ -13,11 +13,11 @@ CNI_CONFIG = "istio-cni-config"
 
 
 def build(ctx: Context, obj: K8sObject) -> dict:
-    is_mesh = ctx.settings.mesh_config_object is obj
-    policy = ctx.settings.outbound_traffic_policy if is_mesh else None
+    is_mesh = ctx.installation.mesh_config_object is obj
+    policy = ctx.installation.outbound_traffic_policy if is_mesh else None
     found: list[tuple[str, str]] = []
     if ctx.ambient_in_use():
-        if is_mesh and ctx.settings.mesh_config.get("meshNetworks") and ctx.topology is None:
+        if is_mesh and ctx.installation.mesh_config.get("meshNetworks") and ctx.topology is None:
             found.append(("multi-network", "meshNetworks in the mesh config"))
         if obj.name == CNI_CONFIG:
             data = obj.raw.get("data") if isinstance(obj.raw.get("data"), dict) else {}
@@ -29,5 +29,5 @@ def build(ctx: Context, obj: K8sObject) -> dict:
         "outbound_traffic_policy": policy,
         # Egress control ambient workloads do not follow before Istio 1.24.
         "egress_control": "outboundTrafficPolicy is REGISTRY_ONLY" if policy == "REGISTRY_ONLY" else None,
-        "alpha_features": alpha_features(ctx.settings.istio_version, found),
+        "alpha_features": alpha_features(ctx.installation.istio_version, found),
     }

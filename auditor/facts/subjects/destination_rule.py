@@ -31,5 +31,5 @@ def build(ctx: Context, obj: K8sObject) -> dict:
     at_waypoint = [t.ref() for t in targets if ctx.binding(t).waypoint]
     return {"has_traffic_policy": policy, "traffic_policy_settings": settings_of(spec),
             "ambient_hosts_without_waypoint": unbound,
-            "alpha_features": alpha_features(ctx.settings.istio_version,
+            "alpha_features": alpha_features(ctx.installation.istio_version,
                                              [("destinationrule-at-waypoint", ", ".join(at_waypoint))] if at_waypoint else [])}

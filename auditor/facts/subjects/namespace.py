@@ -23,9 +23,9 @@ def build(ctx: Context, obj: K8sObject) -> dict:
         "waypoint": ctx.binding(obj).to_facts(),
         **legacy_reference(obj.labels, obj.annotations),
         "workloads": ctx.mode_counts(ctx.index.in_namespace(obj.name)),
-        "cni_excluded": obj.name in ctx.settings.cni_excluded_namespaces,
+        "cni_excluded": obj.name in ctx.installation.cni_excluded_namespaces,
         "network": labels.get(NETWORK),
-        "alpha_features": alpha_features(ctx.settings.istio_version,
+        "alpha_features": alpha_features(ctx.installation.istio_version,
                                          [("multi-network", f"{NETWORK}={labels[NETWORK]}")]
                                          if NETWORK in labels and ctx.ambient_in_use() and ctx.topology is None else []),
     }

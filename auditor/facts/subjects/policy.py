@@ -90,7 +90,7 @@ def _sidecar(ctx: Context, obj: K8sObject, common: dict) -> dict:
 
 def _wasm_plugin(ctx: Context, obj: K8sObject, common: dict) -> dict:
     at = common["waypoint_targets"]
-    return {"alpha_features": alpha_features(ctx.settings.istio_version,
+    return {"alpha_features": alpha_features(ctx.installation.istio_version,
                                              [("wasmplugin-at-waypoint", ", ".join(at))] if at else [])}
 
 

@@ -40,7 +40,7 @@ def build(ctx: Context, obj: K8sObject) -> dict:
         # Ingress gateways honour istio.io/ingress-use-waypoint from Istio 1.24 on.
         "ingress_use_waypoint_supported": ctx.version_at_least(V1_24),
         "server_first_ports": _server_first_ports(ctx, obj, selected) if counts["sidecar"] else [],
-        "alpha_features": alpha_features(ctx.settings.istio_version, _dual_stack(obj) if counts["ambient"] else []),
+        "alpha_features": alpha_features(ctx.installation.istio_version, _dual_stack(obj) if counts["ambient"] else []),
         "multicluster": ctx.topology.service_facts(ctx.options.member, obj) if ctx.topology is not None else SINGLE,
     }
 

@@ -83,5 +83,5 @@ def _sidecar_is_native(ctx: Context, w: Workload) -> bool:
     asked = w.annotations.get(NATIVE_SIDECAR)
     if asked in ("true", "false"):
         return asked == "true"
-    istio, kube = ctx.settings.istio_version, ctx.options.kubernetes_version
+    istio, kube = ctx.installation.istio_version, ctx.options.kubernetes_version
     return istio is not None and istio >= V1_27 and (kube is None or kube >= K8S_NATIVE_SIDECARS)
