@@ -144,7 +144,8 @@ def _is_replica(obj: K8sObject, ctx: Context) -> bool:
 
 class _Evaluator:
     """Rules on a share of the subjects (given by index): ([(subject, rule, severity,
-    message)], [error]). Pure, so shares can run in separate processes.
+    message, fields)], [error]), subject and rule by their index. It changes nothing but
+    its own tables of verdicts, so shares can run in separate processes.
 
     An object's conditions are evaluated on an activation of only what they read
     (rulebook.reads, down to the label keys they name), and objects whose such

@@ -99,6 +99,22 @@ def test_imports_point_down_the_pipeline(graph):
     assert upward == []
 
 
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for target in graph.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def test_the_plans_model_and_renderers_load_no_facts(graph):
+    """A plan is read and rendered without the machinery that made it (facts, rules)."""
+    for name in ("auditor.plan.model", "auditor.plan.render", "auditor.plan.html", "auditor.plan.text"):
+        assert {m for m in reachable(graph, name) if m.startswith(("auditor.facts", "auditor.rulebook"))} == set(), name
+
+
 def test_no_import_circles(graph):
     """Tarjan's strongly connected components over the import graph."""
     index, low, stack, on_stack, circles = {}, {}, [], set(), []
@@ -209,6 +225,7 @@ SET_FROM_OUTSIDE = {
     *(("auditor.plan.cost", a) for a in ("nodes", "nodes_source", "sidecars", "waypoint", "waypoints", "ztunnel",
                                          "ztunnel_installed", "ztunnel_per_node", "ztunnel_source")),
     ("auditor.plan.waves", "held_by"), ("auditor.plan.waves", "wave"),
+    ("auditor.plan.changes", "waypoint"), ("auditor.plan.changes", "new_waypoint"),
 }
 
 

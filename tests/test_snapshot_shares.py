@@ -15,7 +15,7 @@ from auditor.collect.cluster.lister import strip_bookkeeping
 from auditor.collect.collection import Collection
 from auditor.collect.files import load_paths
 from auditor.collect.snapshot_file import write_snapshot
-from auditor.reporters import REPORTERS
+from auditor.reporters import render
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -63,7 +63,7 @@ def test_a_scan_in_shares_reports_what_one_process_reports(cluster_file, in_shar
     reports = []
     for jobs in (1, 2):
         settings = api.Settings(jobs=jobs)
-        reports.append(REPORTERS["sarif"](api.audit(api.load(snapshot=str(cluster_file), jobs=jobs), settings)))
+        reports.append(render("sarif", api.audit(api.load(snapshot=str(cluster_file), jobs=jobs), settings)))
     assert in_shares.spy_return is True
     assert reports[0] == reports[1]
 

@@ -7,12 +7,13 @@ import sys
 
 import click
 
+from auditor.reporters import NAMES
 from auditor.cli.common import (EXIT_CLUSTER, EXIT_USAGE, VERSION, call, change_options, cluster_options, error, fail,
                                 file_options,
                                 load_change, load_input, outputs_parser, report_gaps, rules_dir_option, terminal_width,
                                 warn, where, write_output)
 
-FORMATS = ["table", "json", "sarif", "junit", "markdown", "github", "policyreport", "openreports"]
+FORMATS = list(NAMES)
 
 
 @click.command()

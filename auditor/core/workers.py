@@ -1,10 +1,13 @@
 """Running a loop's shares in forked processes, for the heaviest loops of a large scan.
 
-Two loops qualify. Reading many large files: each file parses on its own, and a child
-pickles back what it read. Evaluating rules: once facts are built, one object's
-evaluation depends on no other's, so each child evaluates its share on its copy-on-write
-view of the facts and sends back only its hits. Either way the parent does the first
-share itself and merges in order, so the result is the one a single process gets.
+The loops that use it: reading many large files (collect/files.py) and the items of one
+large JSON dump, YAML List or snapshot (collect/json_dump.py, dumps.py,
+snapshot_shares.py), where each share parses on its own and a child pickles back what it
+read; evaluating rules (engine.py), where once facts are built one object's evaluation
+depends on no other's, so each child evaluates its share on its copy-on-write view of the
+facts and sends back only its hits; and the plan's namespaces (plan/planner.py). In each,
+the parent does the first share itself and merges in order, so the result is the one a
+single process gets.
 
 Forking is used only where it is safe and pays off: on Linux, in a process with a single
 OS thread (no collector thread or native runtime thread can hold a lock the child would

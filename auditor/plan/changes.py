@@ -24,7 +24,6 @@ policy in the root namespace) it says so as a step to review.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 
 from auditor.core import kinds as k
 from auditor.facts.attachment import attachment_of, selector_of, target_refs_of
@@ -35,6 +34,7 @@ from auditor.facts.ingress import INGRESS_USE_WAYPOINT
 from auditor.facts.netpol import PROBE_SOURCE, ingress_rules, rule_allows_port
 from auditor.facts.routes import host_targets, is_waypoint_gateway, parent_refs
 from auditor.facts.waypoint import USE_WAYPOINT, WAYPOINT_FOR
+from auditor.plan.model import Change, ChangeSet
 from auditor.plan.moves import POD_INJECTION_LABELS, moved_namespace, pods_of, relabelled
 from auditor.model.report import Finding
 from auditor.model.snapshot import K8sObject, as_list
@@ -49,50 +49,6 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # Pod template annotations only a sidecar reads.
 SIDECAR_ONLY_PREFIXES = ("sidecar.istio.io/", "proxy.istio.io/", "traffic.sidecar.istio.io/", "status.sidecar.istio.io/")
 REWRITTEN_KINDS = (k.AUTHORIZATION_POLICY, k.REQUEST_AUTHENTICATION, k.TELEMETRY, k.WASM_PLUGIN)
-
-
-@dataclass
-class Change:
-    """One step: `apply` a manifest, `delete` an object (listed, not done), or `review` by hand."""
-
-    action: str
-    kind: str
-    namespace: str | None
-    name: str
-    why: str
-    manifest: dict | None = None
-    fields: list[str] = field(default_factory=list)  # for a deletion of some fields only
-
-    def ref(self) -> str:
-        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
-
-    def to_dict(self) -> dict:
-        out = {"action": self.action, "kind": self.kind, "namespace": self.namespace, "name": self.name, "why": self.why}
-        if self.fields:
-            out["fields"] = self.fields
-        return out
-
-
-@dataclass
-class ChangeSet:
-    namespace: str
-    changes: list[Change] = field(default_factory=list)
-    waypoint: str | None = None  # the waypoint the namespace's Services will use
-    new_waypoint: bool = False  # ... and the plan creates it
-    bound_services: list[str] = field(default_factory=list)
-    moved_policies: list[K8sObject] = field(default_factory=list)  # authorization now at the waypoint
-    template_labels: dict = field(default_factory=dict)  # (kind, name) -> new pod template labels
-
-    def put(self) -> list[K8sObject]:
-        return [K8sObject(c.manifest) for c in self.changes if c.action == "apply" and c.manifest is not None]
-
-    def remove(self) -> set[tuple]:
-        return {(k.group_kind(_api(c.kind), c.kind), c.namespace, c.name) for c in self.changes
-                if c.action == "delete" and not c.fields}
-
-
-def _api(kind: str) -> str:
-    return {"Sidecar": "networking.istio.io/v1", "PeerAuthentication": "security.istio.io/v1"}.get(kind, "v1")
 
 
 def manifest(obj: K8sObject) -> dict:

@@ -6,11 +6,57 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from auditor import __version__
-from auditor.plan.changes import ChangeSet
+from auditor.core import kinds as k
+from auditor.model.snapshot import K8sObject
 
 SCHEMA_VERSION = "1"
 READY, NEEDS_WAYPOINT, BLOCKED = "ready", "needs-waypoint", "blocked"
 VERDICTS = (READY, NEEDS_WAYPOINT, BLOCKED)
+
+
+@dataclass
+class Change:
+    """One step: `apply` a manifest, `delete` an object (listed, not done), or `review` by hand."""
+
+    action: str
+    kind: str
+    namespace: str | None
+    name: str
+    why: str
+    manifest: dict | None = None
+    fields: list[str] = field(default_factory=list)  # for a deletion of some fields only
+
+    def ref(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+    def to_dict(self) -> dict:
+        out = {"action": self.action, "kind": self.kind, "namespace": self.namespace, "name": self.name, "why": self.why}
+        if self.fields:
+            out["fields"] = self.fields
+        return out
+
+
+@dataclass
+class ChangeSet:
+    namespace: str
+    changes: list[Change] = field(default_factory=list)
+    waypoint: str | None = None  # the waypoint the namespace's Services will use
+    new_waypoint: bool = False  # ... and the plan creates it
+    bound_services: list[str] = field(default_factory=list)
+    moved_policies: list[K8sObject] = field(default_factory=list)  # authorization now at the waypoint
+    template_labels: dict = field(default_factory=dict)  # (kind, name) -> new pod template labels
+
+    def put(self) -> list[K8sObject]:
+        return [K8sObject(c.manifest) for c in self.changes if c.action == "apply" and c.manifest is not None]
+
+    def remove(self) -> set[tuple]:
+        return {(k.group_kind(api_version_of(c.kind), c.kind), c.namespace, c.name) for c in self.changes
+                if c.action == "delete" and not c.fields}
+
+
+def api_version_of(kind: str) -> str:
+    """The apiVersion of a kind a change set deletes by name (Sidecar, PeerAuthentication, core kinds)."""
+    return {"Sidecar": "networking.istio.io/v1", "PeerAuthentication": "security.istio.io/v1"}.get(kind, "v1")
 
 
 @dataclass
