@@ -87,7 +87,8 @@ def load(inputs=None, *, snapshot: str | None = None, jobs: int | None = None, s
     of several clusters gives Clusters). Symlinks in a directory are followed only within
     it, unless `follow_symlinks`. `settings` say what to exclude and how to render Helm charts.
     `progress`: a line on stderr (a terminal) while large files are read."""
-    from auditor.collect.sources import load_cluster, load_cluster_snapshot, load_files
+    from auditor.collect.snapshot.read import load_cluster_snapshot
+    from auditor.collect.sources import load_cluster, load_files
 
     options = _file_options(resolve(settings) if settings is not None else None)
     if isinstance(inputs, dict):

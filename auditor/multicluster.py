@@ -84,7 +84,7 @@ def save_clusters(sources: dict, path: str, save_one) -> dict[str, tuple[dict, i
 
     from auditor.collect.cluster.kubeconfig import preload
     from auditor.collect.collection import Collection
-    from auditor.collect.snapshot_file import write_snapshot
+    from auditor.collect.snapshot.file import write_snapshot
     from auditor.core.coverage import Gap
     from auditor.core.fileio import atomic_file
     from auditor.core.workers import map_shares

@@ -273,7 +273,7 @@ def write(pods: int, out: Path, seed: int = 7, modes: list[str] | None = None) -
     # The snapshot holds what `mesh-audit snapshot` keeps of the same cluster.
     from auditor.collect.cluster.lister import strip_bookkeeping
     from auditor.collect.collection import Collection
-    from auditor.collect.snapshot_file import write_snapshot
+    from auditor.collect.snapshot.file import write_snapshot
 
     collection = Collection(objects=[strip_bookkeeping(dict(o)) for o in everything], context="bench",
                             server="https://127.0.0.1", server_version="v1.31.4", collected_at="2026-11-25T00:00:00Z")

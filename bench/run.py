@@ -66,7 +66,7 @@ orjson.loads(open(sys.argv[1], 'rb').read())
 YAML_DUMP_FLOOR = """
 import gc, sys
 gc.disable()
-from auditor.collect.yaml_docs import parse_yaml_documents
+from auditor.collect.yamldocs.documents import parse_yaml_documents
 parse_yaml_documents(open(sys.argv[1], encoding='utf-8').read())
 """
 
@@ -74,7 +74,7 @@ YAML_FLOOR = """
 import gc, sys
 from pathlib import Path
 gc.disable()
-from auditor.collect.yaml_docs import parse_yaml_documents
+from auditor.collect.yamldocs.documents import parse_yaml_documents
 docs = [d for p in sorted(Path(sys.argv[1]).glob('*.yaml')) for d in parse_yaml_documents(p.read_text())]
 """
 

@@ -21,7 +21,7 @@ import yaml
 from auditor import api
 from auditor.change import apply_change, parse_deletion
 from auditor.collect.collection import Collection
-from auditor.collect.snapshot_file import write_snapshot
+from auditor.collect.snapshot.file import write_snapshot
 from auditor.core.errors import UsageError
 from auditor.model.snapshot import K8sObject, Snapshot
 from conftest import FIXTURES, ROOT, run

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from auditor.collect.files import load_paths
-from auditor.collect.json_dump import json_item_lines
+from auditor.collect.jsonlist.items import json_item_lines
 from auditor.core.errors import UsageError
 
 POD = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: apps\n"

@@ -10,7 +10,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.collect import json_dump
+from auditor.collect.jsonlist import items as json_items
 from auditor.collect.decode import ProjectingReader, kind_of, project_json
 from auditor.collect.files import load_paths
 from auditor.model.snapshot import Projector, project
@@ -170,10 +170,10 @@ def test_dump_items_lines_and_objects_match_the_whole_document_path(tmp_path):
                        ("compact.json", json.dumps({"kind": "PodList", "items": _items(3)})),
                        ("array.json", json.dumps(_items(2), indent=2))):
         data = text.encode()
-        raws = json_dump.raw_items(data)
+        raws = json_items.raw_items(data)
         assert raws is not None, name
-        streamed = json_dump.items_in_shares(data, raws, 1, Projector())
-        assert [line for _, line, *_ in streamed] == json_dump.json_item_lines(data)
+        streamed = json_items.items_in_shares(data, raws, 1, Projector())
+        assert [line for _, line, *_ in streamed] == json_items.json_item_lines(data)
         whole = orjson.loads(data)
         whole = whole if isinstance(whole, list) else whole["items"]
         assert [obj["metadata"]["name"] for _, _, obj, _, _ in streamed] == [o["metadata"]["name"] for o in whole]
@@ -181,8 +181,8 @@ def test_dump_items_lines_and_objects_match_the_whole_document_path(tmp_path):
 
 
 def test_documents_that_are_not_lists_or_not_json_take_the_general_path(tmp_path):
-    assert json_dump.raw_items(b'{"kind": "Namespace", "items": []}') is None
-    assert json_dump.raw_items(b'{"kind": "List", "items": [') is None
+    assert json_items.raw_items(b'{"kind": "Namespace", "items": []}') is None
+    assert json_items.raw_items(b'{"kind": "List", "items": [') is None
     bad = tmp_path / "bad.json"
     bad.write_text('{"kind": "List", "items": [{"apiVersion": "v1", "kind": "Pod",}]}')
     result = load_paths([str(bad)])
@@ -205,12 +205,12 @@ def test_a_dump_item_with_a_bad_name_is_an_error_at_its_line(tmp_path):
 
 
 def test_a_large_dump_read_through_a_mapping_gives_what_reading_it_gives(tmp_path, monkeypatch):
-    from auditor.collect import dumps
+    from auditor.collect.jsonlist import mapped as mapped_dump
 
     path = tmp_path / "dump.json"
     path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": _items(300)}, indent=4))
     read = load_paths([str(path)])
-    monkeypatch.setattr(dumps, "MAPPED_MIN_BYTES", 0)
+    monkeypatch.setattr(mapped_dump, "MAPPED_MIN_BYTES", 0)
     mapped = load_paths([str(path)])
     assert [(o.raw, o.index) for o in mapped.objects] == [(o.raw, o.index) for o in read.objects]
     snapshot_read, snapshot_mapped = read.snapshot(), mapped.snapshot()

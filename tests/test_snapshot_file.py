@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from auditor.cli import cli
 from auditor.collect.collection import Collection
 from auditor.collect.files import load_paths
-from auditor.collect.snapshot_file import write_snapshot
+from auditor.collect.snapshot.file import write_snapshot
 from auditor.core.coverage import Gap
 
 OBJECTS = [
@@ -181,7 +181,7 @@ def test_a_header_the_quick_check_accepts_the_schema_accepts(header):
     the header or the schema accepts it."""
     import copy
 
-    from auditor.collect.snapshot_header import plainly_valid
+    from auditor.collect.snapshot.header import plainly_valid
 
     assert plainly_valid(header) and _schema_validates(header), header
     for n, (container, key) in enumerate(_places(header)):
@@ -202,7 +202,7 @@ def test_the_quick_check_knows_every_property_the_schema_names():
     """Header types and schema name the same properties, so a change to one shows here."""
     import msgspec
 
-    from auditor.collect import snapshot_header as h
+    from auditor.collect.snapshot import header as h
     from auditor.schemas import load_schema
 
     schema = load_schema("snapshot.schema.json")
@@ -214,7 +214,7 @@ def test_the_quick_check_knows_every_property_the_schema_names():
 
 
 def test_a_header_mesh_audit_writes_is_read_without_the_schema(tmp_path, mocker):
-    import auditor.collect.snapshot_file as snapshot_file
+    import auditor.collect.snapshot.file as snapshot_file
 
     snapshot(tmp_path, not_collected=[Gap("pods", "forbidden", status=403)], not_installed=["telemetries"])
     check = mocker.spy(snapshot_file, "_check_header")

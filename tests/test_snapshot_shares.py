@@ -10,11 +10,11 @@ import orjson
 import pytest
 
 from auditor import api
-from auditor.collect import snapshot_shares
+from auditor.collect.snapshot import shares as snapshot_shares
 from auditor.collect.cluster.lister import strip_bookkeeping
 from auditor.collect.collection import Collection
 from auditor.collect.files import load_paths
-from auditor.collect.snapshot_file import write_snapshot
+from auditor.collect.snapshot.file import write_snapshot
 from auditor.reporters import render
 from conftest import ROOT
 

@@ -96,7 +96,7 @@ def test_a_json_dump_decoded_in_shares_equals_one_process(forking, monkeypatch, 
     signatures: the same as decoding the dump item after item."""
     import json
 
-    from auditor.collect import dumps, json_dump
+    from auditor.collect.jsonlist import items as json_items, mapped as mapped_dump
     from auditor.model.snapshot import Projector
 
     write(300, tmp_path / "gen")
@@ -106,9 +106,9 @@ def test_a_json_dump_decoded_in_shares_equals_one_process(forking, monkeypatch, 
     path = tmp_path / "dump.json"
     path.write_text(json.dumps(dump, indent=4))
     data = path.read_bytes()
-    raws = json_dump.raw_items(data)
-    alone = json_dump.items_in_shares(data, raws, 1, Projector())
-    shared = json_dump.items_in_shares(data, raws, jobs, Projector())
+    raws = json_items.raw_items(data)
+    alone = json_items.items_in_shares(data, raws, 1, Projector())
+    shared = json_items.items_in_shares(data, raws, jobs, Projector())
     assert shared == alone
     assert len({at for at, *_ in shared}) == len(shared) and shared[-1][1] > 10000  # lines of every share
 
@@ -118,8 +118,8 @@ def test_a_json_dump_decoded_in_shares_equals_one_process(forking, monkeypatch, 
         return ([(o.key, o.raw, o.line, o.index, o.signature, snapshot.location(o)) for o in snapshot],
                 [str(e) for e in result.errors])
 
-    monkeypatch.setattr(dumps, "PARALLEL_JSON_MIN_BYTES", 0)
-    shared_out = mocker.spy(json_dump, "map_shares")
+    monkeypatch.setattr(mapped_dump, "PARALLEL_JSON_MIN_BYTES", 0)
+    shared_out = mocker.spy(json_items, "map_shares")
     forked = loaded(jobs)
     assert len(shared_out.call_args.args[1]) == jobs
     assert forked == loaded(1)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from auditor.collect import files, yaml_docs
+from auditor.collect import files
+from auditor.collect.yamldocs import documents as yaml_docs
 from auditor.collect.files import LoadResult, _load_bytes
 from conftest import FIXTURES
 
@@ -121,16 +122,16 @@ def test_a_list_in_shares_checks_each_share_for_yaml_1_1_scalars(monkeypatch, mo
     """A kubectl -o yaml List is parsed item by item in shares, each share checking its own
     text for what yaml-rs would read otherwise; one such item anywhere sends the whole List
     down the complete path. Either way, the objects and lines are the complete path's."""
-    from auditor.collect import dumps
+    from auditor.collect.yamldocs import lists
 
     items = [f"- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: c{i}\n    namespace: shop\n  data:\n"
              f"    n: \"{i}\"\n" for i in range(8)]
     if where is not None:
         items[where] = items[where].replace('    n: "', "    flag: yes\n    n: \"")
     data = _listed(items)
-    monkeypatch.setattr(dumps, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(lists, "PARALLEL_MIN_BYTES", 0)
     streamed = mocker.spy(files, "load_yaml_items")
-    shared = mocker.spy(dumps, "map_shares")
+    shared = mocker.spy(lists, "map_shares")
     result = LoadResult()
     _load_bytes(data, "x.yaml", result, as_json=False, jobs=2)
     assert streamed.spy_return is (where is None)
@@ -143,10 +144,10 @@ def test_a_list_in_shares_checks_each_share_for_yaml_1_1_scalars(monkeypatch, mo
 
 
 def test_a_list_is_parsed_by_one_process_under_jobs_1(monkeypatch, mocker):
-    from auditor.collect import dumps
+    from auditor.collect.yamldocs import lists
 
-    monkeypatch.setattr(dumps, "PARALLEL_MIN_BYTES", 0)
-    shared = mocker.spy(dumps, "map_shares")
+    monkeypatch.setattr(lists, "PARALLEL_MIN_BYTES", 0)
+    shared = mocker.spy(lists, "map_shares")
     result = LoadResult()
     _load_bytes(_listed([f"- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: n{i}\n" for i in range(4)]),
                 "x.yaml", result, as_json=False, jobs=1)

@@ -1,5 +1,5 @@
 """Where objects come from: manifest files and dumps (`files`), a live cluster
-(`cluster`, which alone imports the kubernetes client) and snapshot files (`snapshot_file`)."""
+(`cluster`, which alone imports the kubernetes client) and snapshot files (`snapshot`)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Load Kubernetes objects from manifest files, directories, stdin and `kubectl get` dumps.
 
-YAML is read by `yaml_docs` (yaml-rs where it reads a document as Kubernetes does, PyYAML
+Each input format has its room: YAML by `yamldocs` (yaml-rs where it reads a document as Kubernetes does, PyYAML
 otherwise); every object (and every item of a `kind: List`) keeps the line it starts on.
 JSON is parsed with orjson. `kubectl get` List dumps, JSON or YAML, are read an item at a
-time (collect.dumps), and running pods straight into their projection (collect.decode);
+time (`jsonlist`, `yamldocs.lists`), snapshots by `snapshot.read`, and running pods straight into their projection (collect.decode);
 replicas are recognized as they are read (snapshot.Projector). Many large files are read
 by forked processes.
 """
@@ -17,27 +17,19 @@ from pathlib import Path
 import orjson
 
 from auditor.collect import gc_paused
-from auditor.collect.snapshot_file import (
-    GZIP_MAGIC,
-    HEAD,
-    from_document,
-    is_snapshot,
-    open_snapshot,
-)
-from auditor.collect import json_dump
-from auditor.collect.decode import Projected, ProjectingReader
-from auditor.collect.dumps import (BOM, load_json_items, load_mapped_dump, load_yaml_items,
-                                   refuse_duplicates)
+from auditor.collect.snapshot.file import GZIP_MAGIC, HEAD, from_document, is_snapshot
+from auditor.collect.jsonlist import items as json_items
+from auditor.collect.jsonlist.mapped import BOM, load_json_items, load_mapped_dump, refuse_duplicates
 from auditor.collect.excludes import Excluder
 from auditor.collect.loaded import LoadResult, add_object
-from auditor.collect import snapshot_shares
+from auditor.collect.snapshot.read import load_snapshot_stream
 from auditor.collect.paths import STDIN, Expansion, gunzip, read_stream, regular_file_size
 from auditor.collect.status import Reading
 from auditor.collect.render import (NotRendered, RenderSettings, chart_documents, kustomize_documents, render_chart,
                                     render_kustomization)
-from auditor.collect.yaml_docs import documents, is_list, list_items
+from auditor.collect.yamldocs.documents import documents, is_list, list_items
+from auditor.collect.yamldocs.lists import load_yaml_items
 from auditor.core.errors import UsageError, json_line, json_problem
-from auditor.model.snapshot import K8sObject
 from auditor.core.workers import auto_jobs, map_shares, split
 
 STDIN_NAME = "<stdin>"
@@ -175,36 +167,6 @@ class _FileShare:
         return parts
 
 
-def load_snapshot_stream(path: str, result: LoadResult, data: bytes | None = None, jobs: int = 1) -> bool:
-    """Read a snapshot written one object per line (from the file, or from `data` when it
-    was read already), projecting objects as they arrive so a large cluster never sits in
-    memory whole; a large file in `jobs` processes. False when it is not such a snapshot."""
-    if data is None and jobs > 1 and snapshot_shares.load_in_shares(path, result, jobs, _add_snapshot_item):
-        return True
-    stream = open_snapshot(path, data, decode=ProjectingReader(result.projector))
-    if stream is None:
-        return False
-    collection, items = stream
-    result.snapshots.append((path, collection))
-    for item in items:
-        _add_snapshot_item(item, path, result)
-    return True
-
-
-def _add_snapshot_item(item, path: str, result: LoadResult) -> None:
-    """One object of a snapshot: a Projected one (a running pod or ReplicaSet read straight
-    into its projection), or a parsed line."""
-    if isinstance(item, Projected):  # adopted as it was read
-        result.objects.append(K8sObject(item.raw, signature=item.signature))
-        return
-    kind = item.get("kind") if isinstance(item, dict) else None
-    if kind in ("Pod", "ReplicaSet") and isinstance(item.get("metadata"), dict):
-        item, signature = result.projector(item)
-        result.objects.append(K8sObject(item, signature=signature))
-    else:
-        add_object(item, path, None, None, result, from_cluster=True)
-
-
 def _looks_like_json(data: bytes) -> bool:
     head = data.lstrip()[:1]
     return head in (b"{", b"[")
@@ -228,7 +190,7 @@ def _load_bytes(box: list[bytes] | bytes, name: str, result: LoadResult, as_json
     if b"\x00" in data[:8192]:
         raise UsageError("a binary file, not a manifest (it contains NUL bytes)", name)
     if as_json:
-        raws = json_dump.raw_items(data)
+        raws = json_items.raw_items(data)
         if raws is not None:
             mark = result.mark()
             try:

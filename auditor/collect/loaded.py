@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from auditor.collect import json_dump
+from auditor.collect.jsonlist import items as json_items
 from auditor.collect.shapes import describe, spec_problem
 from auditor.collect.validate import metadata_problem
 from auditor.core import kinds as k
+from auditor.core.coverage import Gap
 from auditor.core.kinds import group_kind
 from auditor.core.errors import UsageError
 from auditor.model.snapshot import K8sObject, Projector, Snapshot, is_observed
@@ -58,6 +59,25 @@ class LoadResult:
         self.files_read += part.files_read
         self.rendered.extend(part.rendered)
         self.not_rendered.extend(part.not_rendered)
+
+    def collection_record(self, require_rendering: bool = False) -> dict:
+        """Where these objects came from, as a report's `collection` says it. Files are
+        complete by definition, but for sources that could not be rendered (a gap with
+        `require_rendering`, else a warning); snapshots among them carry their own record."""
+        if not self.snapshots:
+            collection = {"source": "files", "files_read": self.files_read}
+            if self.rendered or self.not_rendered:
+                collection["rendered"] = self.rendered
+                collection["not_rendered"] = self.not_rendered
+            if require_rendering and self.not_rendered:
+                collection["not_collected"] = [Gap(n["path"], f"not rendered by {n['by']}: {n['reason']}").to_dict()
+                                               for n in self.not_rendered]
+            return collection
+        path, first = self.snapshots[0]
+        collection = {"source": "snapshot", "snapshot": path, **first.describe()}
+        for _, other in self.snapshots[1:]:
+            collection["not_collected"] += [g.to_dict() for g in other.not_collected]
+        return collection
 
     def mark(self) -> tuple[int, int, int]:
         """Where the objects, warnings and errors stand, for rollback()."""
@@ -122,7 +142,7 @@ class LoadResult:
                 except OSError:
                     return None
             offsets = self.json_offsets.get(name)
-            lines = json_dump.lines_at(data, offsets) if offsets is not None else json_dump.json_item_lines(data)
+            lines = json_items.lines_at(data, offsets) if offsets is not None else json_items.json_item_lines(data)
             self.json_lines[name] = lines
         return lines[index] if index < len(lines) else None
 

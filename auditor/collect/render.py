@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from auditor.collect.yaml_docs import documents
+from auditor.collect.yamldocs.documents import documents
 from auditor.core.errors import UsageError
 from auditor.model.snapshot import as_dict
 

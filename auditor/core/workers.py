@@ -1,8 +1,8 @@
 """Running a loop's shares in forked processes, for the heaviest loops of a large scan.
 
 The loops that use it: reading many large files (collect/files.py) and the items of one
-large JSON dump, YAML List or snapshot (collect/json_dump.py, dumps.py,
-snapshot_shares.py), where each share parses on its own and a child pickles back what it
+large JSON dump, YAML List or snapshot (collect/jsonlist/items.py, yamldocs/lists.py,
+snapshot/shares.py), where each share parses on its own and a child pickles back what it
 read; evaluating rules (engine.py), where once facts are built one object's evaluation
 depends on no other's, so each child evaluates its share on its copy-on-write view of the
 facts and sends back only its hits; and the plan's namespaces (plan/planner.py). In each,

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import yaml
 
-from auditor.collect.yaml_docs import document_spans
+from auditor.collect.yamldocs.documents import document_spans
 from auditor.model.report import Finding
 from auditor.core.yamlread import ManifestLoader
 

@@ -1,7 +1,6 @@
-"""Large dumps read item by item: a JSON List through a read-only mapping of the file,
-whose pages are dropped behind the reader, and a kubectl -o yaml List parsed an item at a
-time (in forked shares when large). Either way memory holds the objects, not the whole
-document."""
+"""A JSON List dump read item by item (`load_json_items`), and a large one through a
+read-only mapping of the file whose pages are dropped behind the reader
+(`load_mapped_dump`): memory holds the objects, not the whole document."""
 
 from __future__ import annotations
 
@@ -10,20 +9,16 @@ import os
 
 import orjson
 
-from auditor.collect import json_dump
+from auditor.collect.jsonlist import items as json_items
 from auditor.collect.loaded import LoadResult, add_object
-from auditor.collect.snapshot_file import GZIP_MAGIC, HEAD
+from auditor.collect.snapshot.file import GZIP_MAGIC, HEAD
 from auditor.collect.validate import json_duplicate
-from auditor.collect.yaml_docs import NotStreamable
 from auditor.core.errors import UsageError
 from auditor.model.snapshot import K8sObject
-from auditor.core.workers import map_shares, split
 
 BOM = b"\xef\xbb\xbf"
 MAPPED_MIN_BYTES = 64 * 1024 * 1024  # JSON dumps this large are read through a mapping
-# Below this much YAML, parsing a List's items in a second process costs more than it saves.
-PARALLEL_MIN_BYTES = 8 * 1024 * 1024
-# And below this much JSON, decoding a List's items in a second process.
+# Below this much JSON, decoding a List's items in a second process costs more than it saves.
 PARALLEL_JSON_MIN_BYTES = 64 * 1024 * 1024
 
 
@@ -39,7 +34,7 @@ def load_mapped_dump(path: str, result: LoadResult, jobs: int = 1) -> bool:
         head = mapped[:8192]
         if head.startswith((BOM, GZIP_MAGIC, HEAD)) or b"\x00" in head:
             return False
-        raws = json_dump.raw_items(mapped)
+        raws = json_items.raw_items(mapped)
         if raws is None:
             return False
         _forget(mapped, len(mapped))  # the split touched every page; the items are read again as they go
@@ -65,46 +60,6 @@ def _forget(mapped: mmap.mmap, end: int) -> None:
         mapped.madvise(mmap.MADV_DONTNEED, 0, end)
 
 
-def load_yaml_items(listed, name: str, result: LoadResult, jobs: int = 1) -> bool:
-    """A kubectl -o yaml List, item by item (never the whole list at once), a large one in
-    forked shares; False when an item does not parse alone (nothing is kept then)."""
-    jobs = jobs if len(listed.text) > PARALLEL_MIN_BYTES else 1
-    shares = split(listed.sizes(), jobs) if jobs > 1 else [range(len(listed))]
-    try:
-        parts = map_shares(_YamlShare(listed, name), shares)
-    except NotStreamable:
-        return False
-    if any(part is None for part in parts):
-        return False
-    for part in parts:
-        result.absorb(part)
-    if listed.text.isascii():  # characters are bytes: where each item lies in the file, for locate
-        spans, line, counted = {}, 1, 0
-        for i, start in enumerate(listed.starts):
-            line += listed.text.count("\n", counted, start)
-            counted = start
-            spans[line] = (start, listed.starts[i + 1] if i + 1 < len(listed.starts) else listed.end)
-        result.yaml_spans[name] = spans
-    return True
-
-
-class _YamlShare:
-    """Parses a share of a List's items into a LoadResult (picklable, for a forked loader);
-    None when an item does not parse alone."""
-
-    def __init__(self, listed, name: str):
-        self.listed, self.name = listed, name
-
-    def __call__(self, share: range) -> LoadResult | None:
-        part = LoadResult()
-        try:
-            for item, line in self.listed.parsed(share):
-                add_object(item, self.name, line, None, part)
-        except NotStreamable:
-            return None
-        return part.without_projector()
-
-
 def load_json_items(data, raws: list, name: str, result: LoadResult, rereadable: bool, jobs: int = 1) -> None:
     """A JSON List dump (or array), item by item: never the whole document at once."""
     if isinstance(data, bytes):
@@ -115,7 +70,7 @@ def load_json_items(data, raws: list, name: str, result: LoadResult, rereadable:
     lines: list[int | None] = []
     result.json_lines[name] = lines  # filled as the items go by
     jobs = jobs if len(data) >= PARALLEL_JSON_MIN_BYTES else 1
-    decoded = json_dump.items_in_shares(data, raws, jobs, result.projector, _forget if isinstance(data, mmap.mmap) else None)
+    decoded = json_items.items_in_shares(data, raws, jobs, result.projector, _forget if isinstance(data, mmap.mmap) else None)
     for i, (at, line, obj, projected, signature) in enumerate(decoded):
         offsets.append(at)
         lines.append(line)

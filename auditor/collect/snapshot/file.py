@@ -15,7 +15,7 @@ A snapshot of several clusters (version 4) is one such segment per cluster, one 
 the other, each header naming its cluster and all of them (`"cluster": "east",
 "clusters": ["east", "west"]`, so a file cut between segments is detected); a reader of version 3
 would stop at the first end marker and miss the rest, hence the new version. Segments
-are read by auditor.collect.sources.load_cluster_snapshot.
+are read by auditor.collect.snapshot.read.load_cluster_snapshot.
 
 One object per line lets a reader keep only what it needs of each object as it goes: a
 50,000-pod cluster is read in a few hundred MB. The header is checked against
@@ -39,7 +39,7 @@ import orjson
 from auditor import __version__
 from auditor.collect.collection import Collection
 from auditor.collect.paths import max_file_bytes, over_limit_decompressed
-from auditor.collect.snapshot_header import plainly_valid
+from auditor.collect.snapshot.header import plainly_valid
 from auditor.core.coverage import Gap
 from auditor.core.errors import UsageError, json_problem
 from auditor.core.fileio import atomic_file

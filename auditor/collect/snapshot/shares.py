@@ -24,7 +24,7 @@ import orjson
 from auditor.collect.decode import ProjectingReader
 from auditor.collect.loaded import LoadResult
 from auditor.collect.paths import max_file_bytes
-from auditor.collect.snapshot_file import END, GZIP_MAGIC, HEAD, from_document
+from auditor.collect.snapshot.file import END, GZIP_MAGIC, HEAD, from_document
 from auditor.core.errors import UsageError
 from auditor.model.snapshot import K8sObject
 from auditor.core.workers import fork_safe, map_shares
