@@ -161,9 +161,9 @@ def _existing_waypoint(ctx: Context, namespace: str) -> str | None:
 
 def _add_waypoint(ctx: Context, moved: Context, out: ChangeSet, namespace: str, services: dict) -> None:
     name = _existing_waypoint(ctx, namespace) or WAYPOINT_NAME
-    out.waypoint = name
-    if ctx.snapshot.get(k.GATEWAY, namespace, name) is None:
-        out.new_waypoint = True
+    new = ctx.snapshot.get(k.GATEWAY, namespace, name) is None
+    out.use_waypoint(name, new)
+    if new:
         labels = {WAYPOINT_FOR: "service"}
         revision = ctx.ns_labels(namespace).get("istio.io/rev")
         if revision:

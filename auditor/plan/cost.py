@@ -12,6 +12,7 @@ with the proxy's requests). Requests, not usage: they are what the scheduler res
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import orjson
 
@@ -117,32 +118,34 @@ def replicas(ctx: Context, obj) -> int:
     return replicas if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas >= 0 else 1
 
 
-def estimate(ctx: Context, plans: list[NamespacePlan], nodes: int | None) -> Cost:
-    """Per namespace (set on each plan) and in total, for the namespaces that can move."""
+def estimate(ctx: Context, plans: list[NamespacePlan], nodes: int | None) -> tuple[list[NamespacePlan], Cost]:
+    """The plans, each with what its sidecars request and what its new waypoint would, and
+    the cost in total for the namespaces that can move."""
     default, source = proxy_default(ctx)
-    cost = Cost()
+    priced = []
+    sidecars, waypoints = Resources(), Resources()
     for p in plans:
-        p.sidecars = sidecar_requests(ctx, p.name, default)
-        p.waypoint = default if p.changes and p.changes.new_waypoint else Resources()
+        p = replace(p, sidecars=sidecar_requests(ctx, p.name, default),
+                    waypoint=default if p.changes and p.changes.new_waypoint else Resources())
+        priced.append(p)
         if p.verdict != BLOCKED and not p.held_by:
-            cost.sidecars += p.sidecars
-            cost.waypoints += p.waypoint
+            sidecars += p.sidecars
+            waypoints += p.waypoint
     listed = len(ctx.snapshot.of(k.NODE))
-    cost.nodes, cost.nodes_source = (nodes, "--nodes") if nodes is not None else (
+    count, count_source = (nodes, "--nodes") if nodes is not None else (
         (listed, "the cluster's Node list") if listed else (None, "unknown: pass --nodes"))
     ztunnel = [d for d in ctx.snapshot.of(k.DAEMON_SET) if d.name == "ztunnel" or d.labels.get("app") == "ztunnel"]
-    per_node, cost.ztunnel_source = ZTUNNEL_DEFAULT, "the ztunnel chart's default requests (200m, 512Mi)"
+    per_node, ztunnel_source = ZTUNNEL_DEFAULT, "the ztunnel chart's default requests (200m, 512Mi)"
     if ztunnel:
-        cost.ztunnel_installed = True
         template = as_dict(as_dict(ztunnel[0].spec.get("template")).get("spec"))
         found = [requests_of(as_dict(c).get("resources")) for c in as_list(template.get("containers"))]
         if found and found[0] is not None:
-            per_node, cost.ztunnel_source = found[0], f"{ztunnel[0].ref()}"
-    cost.ztunnel_per_node = per_node
-    cost.ztunnel = per_node.times(cost.nodes or 0)
-    cost.notes.append(f"sidecar and waypoint requests: {source}")
-    if cost.ztunnel_installed:
-        cost.notes.append("ztunnel already runs on every node: moving adds no ztunnel cost")
-    elif cost.nodes is None:
-        cost.notes.append("the node count is unknown (no Node objects in the input): pass --nodes to cost ztunnel")
-    return cost
+            per_node, ztunnel_source = found[0], f"{ztunnel[0].ref()}"
+    notes = [f"sidecar and waypoint requests: {source}"]
+    if ztunnel:
+        notes.append("ztunnel already runs on every node: moving adds no ztunnel cost")
+    elif count is None:
+        notes.append("the node count is unknown (no Node objects in the input): pass --nodes to cost ztunnel")
+    return priced, Cost(sidecars=sidecars, ztunnel=per_node.times(count or 0), ztunnel_per_node=per_node,
+                        ztunnel_installed=bool(ztunnel), ztunnel_source=ztunnel_source, nodes=count,
+                        nodes_source=count_source, waypoints=waypoints, notes=notes)

@@ -46,6 +46,10 @@ class ChangeSet:
     moved_policies: list[K8sObject] = field(default_factory=list)  # authorization now at the waypoint
     template_labels: dict = field(default_factory=dict)  # (kind, name) -> new pod template labels
 
+    def use_waypoint(self, name: str, new: bool) -> None:
+        """The namespace's Services will use the waypoint `name`, which the plan creates when `new`."""
+        self.waypoint, self.new_waypoint = name, new
+
     def put(self) -> list[K8sObject]:
         return [K8sObject(c.manifest) for c in self.changes if c.action == "apply" and c.manifest is not None]
 
@@ -115,6 +119,11 @@ class Caller:
         return {"namespace": self.namespace, "evidence": self.evidence}
 
 
+def blocking(reasons: list[Reason]) -> list[Reason]:
+    """The reasons that keep a namespace where it is."""
+    return [r for r in reasons if r.migration == "blocked" or r.stage == "after-changes"]
+
+
 @dataclass
 class NamespacePlan:
     name: str
@@ -132,7 +141,7 @@ class NamespacePlan:
 
     @property
     def blocking(self) -> list[Reason]:
-        return [r for r in self.reasons if r.migration == "blocked" or r.stage == "after-changes"]
+        return blocking(self.reasons)
 
     def to_dict(self) -> dict:
         changes = self.changes.changes if self.changes else []

@@ -28,7 +28,7 @@ from auditor.facts.mesh import INJECTION_IGNORED_NAMESPACES
 import auditor.facts.mode as m
 from auditor.plan import changes as change_sets
 from auditor.plan import cost, waves
-from auditor.plan.model import BLOCKED, NEEDS_WAYPOINT, READY, NamespacePlan, Plan, Reason, WorkloadPlan
+from auditor.plan.model import BLOCKED, NEEDS_WAYPOINT, READY, NamespacePlan, Plan, Reason, WorkloadPlan, blocking
 from auditor.plan.moves import enrolls_pods, moved_namespace, restarted_pods
 from auditor.plan.whatif import WhatIf, finding_key
 from auditor.model.report import Finding
@@ -56,10 +56,7 @@ def make_plan(snapshot: Snapshot, settings, options: PlanOptions, ctx: Context) 
     rules = {r.id: r for r in settings.rules}
     today = evaluate(ctx, settings.rules, jobs=settings.jobs)
     whatif = WhatIf(ctx, settings.rules, today.findings)
-    plan = Plan(istio_version=today.istio_version, version_source=today.version_source,
-                collection=snapshot.collection, errors=[e.to_dict() for e in snapshot.errors],
-                warnings=[w.to_dict() for w in snapshot.warnings] + today.warnings)
-    names, plan.skipped = candidates(ctx, options)
+    names, skipped = candidates(ctx, options)
     enrolled = enrolls_pods(ctx)
 
     def share(names_here):
@@ -67,16 +64,19 @@ def make_plan(snapshot: Snapshot, settings, options: PlanOptions, ctx: Context) 
 
     jobs = (settings.jobs or auto_jobs()) if len(snapshot) >= PARALLEL_MIN_OBJECTS and len(names) > 1 else 1
     weights = [len(whatif.scope.by_namespace.get(name, ())) + 1 for name in names]
-    for part in map_shares(share, [names[r.start:r.stop] for r in split(weights, jobs)]):
-        plan.namespaces.extend(part)
-    for p in plan.namespaces:
-        p.callers = waves.callers(ctx, p)
-        for r in p.reasons:
-            rule = rules[r.rule]
-            plan.rules[r.rule] = {"title": rule.title, "migration": rule.migration, "rationale": " ".join(rule.rationale.split()),
-                                  "remediation": " ".join(rule.remediation.split()), "reference": rule.help_uri}
-    plan.waves = waves.order(plan.namespaces, sidecar_namespaces(ctx))
-    plan.cost = cost.estimate(ctx, plan.namespaces, options.nodes)
+    planned = [replace(p, callers=waves.callers(ctx, p))
+               for part in map_shares(share, [names[r.start:r.stop] for r in split(weights, jobs)]) for p in part]
+    cited = {}
+    for r in (r for p in planned for r in p.reasons):
+        rule = rules[r.rule]
+        cited[r.rule] = {"title": rule.title, "migration": rule.migration, "rationale": " ".join(rule.rationale.split()),
+                         "remediation": " ".join(rule.remediation.split()), "reference": rule.help_uri}
+    planned, in_waves = waves.order(planned, sidecar_namespaces(ctx))
+    planned, total = cost.estimate(ctx, planned, options.nodes)
+    plan = Plan(istio_version=today.istio_version, version_source=today.version_source, namespaces=planned,
+                skipped=skipped, waves=in_waves, cost=total, collection=snapshot.collection,
+                errors=[e.to_dict() for e in snapshot.errors],
+                warnings=[w.to_dict() for w in snapshot.warnings] + today.warnings, rules=cited)
     return plan, whatif
 
 
@@ -141,7 +141,6 @@ def today_mode(ctx: Context, name: str) -> str:
 
 def _plan_namespace(ctx: Context, whatif: WhatIf, name: str, rules: dict, enrolled: bool, snapshot: Snapshot,
                     settings) -> NamespacePlan:
-    plan = NamespacePlan(name, today_mode(ctx, name))
     ns_obj = moved_namespace(ctx, name)
     moved, found = whatif.audit([ns_obj, *restarted_pods(ctx, name, ns_obj.labels, enrolled)])
     introduced, resolved = diff(whatif.findings, found)
@@ -154,14 +153,12 @@ def _plan_namespace(ctx: Context, whatif: WhatIf, name: str, rules: dict, enroll
         introduced = introduced + [f for f in remaining if rules[f.rule].migration in FIXABLE]
         cs = change_sets.build(ctx, moved, name, introduced, rules)
         after_ctx, remaining = _after(ctx, whatif, cs, enrolled, rules, settings)
-    plan.changes = cs
-    plan.reasons = [_reason(moved, f, rules, "move") for f in introduced]
-    plan.reasons += [_reason(after_ctx, f, rules, "after-changes") for f in remaining
-                     if f.identity() not in {i.identity() for i in introduced} or rules[f.rule].migration != "blocked"]
-    plan.resolved = [{"rule": f.rule, "severity": f.severity, "object": str(f.object)} for f in resolved]
-    plan.verdict = _verdict(plan)
-    plan.workloads = _workloads(ctx, plan)
-    return plan
+    reasons = [_reason(moved, f, rules, "move") for f in introduced]
+    reasons += [_reason(after_ctx, f, rules, "after-changes") for f in remaining
+                if f.identity() not in {i.identity() for i in introduced} or rules[f.rule].migration != "blocked"]
+    return NamespacePlan(name, today_mode(ctx, name), verdict=_verdict(reasons, cs),
+                         workloads=_workloads(ctx, name, reasons), reasons=reasons, changes=cs,
+                         resolved=[{"rule": f.rule, "severity": f.severity, "object": str(f.object)} for f in resolved])
 
 
 def _after(ctx: Context, whatif: WhatIf, cs, enrolled: bool, rules: dict, settings) -> tuple[Context, list[Finding]]:
@@ -227,38 +224,40 @@ def _owned_by(w, obj) -> bool:
     return w.owner is not None and (w.owner.kind, w.owner.name) == (obj.kind, obj.name)
 
 
-def _verdict(plan: NamespacePlan) -> str:
-    if plan.blocking:
+def _verdict(reasons: list[Reason], cs) -> str:
+    if blocking(reasons):
         return BLOCKED
-    cs = plan.changes
-    if (cs and cs.waypoint) or any(r.migration == "needs-waypoint" for r in plan.reasons):
+    if (cs and cs.waypoint) or any(r.migration == "needs-waypoint" for r in reasons):
         return NEEDS_WAYPOINT
     return READY
 
 
-def _workloads(ctx: Context, plan: NamespacePlan) -> list[WorkloadPlan]:
-    """Each workload (by top owner) with its pods: running ones, else the replicas asked for."""
-    out: dict[str, WorkloadPlan] = {}
+def _workloads(ctx: Context, namespace: str, reasons: list[Reason]) -> list[WorkloadPlan]:
+    """Each workload (by top owner) with its pods: running ones, else the replicas asked
+    for; and the rules whose reasons name it, with the verdict they give it."""
+    pods: dict[str, int] = {}
+    modes: dict[str, str] = {}
     running: set[str] = set()
-    for i in ctx.index.in_namespace(plan.name):
+    for i in ctx.index.in_namespace(namespace):
         w = ctx.workloads[i]
         if w.role != "app":
             continue
         ref = subject_ref(w)
-        entry = out.setdefault(ref, WorkloadPlan(ref, 0, w.mode, READY))
+        modes.setdefault(ref, w.mode)
         if w.observed:  # what runs, rather than what its template would give
-            entry.pods = entry.pods + w.count if ref in running else w.count
-            entry.mode = w.mode
+            pods[ref] = pods.get(ref, 0) + w.count if ref in running else w.count
+            modes[ref] = w.mode
             running.add(ref)
         elif ref not in running:
-            entry.pods = cost.replicas(ctx, w.obj)
-    for r in plan.reasons:
+            pods[ref] = cost.replicas(ctx, w.obj)
+    cited: dict[str, set[str]] = {ref: set() for ref in modes}
+    verdicts = dict.fromkeys(modes, READY)
+    for r in reasons:
         grade = BLOCKED if r.migration == "blocked" or r.stage == "after-changes" else \
             NEEDS_WAYPOINT if r.migration == "needs-waypoint" else READY
-        for ref in r.workloads:
-            if ref in out:
-                entry = out[ref]
-                entry.rules = sorted({*entry.rules, r.rule})
-                if RANK[grade] > RANK[entry.verdict]:
-                    entry.verdict = grade
-    return sorted(out.values(), key=lambda w: w.name)
+        for ref in (ref for ref in r.workloads if ref in modes):
+            cited[ref].add(r.rule)
+            if RANK[grade] > RANK[verdicts[ref]]:
+                verdicts[ref] = grade
+    return sorted((WorkloadPlan(ref, pods.get(ref, 0), modes[ref], verdicts[ref], sorted(cited[ref])) for ref in modes),
+                  key=lambda w: w.name)

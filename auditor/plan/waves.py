@@ -14,6 +14,8 @@ sidecars (blocked, or not planned) is held, and so are the namespaces it calls i
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from auditor.core import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.identity import identity_namespace, named_identities
@@ -74,9 +76,9 @@ def _routes_to(ctx: Context) -> dict[str, list]:
     return out
 
 
-def order(plans: list[NamespacePlan], sidecar_namespaces: set[str]) -> list[Wave]:
-    """Waves for the namespaces that can move; sets `wave` and `held_by` on each plan.
-    `sidecar_namespaces`: namespaces with sidecar workloads today."""
+def order(plans: list[NamespacePlan], sidecar_namespaces: set[str]) -> tuple[list[NamespacePlan], list[Wave]]:
+    """The plans, each with its `wave` and what holds it (`held_by`), and the waves for the
+    namespaces that can move. `sidecar_namespaces`: namespaces with sidecar workloads today."""
     movable = {p.name: p for p in plans if p.verdict != BLOCKED}
     staying = sidecar_namespaces - set(movable)
     needs: dict[str, dict[str, str]] = {}  # namespace -> caller namespace -> evidence
@@ -98,15 +100,15 @@ def order(plans: list[NamespacePlan], sidecar_namespaces: set[str]) -> list[Wave
             if waiting:
                 held[name] = waiting
                 changed = True
-    for name, waiting in held.items():
-        movable[name].held_by = [f"{ns}: {needs[name][ns]}" for ns in waiting]
+    held_by = {name: [f"{ns}: {needs[name][ns]}" for ns in waiting] for name, waiting in held.items()}
+    wave_of: dict[str, int] = {}
     graph = {name: sorted(ns for ns in wanted if ns in movable and ns not in held)
              for name, wanted in needs.items() if name not in held}
     waves: dict[int, list[str]] = {}
     notes: dict[int, list[str]] = {}
     for group, number in _levels(graph):
         for name in group:
-            movable[name].wave = number
+            wave_of[name] = number
             waves.setdefault(number, []).append(name)
             if len(group) > 1:
                 notes.setdefault(number, []).append(
@@ -114,7 +116,9 @@ def order(plans: list[NamespacePlan], sidecar_namespaces: set[str]) -> list[Wave
             for caller in graph[name]:
                 if caller not in group:
                     notes.setdefault(number, []).append(f"{name} after {caller}: {needs[name][caller]}")
-    return [Wave(n, sorted(waves[n]), sorted(set(notes.get(n, [])))) for n in sorted(waves)]
+    placed = [replace(p, wave=wave_of[p.name]) if p.name in wave_of else
+              replace(p, held_by=held_by[p.name]) if p.name in held_by else p for p in plans]
+    return placed, [Wave(n, sorted(waves[n]), sorted(set(notes.get(n, [])))) for n in sorted(waves)]
 
 
 def _levels(graph: dict[str, list[str]]) -> list[tuple[list[str], int]]:
