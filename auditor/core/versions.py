@@ -85,3 +85,8 @@ class VersionRange:
 
     def __str__(self) -> str:
         return self.spec or "all"
+
+
+# Ambient's general availability: from this release waypoints serve ServiceEntries and,
+# when a Service opts in, traffic from ingress gateways.
+V1_24 = Version(1, 24)

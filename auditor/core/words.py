@@ -30,7 +30,7 @@ _NAMED = {"\n": "\\n", "\r": "\\r", "\x1b": "\\e"}
 def printable(text: str) -> str:
     """Text from the input (names, labels, annotations, file names), made safe to print
     to a terminal or a CI log: control characters shown as escapes (`\\e[31m`, `\\n`),
-    so it stays on its line and cannot colour, move or retitle the terminal; and a
+    so it stays on its line and cannot color, move or retitle the terminal; and a
     zero-width space put inside `::` and `##[`, so the runner never reads it as a
     workflow command (`::error::`, `##[add-mask]`, `::stop-commands::`)."""
     if text.isprintable() and "::" not in text and "##[" not in text:

@@ -36,10 +36,9 @@ from auditor.facts.waypoint import (
 )
 from auditor.facts.workloads import Workload, collect_workloads
 from auditor.model.snapshot import K8sObject, Snapshot
-from auditor.core.versions import Version
+from auditor.core.versions import V1_24, Version
 
 MODES = ("ambient", "sidecar", "none")
-V1_24 = Version(1, 24)
 EXAMPLES = 5  # objects named in a finding's examples
 
 

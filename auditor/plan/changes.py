@@ -38,11 +38,10 @@ from auditor.plan.model import Change, ChangeSet
 from auditor.plan.moves import POD_INJECTION_LABELS, moved_namespace, pods_of, relabelled
 from auditor.model.report import Finding
 from auditor.model.snapshot import K8sObject, as_list
-from auditor.core.versions import Version
+from auditor.core.versions import V1_24
 
 WAYPOINT_NAME = "waypoint"
 WAYPOINT_CLASS = "istio-waypoint"
-V1_24 = Version(1, 24)
 # Fields the API server owns: not part of a manifest to apply.
 SERVER_FIELDS = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink")
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"

@@ -1,5 +1,5 @@
 """Human-readable output: findings grouped by rule, most severe first, then a summary line.
-On a terminal the CLI asks for colour: each group's heading in its severity's colour."""
+On a terminal the CLI asks for color: each group's heading in its severity's color."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def render(report: Report, view: View = PLAIN) -> str:
     wrap at word boundaries inside their column, headings and notes below them."""
     width, color = max(view.width or WIDTH, MIN_WIDTH), view.color
     titles = {r.id: r.title for r in report.rules}
-    headings: dict[str, str] = {}  # heading line -> severity, coloured once the rest is made printable
+    headings: dict[str, str] = {}  # heading line -> severity, colored once the rest is made printable
     out: list[str] = []
     tables: set[int] = set()  # lines already laid out to the width
     shown = report.findings if view.show_suppressed else report.active

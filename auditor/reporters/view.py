@@ -1,4 +1,4 @@
-"""How the reader asked to see a report: the command line's choices (colour, width, the
+"""How the reader asked to see a report: the command line's choices (color, width, the
 suppressed findings, where the whole report lives), not the audit's. Every reporter takes
 one as its second argument."""
 

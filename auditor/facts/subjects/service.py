@@ -11,10 +11,9 @@ from auditor.facts.maturity import alpha_features
 from auditor.facts.topology import SINGLE
 from auditor.facts.waypoint import legacy_reference
 from auditor.model.snapshot import K8sObject, as_list
-from auditor.core.versions import Version
+from auditor.core.versions import V1_24
 
 KINDS = (k.SERVICE,)
-V1_24 = Version(1, 24)
 # Ports Istio treats as TCP without sniffing; names that suggest a server-first protocol.
 SERVER_FIRST_SAFE_PORTS = frozenset({25, 53, 3306, 27017})
 SERVER_FIRST_HINTS = ("mysql", "mariadb", "mongo", "smtp", "ftp", "imap", "pop3", "nats")
