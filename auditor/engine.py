@@ -14,7 +14,7 @@ from auditor.facts.subjects import facts_for
 from auditor.model.report import Finding, ObjectRef, Report
 from auditor.rulebook import SEVERITIES, Rule
 from auditor.rulebook.cel import VARIABLES, CelError, get_backend
-from auditor.rulebook.reads import Reads, cut, top_reads
+from auditor.rulebook.reads import Reads, project_reads, top_reads
 from auditor.model.snapshot import K8sObject, Snapshot
 from auditor.core.workers import auto_jobs, map_shares, split
 
@@ -160,8 +160,8 @@ class _Evaluator:
         self.backend, self.ctx, self.subjects, self.by_kind, self.combined = backend, ctx, subjects, by_kind, combined
         self.reads = {gk: read for gk, (_, read) in reads.items()}
         self.when_reads = {gk: when for gk, (when, _) in reads.items()}
-        self.mesh = {gk: cut(ctx.mesh, read["mesh"]) for gk, read in self.reads.items()}
-        self.when_mesh = {gk: cut(ctx.mesh, when["mesh"]) for gk, when in self.when_reads.items()}
+        self.mesh = {gk: project_reads(ctx.mesh, read["mesh"]) for gk, read in self.reads.items()}
+        self.when_mesh = {gk: project_reads(ctx.mesh, when["mesh"]) for gk, when in self.when_reads.items()}
         self.seen = {gk: _verdict_table(backend, by_kind[gk], mesh) for gk, mesh in self.when_mesh.items()}
 
     def __call__(self, share) -> tuple[list[tuple], list[dict]]:
@@ -178,8 +178,8 @@ class _Evaluator:
                 verdicts = self._verdicts(obj, object_facts)
                 if verdicts is not None and True not in verdicts:
                     continue
-                activation = backend.activation({"object": cut(obj.raw, reads["object"]),
-                                                 "facts": cut(object_facts, reads["facts"]), "mesh": self.mesh[obj.gk]})
+                activation = backend.activation({"object": project_reads(obj.raw, reads["object"]),
+                                                 "facts": project_reads(object_facts, reads["facts"]), "mesh": self.mesh[obj.gk]})
             except Exception as err:  # an object shape the facts layer did not foresee must not end the scan
                 errors.append({"kind": "object", "rule": None, "object": obj.ref(),
                                "message": f"facts could not be computed: {err!r}"})
@@ -212,7 +212,7 @@ class _Evaluator:
         elif program is None:
             return None
         when = self.when_reads[obj.gk]
-        read = cut(obj.raw, when["object"]), cut(object_facts, when["facts"])
+        read = project_reads(obj.raw, when["object"]), project_reads(object_facts, when["facts"])
         try:
             key = marshal.dumps(read, 2)  # version 2: no back-references, so equal values write equal bytes
         except ValueError:

@@ -200,12 +200,12 @@ def test_reads_go_one_level_down_where_keys_are_named(expression, labels):
 
 
 def test_a_cut_keeps_exactly_the_named_keys_a_value_has():
-    from auditor.rulebook.reads import cut
+    from auditor.rulebook.reads import project_reads
 
     facts = {"labels": {"a": "1", "b": "2"}, "mode": "ambient", "workloads": [{"a": 1}], "other": 1}
     reads = {"labels": ("a", "z"), "mode": None, "workloads": ("a",), "missing": ("a",)}
-    assert cut(facts, reads) == {"labels": {"a": "1"}, "mode": "ambient", "workloads": [{"a": 1}]}
-    assert cut(facts, None) is facts and cut([1], reads) == [1]
+    assert project_reads(facts, reads) == {"labels": {"a": "1"}, "mode": "ambient", "workloads": [{"a": 1}]}
+    assert project_reads(facts, None) is facts and project_reads([1], reads) == [1]
 
 
 @pytest.mark.parametrize("backend_name", available_backends())

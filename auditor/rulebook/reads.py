@@ -3,15 +3,15 @@
 The CEL runtime converts a variable's whole Python value the first time an expression
 touches it: an object's facts are about as many bytes as the object, and converting what
 no rule of its kind reads was most of the time spent in CEL. The engine passes each
-variable cut to what its kind's rules read, which gives the same values (a key no
+variable projected to what its kind's rules read, which gives the same values (a key no
 expression names cannot change a result), and the whole variable wherever an expression
 uses it any other way: `facts` on its own, indexed (`facts["x"]`), or as the receiver of
 a function (`facts.exists(...)`).
 
-One level down, a mapping such as `facts.labels` is cut to the keys named by literal:
+One level down, a mapping such as `facts.labels` is projected to the keys named by literal:
 `facts.labels["k"]`, `facts.labels.k`, `has(facts.labels.k)` and `"k" in facts.labels`.
 Any other use of it (`facts.labels.size()`, `facts.labels[x]`, the mapping passed on)
-keeps it whole. A cut mapping keeps exactly the named keys it has, so `in`, `has()` and
+keeps it whole. A projected mapping keeps exactly the named keys it has, so `in`, `has()` and
 indexing answer as they would on the whole: what makes two objects' activations equal
 when they differ only in labels no rule reads (`engine` evaluates such objects once).
 
@@ -114,7 +114,7 @@ def _tokens(expression: str) -> tuple[tuple[str, str], ...] | None:
     return tuple(out)
 
 
-def cut(value, reads: Reads | None):
+def project_reads(value, reads: Reads | None):
     """`value` with only what `reads` names (a mapping, and mappings one level down), or as
     it is (reads None, or not a mapping)."""
     if reads is None or not isinstance(value, dict):

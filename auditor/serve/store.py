@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 
-from auditor.collect.cluster.collector import crd_stub, node_stub
+from auditor.collect.cluster.collector import project_crd, project_node
 from auditor.collect.cluster.lister import prepare_item
 from auditor.collect.cluster.resources import CRDS, NODES, WEBHOOKS
 from auditor.model.components import is_injector_webhook
@@ -33,9 +33,9 @@ class Store:
             if not is_injector_webhook(item):
                 event_type = "DELETED"  # not (or no longer) one the audit reads
         elif rtype.kind == CRDS.kind:
-            item = crd_stub(obj)
+            item = project_crd(obj)
         elif rtype.kind == NODES.kind:
-            item = node_stub(obj)
+            item = project_node(obj)
         else:
             item = prepare_item(obj, rtype, projected=True)
         obj = K8sObject(item)

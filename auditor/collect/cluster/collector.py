@@ -124,8 +124,8 @@ def _collect_all(collector: Lister, pool: ThreadPoolExecutor, namespaces: list[s
     else:
         for ns in scope:
             tasks.append(lambda ns=ns: [o] if (o := collector.get(NAMESPACES, None, ns)) else [])
-    tasks.append(lambda: [crd_stub(i) for i in collector.list(CRDS, accept=METADATA_ONLY)])
-    tasks.append(lambda: [node_stub(i) for i in collector.list(NODES, accept=METADATA_ONLY)])
+    tasks.append(lambda: [project_crd(i) for i in collector.list(CRDS, accept=METADATA_ONLY)])
+    tasks.append(lambda: [project_node(i) for i in collector.list(NODES, accept=METADATA_ONLY)])
     for rtype in (*WORKLOAD_TYPES, *istio_types):
         if rtype.namespaced and scope is not None:
             tasks.extend(lambda rtype=rtype, ns=ns: collector.list(rtype, ns, spooled=True) for ns in scope)
@@ -145,12 +145,12 @@ def _config_map_names(webhooks: list[dict], objects: list[dict]) -> list[tuple[s
     return [(ns, name) for ns in namespaces for name in names]
 
 
-def crd_stub(item: dict) -> dict:
+def project_crd(item: dict) -> dict:
     """A CRD as the audit keeps it: its name and labels, not its (large) schemas."""
     return {"apiVersion": CRDS.api_version, "kind": CRDS.kind, "metadata": item.get("metadata") or {}}
 
 
-def node_stub(item: dict) -> dict:
+def project_node(item: dict) -> dict:
     """A Node as the audit keeps it: its name and labels (zone, instance type)."""
     meta = item.get("metadata") or {}
     return {"apiVersion": NODES.api_version, "kind": NODES.kind,
