@@ -32,12 +32,13 @@ from pathlib import Path
 from auditor.model.clusters import ClusterSource, Clusters
 from auditor.gate.config import Config, load_config
 from auditor.core.errors import UsageError
-from auditor.facts.context import AuditOptions, Context
+from auditor.facts.context import Context
 from auditor.model.report import Report
 from auditor.rulebook import Rule, builtin_rules_dir, load_rules, rule_names
 from auditor.model.snapshot import K8sObject, Snapshot
 from auditor.gate.suppress import cli_ignores, read_baseline
-from auditor.core.versions import Version, checked_version, parse_version
+from auditor.core.versions import Version
+from auditor.pipeline import context_of, findings_of, version_of
 from auditor.core.words import did_you_mean
 
 __all__ = ["ClusterSource", "Clusters", "Settings", "apply", "audit", "audit_change", "context", "load", "plan", "scan",
@@ -92,10 +93,13 @@ def load(inputs=None, *, snapshot: str | None = None, jobs: int | None = None, s
 
     options = _file_options(resolve(settings) if settings is not None else None)
     if isinstance(inputs, dict):
-        from auditor.multicluster import load_clusters
+        from auditor.multicluster import check_members, load_clusters
 
-        return load_clusters(inputs, lambda paths: load(paths, jobs=jobs, stdin=stdin, follow_symlinks=follow_symlinks,
-                                                        settings=settings), load_cluster)
+        check_members(inputs)
+        return load_clusters({name: source if isinstance(source, ClusterSource) else
+                              load([str(p) for p in ([source] if isinstance(source, (str, os.PathLike)) else source)],
+                                   jobs=jobs, stdin=stdin, follow_symlinks=follow_symlinks, settings=settings)
+                              for name, source in inputs.items()})
     if snapshot is not None:
         if inputs:
             raise UsageError("use -f or --snapshot, not both")
@@ -155,15 +159,10 @@ def context(snapshot: Snapshot | Clusters, settings: Settings | None = None, *, 
         if cluster not in snapshot.members:
             raise UsageError(f"name the cluster (one of {', '.join(snapshot.members)})" if cluster is None
                              else f"no cluster named {cluster!r} (the input has {', '.join(snapshot.members)})")
-        return contexts(snapshot, lambda s, name: _member_context(s, name, settings))[cluster]
+        return contexts(snapshot, settings)[cluster]
     if cluster is not None:
         raise UsageError(f"--cluster {cluster}: the input holds one cluster")
-    return Context(snapshot, _version(settings.istio_version, "--istio-version"), _options(snapshot, settings))
-
-
-def _member_context(snapshot: Snapshot, name: str, settings: Settings) -> Context:
-    options = replace(_options(snapshot, settings), member=name, cluster_name=name)
-    return Context(snapshot, _version(settings.istio_version, "--istio-version"), options)
+    return context_of(snapshot, settings)
 
 
 def audit(snapshot: Snapshot | Clusters, settings: Settings | None = None, *, ctx: Context | None = None) -> Report:
@@ -176,10 +175,9 @@ def audit(snapshot: Snapshot | Clusters, settings: Settings | None = None, *, ct
     if isinstance(snapshot, Clusters):
         from auditor.multicluster import audit_clusters
 
-        return audit_clusters(snapshot, settings, lambda s, name: _member_context(s, name, settings),
-                              lambda member: _evaluate(member, settings.rules, settings))
+        return audit_clusters(snapshot, settings)
     ctx = ctx or context(snapshot, settings)
-    report = _evaluate(ctx, settings.rules, settings)
+    report = findings_of(ctx, settings)
     if settings.compare_version is not None:
         report = replace(report, comparison=_compare(snapshot, settings.rules, settings, report))
     return finish(report, snapshot, settings)
@@ -305,48 +303,14 @@ def _select(rules: list[Rule], select: tuple[str, ...], names: dict[str, str]) -
     return [r for r in rules if r.id in wanted]
 
 
-def _evaluate(ctx: Context, rules: list[Rule], settings: Settings) -> Report:
-    from auditor.engine import evaluate
-
-    return evaluate(ctx, rules, jobs=settings.jobs)
-
-
 def _compare(snapshot: Snapshot, rules: list[Rule], settings: Settings, target: Report) -> dict:
     from auditor.gate.compare import compare
 
     if target.istio_version is None:
         raise UsageError("--compare-version needs the target version: pass --istio-version "
                          "(none was detected in the input)")
-    current = Context(snapshot, _version(settings.compare_version, "--compare-version"), _options(snapshot, settings))
-    return compare(_evaluate(current, rules, settings), target)
-
-
-def _version(value, option: str) -> Version | None:
-    if value is None or isinstance(value, Version):
-        return value
-    try:
-        return checked_version(str(value))[0]
-    except ValueError as err:
-        raise UsageError(f"{option}: {err}") from None
-
-
-def _options(snapshot: Snapshot, settings: Settings) -> AuditOptions:
-    """What the rules may assume beyond the objects: for a cluster or snapshot, which
-    resource types were collected in full (so that an absent DaemonSet or CRD means
-    something), and the Kubernetes version."""
-    collection = snapshot.collection
-    collected = settings.collected
-    if collected is None and collection.get("source") in ("cluster", "snapshot"):
-        missing = {g["resource"] for g in collection.get("not_collected") or ()}
-        collected = frozenset(k for k in collection.get("counts") or {} if k not in missing)
-    server = collection.get("server_version")
-    return AuditOptions(
-        strict_maturity=settings.strict_maturity or settings.config.strict,
-        sidecar_scope_threshold=settings.sidecar_scope_threshold,
-        collected=collected,
-        kubernetes_version=parse_version(server) if server else None,
-        cluster_name=settings.cluster_name or "cluster",
-    )
+    current = context_of(snapshot, settings, version=version_of(settings.compare_version, "--compare-version"))
+    return compare(findings_of(current, settings, rules), target)
 
 
 def find_object(snapshot: Snapshot, ref: str) -> K8sObject:
@@ -363,8 +327,7 @@ def save_snapshots(sources: dict[str, ClusterSource], path: str) -> dict[str, tu
     cluster that cannot be reached is written with no objects and its gap."""
     from auditor.multicluster import save_clusters
 
-    names = list(sources)
-    return save_clusters(sources, path, lambda source, segment, name: save_snapshot(source, segment, name, names))
+    return save_clusters(sources, path)
 
 
 def save_snapshot(source: ClusterSource, path: str, cluster: str | None = None, clusters: list[str] | None = None):

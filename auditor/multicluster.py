@@ -15,33 +15,36 @@ import marshal
 import os
 from dataclasses import replace
 
-from auditor.model.clusters import EVERYTHING, ClusterSource, Clusters, check_name, unreachable
 from auditor.core.errors import UsageError
+from auditor.facts.topology import Topology, member
+from auditor.gate.finish import finish
+from auditor.gate.suppress import apply_baseline
+from auditor.model.clusters import EVERYTHING, ClusterSource, Clusters, check_name, unreachable
 from auditor.model.report import Report
 from auditor.model.snapshot import K8sObject, Snapshot
+from auditor.collect.sources import load_cluster, save_cluster
+from auditor.pipeline import context_of, findings_of
 
 
-def load_clusters(members: dict, load_files, load_source) -> Clusters:
-    """`members`: cluster name -> an api.ClusterSource, or paths (files, dumps, a
-    snapshot). `load_files(paths)` and `load_source(source)` load one; live clusters are
-    collected concurrently."""
+def check_members(members: dict) -> None:
+    """UsageError unless `members` names at least two clusters, each a valid name."""
     if len(members) < 2:
         raise UsageError("an audit of several clusters needs at least two")
     for name in members:
         check_name(str(name))
+
+
+def load_clusters(members: dict) -> Clusters:
+    """`members`: cluster name -> an api.ClusterSource, or what was read already for it
+    (files, dumps, a snapshot: api.load reads those). Live clusters are collected
+    concurrently."""
+    check_members(members)
     live = [(name, source) for name, source in members.items() if isinstance(source, ClusterSource)]
-    collected = dict(zip((name for name, _ in live), _collect_all(live, load_source)))
-    out = {}
-    for name, source in members.items():
-        if name in collected:
-            out[name] = collected[name]
-        else:
-            paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
-            out[name] = load_files([str(p) for p in paths])
-    return Clusters(out)
+    collected = dict(zip((name for name, _ in live), _collect_all(live)))
+    return Clusters({name: collected.get(name, source) for name, source in members.items()})
 
 
-def _collect_all(live: list[tuple], load_source) -> list[Snapshot]:
+def _collect_all(live: list[tuple]) -> list[Snapshot]:
     """Each live cluster collected in a forked child (workers.as_completed) while this
     process turns the results that have arrived into snapshots; one after another where
     forking is not safe. The kubernetes client is imported once, before forking."""
@@ -53,7 +56,7 @@ def _collect_all(live: list[tuple], load_source) -> list[Snapshot]:
 
     def collect(item) -> tuple:
         """("ok", snapshot) in this process; ("ok", bytes) from a child; or a failure."""
-        outcome, snapshot = _attempt(load_source, item[1])
+        outcome, snapshot = _attempt(load_cluster, item[1])
         if outcome != "ok" or os.getpid() == parent:
             return outcome, snapshot
         # marshal: the same interpreter reads it back, replicas' shared parts stay shared, and
@@ -74,9 +77,8 @@ def _collect_all(live: list[tuple], load_source) -> list[Snapshot]:
     return out
 
 
-def save_clusters(sources: dict, path: str, save_one) -> dict[str, tuple[dict, int]]:
-    """Collect every cluster at once, each into its own segment (`save_one(source,
-    segment_path, name)` writes one and returns its Collection), then join the segments
+def save_clusters(sources: dict, path: str) -> dict[str, tuple[dict, int]]:
+    """Collect every cluster at once, each into its own segment, then join the segments
     into one snapshot at `path`, atomically. An unreachable cluster gets a segment with
     no objects and its gap. Returns each cluster's record and object count."""
     import shutil
@@ -97,7 +99,7 @@ def save_clusters(sources: dict, path: str, save_one) -> dict[str, tuple[dict, i
         def save(item) -> tuple:
             i, (name, source) = item
             segment = os.path.join(folder, f"{i}{suffix}")
-            outcome, value = _attempt(save_one, source, segment, check_name(name))
+            outcome, value = _attempt(save_cluster, source, segment, check_name(name), list(sources))
             if outcome == "unreachable":  # a segment with no objects and its gap
                 value = Collection(context=source.context, not_collected=[Gap(EVERYTHING, value)])
                 write_snapshot(value, segment, name, list(sources))
@@ -133,19 +135,15 @@ def _refuse(name: str, outcome: str, why) -> None:
         raise UsageError(f"cluster {name}: {why}")
 
 
-def audit_clusters(clusters: Clusters, settings, context_of, evaluate) -> Report:
-    """One report for the mesh: each cluster audited with the topology of them all.
-    `context_of(snapshot, name)` builds a cluster's facts.context.Context and
-    `evaluate(ctx)` its unfinished report (api's own, so settings apply alike)."""
-    from auditor.gate.finish import finish
-    from auditor.gate.suppress import apply_baseline
-
+def audit_clusters(clusters: Clusters, settings) -> Report:
+    """One report for the mesh: each cluster audited with the topology of them all, under
+    `settings` (api.Settings, resolved)."""
     if settings.compare_version is not None:
         raise UsageError("--compare-version compares one cluster's versions; audit the clusters one at a time for it")
-    by_name = contexts(clusters, context_of)
+    by_name = contexts(clusters, settings)
     reports = []
     for name, snapshot in clusters.items():
-        report = evaluate(by_name[name])
+        report = findings_of(by_name[name], settings)
         report = replace(report, warnings=[_in_cluster(w, name) for w in report.warnings])  # what its objects say
         reports.append((name, finish(report, snapshot, replace(settings, baseline=None))))
     merged = merge(reports, clusters)
@@ -154,12 +152,9 @@ def audit_clusters(clusters: Clusters, settings, context_of, evaluate) -> Report
     return merged
 
 
-def contexts(clusters: Clusters, context_of) -> dict:
-    """Each cluster's context (`context_of(snapshot, name)`), joined to the topology of
-    the clusters that could be read."""
-    from auditor.facts.topology import Topology, member
-
-    out = {name: context_of(snapshot, name) for name, snapshot in clusters.items()}
+def contexts(clusters: Clusters, settings) -> dict:
+    """Each cluster's context, joined to the topology of the clusters that could be read."""
+    out = {name: context_of(snapshot, settings, member=name) for name, snapshot in clusters.items()}
     topology = Topology([member(name, out[name]) for name in clusters.reachable()])
     for name in clusters.reachable():
         out[name].join_mesh(topology)

@@ -25,7 +25,7 @@ LAYERS = [
     ("findings", ["auditor.engine"]),
     ("reporters", ["auditor.reporters"]),
     ("gate", ["auditor.gate"]),
-    ("library", ["auditor.api", "auditor.explain", "auditor.ruletest", "auditor.multicluster", "auditor.plan",
+    ("library", ["auditor.api", "auditor.pipeline", "auditor.explain", "auditor.ruletest", "auditor.multicluster", "auditor.plan",
                  "auditor.change", "auditor.serve"]),
     ("command line", ["auditor.cli", "auditor.__main__"]),
 ]
