@@ -13,9 +13,17 @@ from __future__ import annotations
 
 import marshal
 import os
+import shutil
+import tempfile
 from dataclasses import replace
 
-from auditor.core.errors import UsageError
+from auditor.collect.cluster.kubeconfig import preload
+from auditor.collect.collection import Collection
+from auditor.collect.snapshot.file import write_snapshot
+from auditor.core.coverage import Gap
+from auditor.core.errors import ClusterError, UsageError
+from auditor.core.fileio import atomic_file
+from auditor.core.workers import as_completed, map_shares
 from auditor.facts.topology import Topology, member
 from auditor.gate.finish import finish
 from auditor.gate.suppress import apply_baseline
@@ -48,9 +56,6 @@ def _collect_all(live: list[tuple]) -> list[Snapshot]:
     """Each live cluster collected in a forked child (workers.as_completed) while this
     process turns the results that have arrived into snapshots; one after another where
     forking is not safe. The kubernetes client is imported once, before forking."""
-    from auditor.collect.cluster.kubeconfig import preload
-    from auditor.core.workers import as_completed
-
     preload()
     parent = os.getpid()
 
@@ -81,16 +86,6 @@ def save_clusters(sources: dict, path: str) -> dict[str, tuple[dict, int]]:
     """Collect every cluster at once, each into its own segment, then join the segments
     into one snapshot at `path`, atomically. An unreachable cluster gets a segment with
     no objects and its gap. Returns each cluster's record and object count."""
-    import shutil
-    import tempfile
-
-    from auditor.collect.cluster.kubeconfig import preload
-    from auditor.collect.collection import Collection
-    from auditor.collect.snapshot.file import write_snapshot
-    from auditor.core.coverage import Gap
-    from auditor.core.fileio import atomic_file
-    from auditor.core.workers import map_shares
-
     if len(sources) < 2:
         raise UsageError("a snapshot of several clusters needs at least two")
     preload()
@@ -119,8 +114,6 @@ def _attempt(work, *args) -> tuple[str, object]:
     """("ok", work(*args)), or ("unreachable", why) when the cluster cannot be read, or
     ("usage", why) for a kubeconfig or context to fix: a value, so that it comes back
     from a forked child as it is."""
-    from auditor.core.errors import ClusterError
-
     try:
         return "ok", work(*args)
     except ClusterError as err:
