@@ -273,3 +273,19 @@ def test_every_package_is_shipped():
     listed = set(re.findall(r'"([a-z_.]+)"', block))
     folders = {".".join(p.relative_to(ROOT).parts) for p in PACKAGE.rglob("__init__.py") for p in [p.parent]}
     assert folders - listed == set()
+
+
+def test_every_path_the_architecture_doc_names_exists():
+    """docs/architecture.md tells a newcomer which files to touch: each path it names in
+    backticks is there (placeholders such as `<id>` aside)."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    named = {m for m in re.findall(r"`([^`\s]+)`", text)
+             if m.startswith(("auditor/", "rules/", "tests/", "bench/", "fixtures/", "deploy/", "docs/", "scripts/"))}
+    assert len(named) > 30
+    assert sorted(p for p in named if "<" not in p and not any(ROOT.glob(p.rstrip("/")))) == []
+
+
+def test_at_most_eight_modules_sit_at_the_top():
+    """The top of auditor/ holds the entry points; everything else lives in its layer's folder."""
+    top = sorted(p.stem for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 8, top
