@@ -535,10 +535,12 @@ class ApiServer:
                 with self._changed:
                     fresh = [(rv, t, o) for rv, key, t, o in self.events if key == resource.key and rv > seen
                              and (namespace is None or (o.get("metadata") or {}).get("namespace") == namespace)]
+                    # The version `fresh` covers, read before waiting: an event stored while this
+                    # waits is newer, and a bookmark must not claim it (it comes next time round).
+                    current = self.version
                     if not fresh and epoch == self.watch_epoch:
                         self._changed.wait(min(0.05, max(0.0, end - time.monotonic())))
                     broken = epoch != self.watch_epoch
-                    current = self.version
                 for rv, event_type, obj in fresh:
                     seen = rv
                     yield line(event_type, {**obj, "apiVersion": api_version, "kind": resource.kind})
