@@ -6,8 +6,8 @@ objects it keeps (`store`). Each round audits those objects and writes the findi
 PolicyReports or OpenReports (`publish`) and as Prometheus metrics (`metrics`). A change
 starts the next round once `debounce` seconds pass without another; a watch that keeps
 failing starts one too. The cluster is listed again only on 410 Gone (a watch too far
-behind) and every `resync` seconds. A round audits every object: re-auditing only what a
-change can affect is not built yet.
+behind) and every `resync` seconds. After a full audit, a round re-audits only the
+objects the changes since can reach (`incremental`), where that reach is known.
 
 The process only reads, except for the report kinds it owns. It stops within a few
 seconds of SIGTERM or SIGINT (`stop`), ending its watches and the metrics server.
@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from auditor.model.clusters import ClusterSource
+from auditor.serve.incremental import Auditor
 
 FAR = 10 * 365 * 86400.0  # the writers' and watchers' client lives as long as the process
 WATCH_POOL = 128
@@ -66,6 +67,7 @@ def run(options: ServeOptions, stop: threading.Event) -> int:
     if server is not None:
         log(f"mesh-audit serve: metrics and probes on {server.server_address[0]}:{server.server_address[1]}")
     changes, watch_stop, store = Changes(), threading.Event(), None
+    auditor = Auditor(options.settings)
     try:
         while not stop.is_set():
             relist = store is None or changes.take_relist()
@@ -74,7 +76,7 @@ def run(options: ServeOptions, stop: threading.Event) -> int:
                 watch_stop.set()  # the old watches end; new ones start at the new lists' versions
                 watch_stop = threading.Event()
                 _start_watches(http, store, changes, watch_stop)
-            this = _round(store, options, publisher, changes)
+            this = _round(store, auditor, relist, publisher, changes)
             metrics.record(_counts(this.report), this.seconds, time.time(), this.complete)
             log(_summary(this, relisted=relist))
             if options.once:
@@ -97,19 +99,18 @@ def _collect(connection, options: ServeOptions):
     return Store(collect(connection, namespaces=list(source.namespaces) or None, timeout=source.timeout, projected=True))
 
 
-def _round(store, options: ServeOptions, publisher, changes) -> Round:
-    from auditor import api
+def _round(store, auditor, relisted: bool, publisher, changes) -> Round:
     from auditor.reporters.policyreport import build
 
     started = time.monotonic()
-    snapshot = store.snapshot()
-    report = api.audit(snapshot, options.settings)
+    objects, collection = store.current()
+    report = auditor.audit(objects, collection, relisted)
     with changes.lock:
         failing = dict(changes.failing)
     complete = report.complete and not failing
     written = "reports not written (--report none)"
     if publisher is not None:
-        outcome = publisher.publish(build(report, options.report, uids=_uids(snapshot, report)))
+        outcome = publisher.publish(build(report, publisher.flavour, uids=_uids(objects, report)))
         written = (f"reports: {outcome.created} created, {outcome.replaced} replaced, {outcome.deleted} deleted, "
                    f"{outcome.unchanged} unchanged" + (f", {outcome.conflicts} conflicts retried" if outcome.conflicts else ""))
         written += "".join(f"; cannot write {e}" for e in outcome.errors)
@@ -118,12 +119,11 @@ def _round(store, options: ServeOptions, publisher, changes) -> Round:
     return Round(report, complete, time.monotonic() - started, written)
 
 
-def _uids(snapshot, report) -> dict:
+def _uids(objects: dict, report) -> dict:
     out = {}
     for finding in report.findings:
         o = finding.object
-        group = o.api_version.rpartition("/")[0]
-        obj = snapshot.get(f"{group}/{o.kind}" if group else o.kind, o.namespace, o.name)
+        obj = objects.get(o.key)
         uid = obj.metadata.get("uid") if obj is not None else None
         if isinstance(uid, str) and uid:
             out[(o.api_version, o.kind, o.namespace or None, o.name)] = uid

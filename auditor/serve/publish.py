@@ -32,6 +32,7 @@ class Outcome:
 class Publisher:
     def __init__(self, http, flavour: str):
         self.http = http
+        self.flavour = flavour  # policyreport | openreports
         self.kind = FLAVOURS[flavour]
 
     def publish(self, docs: list[dict]) -> Outcome:

@@ -46,7 +46,12 @@ class Store:
             self.objects[obj.key] = obj
             return True
 
-    def snapshot(self) -> Snapshot:
+    def current(self) -> tuple[dict, dict]:
+        """(key -> object, a copy), and the record of the collection they started from."""
         with self.lock:
-            objects = list(self.objects.values())
-        return Snapshot(objects, collection={"source": "cluster", **self.live.describe()})
+            objects = dict(self.objects)
+        return objects, {"source": "cluster", **self.live.describe()}
+
+    def snapshot(self) -> Snapshot:
+        objects, collection = self.current()
+        return Snapshot(objects.values(), collection=collection)

@@ -1,0 +1,112 @@
+"""serve's incremental rounds (auditor.serve.incremental) against a full audit of the same
+objects: for changes to objects of every kind of the demo and of a generated cluster
+(relabelled, deleted, a replica added, a namespace moved to ambient, a Service bound to
+a waypoint), the round's report is the report a full audit gives, finding for finding."""
+
+from __future__ import annotations
+
+import sys
+
+from auditor import api
+from auditor.core import kinds as k
+from auditor.model.snapshot import K8sObject, Snapshot
+from auditor.serve.incremental import REBASE, Auditor
+from conftest import DEMO, ROOT
+
+COLLECTION = {"source": "files", "files_read": 1}
+
+
+def full(objects: dict, settings, collection: dict = COLLECTION) -> list[dict]:
+    return [f.to_dict() for f in api.audit(Snapshot(objects.values(), collection=dict(collection)), settings).findings]
+
+
+def relabelled(obj: K8sObject, **labels) -> K8sObject:
+    return obj.rewritten({**obj.raw, "metadata": {**obj.metadata, "labels": {**obj.labels, **labels}}})
+
+
+def changes(obj: K8sObject) -> list[tuple[str, K8sObject | None]]:
+    """What can happen to `obj` between two rounds: (what, the object after; None: deleted)."""
+    out = [("relabelled", relabelled(obj, **{"mesh-audit.test/changed": "yes"})), ("deleted", None)]
+    if obj.gk == k.NAMESPACE:
+        out.append(("to ambient", relabelled(obj, **{"istio.io/dataplane-mode": "ambient", "istio-injection": "disabled"})))
+    if obj.gk == k.SERVICE:
+        out.append(("bound to a waypoint", relabelled(obj, **{"istio.io/use-waypoint": "waypoint"})))
+    if obj.gk == k.POD:
+        twin = {**obj.raw, "metadata": {**obj.metadata, "name": obj.name + "-twin", "uid": "twin"}}
+        out.append(("a replica added", K8sObject(twin)))
+    return out
+
+
+def check_rounds(objects: dict, picked: list[K8sObject], collection: dict = COLLECTION) -> tuple[int, int]:
+    settings = api.resolve(api.Settings())
+    auditor = Auditor(settings)
+    today = full(objects, settings, collection)
+    assert [f.to_dict() for f in auditor.audit(dict(objects), dict(collection)).findings] == today
+    tried = 0
+    for obj in picked:
+        for what, after in changes(obj):
+            changed = dict(objects)
+            if after is None:
+                del changed[obj.key]
+            else:
+                changed[after.key] = after
+            got = [f.to_dict() for f in auditor.audit(changed, dict(collection)).findings]
+            assert got == full(changed, settings, collection), f"{obj.ref()} {what}"
+            back = [f.to_dict() for f in auditor.audit(dict(objects), dict(collection)).findings]
+            assert back == today, f"{obj.ref()} {what}, then undone"
+            tried += 1
+    return tried, auditor.incremental_rounds
+
+
+def test_rounds_on_the_demo_equal_full_audits():
+    objects = {o.key: o for o in api.load([DEMO])}
+    tried, incremental = check_rounds(objects, list(objects.values()))
+    assert tried >= 80 and incremental > 120  # most rounds took the incremental path
+
+
+def test_rounds_on_a_generated_cluster_equal_full_audits(tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    from generate import write
+
+    write(300, tmp_path, seed=11)
+    snapshot = api.load(snapshot=str(tmp_path / "snapshot.json"))  # as read from a cluster: absences count
+    objects = {o.key: o for o in snapshot}
+    by_kind: dict[str, list[K8sObject]] = {}
+    for obj in objects.values():
+        by_kind.setdefault(obj.gk, []).append(obj)
+    picked = [o for group in by_kind.values() for o in group[:: max(1, len(group) // 8)][:8]]
+    tried, incremental = check_rounds(objects, picked, snapshot.collection)
+    assert tried > 120 and incremental > 200
+
+
+def test_what_the_reach_does_not_follow_is_audited_in_full():
+    settings = api.resolve(api.Settings())
+    objects = {o.key: o for o in api.load([DEMO])}
+    auditor = Auditor(settings)
+    auditor.audit(dict(objects), dict(COLLECTION))
+    gateway = next(o for o in objects.values() if o.gk == k.GATEWAY)
+    config = next(o for o in objects.values() if o.gk == k.CONFIG_MAP)
+    for changed in (gateway, config):
+        before = auditor.full_rounds
+        auditor.audit({**objects, changed.key: relabelled(changed, changed="yes")}, dict(COLLECTION))
+        assert auditor.full_rounds == before + 1, changed.ref()
+    auditor.audit(dict(objects), dict(COLLECTION))  # back to the demo: a ConfigMap changed, so in full
+    service = next(o for o in objects.values() if o.gk == k.SERVICE and o.namespace == "catalog")
+    before = auditor.incremental_rounds
+    auditor.audit({**objects, service.key: relabelled(service, changed="yes")}, dict(COLLECTION))
+    assert auditor.incremental_rounds == before + 1
+    many = {**objects, **{("v1/ConfigMap", "x", f"c{i}"): K8sObject(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}", "namespace": "x"}})
+        for i in range(REBASE + 1)}}
+    before = auditor.full_rounds
+    auditor.audit(many, dict(COLLECTION))
+    assert auditor.full_rounds == before + 1  # too many changes since the base: a new base
+
+
+def test_a_relist_audits_in_full():
+    settings = api.resolve(api.Settings())
+    objects = {o.key: o for o in api.load([DEMO])}
+    auditor = Auditor(settings)
+    auditor.audit(dict(objects), dict(COLLECTION))
+    auditor.audit(dict(objects), dict(COLLECTION), relisted=True)
+    assert auditor.full_rounds == 2 and auditor.incremental_rounds == 0
