@@ -110,3 +110,26 @@ def test_a_relist_audits_in_full():
     auditor.audit(dict(objects), dict(COLLECTION))
     auditor.audit(dict(objects), dict(COLLECTION), relisted=True)
     assert auditor.full_rounds == 2 and auditor.incremental_rounds == 0
+
+
+def test_the_base_keeps_its_indices_not_its_facts_and_is_frozen_out_of_collection():
+    """serve lives long: its base keeps what what-if copies share, and the garbage
+    collector runs, but over each round's garbage, not over the base again."""
+    import gc
+
+    settings = api.resolve(api.Settings())
+    objects = {o.key: o for o in api.load([DEMO])}
+    auditor = Auditor(settings)
+    was_enabled = gc.isenabled()
+    gc.disable()  # as the command line starts
+    try:
+        auditor.audit(dict(objects), dict(COLLECTION))
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+        assert auditor.base.whatif.ctx.facts_cache == {}
+        service = next(o for o in objects.values() if o.gk == k.SERVICE and o.namespace == "catalog")
+        changed = {**objects, service.key: relabelled(service, changed="yes")}
+        assert [f.to_dict() for f in auditor.audit(changed, dict(COLLECTION)).findings] == full(changed, settings)
+    finally:
+        gc.unfreeze()
+        if not was_enabled:
+            gc.disable()

@@ -134,6 +134,11 @@ class Context:
         self.topology = None
         self.mesh = self._mesh_facts()
 
+    def forget_facts(self) -> None:
+        """Drop the facts built per object (an audit's largest part): a context kept as the
+        base of what-if copies needs its indices, not them (copies build their own)."""
+        self.facts_cache.clear()
+
     def warm(self) -> None:
         """Build every index that is otherwise built on first use, so that what-if copies
         (auditor.facts.derive) share them instead of each building its own. (An audit that forked

@@ -20,8 +20,10 @@ same objects.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, replace
 
+from auditor.collect import gc_paused
 from auditor.core import kinds as k
 from auditor.facts.context import Context
 from auditor.facts.derive import INSTALLATION_GKS
@@ -66,12 +68,25 @@ class Auditor:
         return self._full(objects, collection)
 
     def _full(self, objects: dict, collection: dict) -> Report:
+        """Everything audited, as the new base. The old base goes first; the new one keeps
+        its indices but not its per-object facts, and is frozen out of the garbage
+        collector's scans. The collector is on after the first base (a long-lived process:
+        each round's garbage is collected, the base is not rescanned for it)."""
         self.full_rounds += 1
-        snapshot = Snapshot(objects.values(), collection=collection)
-        ctx = context_of(snapshot, self.settings)
-        engine = findings_of(ctx, self.settings)
-        self.base = _Base(WhatIf(ctx, self.settings.rules, engine.findings), engine, dict(objects))
-        return finish(engine, snapshot, self.settings)
+        if self.base is not None:
+            self.base = None
+            gc.unfreeze()
+            gc.collect()  # the old base, and whatever cycles the rounds on it left
+        with gc_paused():
+            snapshot = Snapshot(objects.values(), collection=collection)
+            ctx = context_of(snapshot, self.settings)
+            engine = findings_of(ctx, self.settings)
+            report = finish(engine, snapshot, self.settings)
+            self.base = _Base(WhatIf(ctx, self.settings.rules, engine.findings), engine, dict(objects))
+            ctx.forget_facts()
+        gc.freeze()
+        gc.enable()  # from here on each round's garbage is collected; the base is not rescanned for it
+        return report
 
     def _since_base(self, objects: dict) -> tuple[list[K8sObject], set[tuple]]:
         base = self.base.objects
