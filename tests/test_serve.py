@@ -150,6 +150,28 @@ def test_changes_added_and_deleted_objects_and_a_namespace_whose_findings_go(ser
     assert "1 deleted" in s.rounds[3]
 
 
+def test_istios_config_maps_are_watched_by_name(serving):
+    """The ConfigMaps read by name (mesh config, injector, istio-cni) are watched by name,
+    present or not: a change to one, or one created, starts a round without a relist."""
+    s = serving()
+    s.wait_rounds(1)
+    watched = {r.query.get("fieldSelector") for r in s.server.requests
+               if r.path == "/api/v1/namespaces/istio-system/configmaps" and r.query.get("watch")}
+    end = time.monotonic() + WAIT
+    while len(watched) < 3 and time.monotonic() < end:  # the watches start after the first round
+        time.sleep(0.05)
+        watched = {r.query.get("fieldSelector") for r in s.server.requests
+                   if r.path == "/api/v1/namespaces/istio-system/configmaps" and r.query.get("watch")}
+    assert {"metadata.name=istio", "metadata.name=istio-sidecar-injector", "metadata.name=istio-cni-config"} <= watched
+    mesh = s.server.get_object("v1", "ConfigMap", "istio-system", "istio")
+    meta = {k: v for k, v in mesh["metadata"].items() if k != "resourceVersion"}
+    s.server.put_object({**mesh, "metadata": meta, "data": {**mesh.get("data", {}), "mesh": "rootNamespace: istio-system\n"}})
+    assert "(from watch events)" in s.wait_rounds(2)
+    s.server.put_object({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio-cni-config", "namespace": "istio-system"},
+                         "data": {"AMBIENT_DNS_CAPTURE": "false"}})
+    assert "(from watch events)" in s.wait_rounds(3)
+
+
 def test_the_test_servers_watch_delivers_every_event_while_bookmarks_go_out():
     """An event stored while a watch waits is sent, not skipped by the bookmark that
     follows (a race that once made serve's benchmark miss changes)."""

@@ -32,7 +32,7 @@ def _address(ctx, param, value):
 @click.option("--debounce", type=click.FloatRange(min=0), default=2.0, show_default=True, metavar="SECONDS",
               help="Audit again once changes have been quiet this long.")
 @click.option("--resync", type=click.FloatRange(min=1), default=600.0, show_default=True, metavar="SECONDS",
-              help="Audit again at least this often, changes or not (Istio's ConfigMaps are read by name, not watched).")
+              help="List and audit everything again at least this often, changes or not.")
 @click.option("--metrics-addr", default="0.0.0.0:8080", show_default=True, callback=_address, metavar="HOST:PORT",
               help="Serve /metrics, /healthz and /readyz here ('none': no server).")
 @click.option("--once", is_flag=True, help="Audit and write the reports once, then exit with scan's exit code (for a CronJob).")

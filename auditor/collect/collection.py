@@ -27,6 +27,9 @@ class Collection:
     # The path of each list read -> the resourceVersion it was read at: where a watch of it starts.
     list_versions: dict[str, str] = field(default_factory=dict)
     list_types: dict = field(default_factory=dict)  # the same paths -> their ResourceType
+    # Objects read by name (Istio's ConfigMaps; Namespaces of a scoped collection): (list
+    # path, name) -> (the resourceVersion read, or None where absent; its ResourceType).
+    named_versions: dict = field(default_factory=dict)
     # For a snapshot: the large lists, already serialized page by page (see Spool).
     spool: "Spool | None" = None
 

@@ -159,6 +159,8 @@ def _start_watches(http, store, changes, stop: threading.Event) -> None:
     types = store.live.list_types
     for path, version in sorted(store.live.list_versions.items()):
         Watcher(http, path, version, changes, stop, store, types.get(path)).start()
+    for (path, name), (version, rtype) in sorted(store.live.named_versions.items(), key=lambda item: item[0]):
+        Watcher(http, path, version, changes, stop, store, rtype, name=name).start()
 
 
 def _wait(options: ServeOptions, changes, metrics, stop: threading.Event) -> bool:

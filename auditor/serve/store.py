@@ -3,8 +3,8 @@ watches' events, so a change costs an audit, not another read of the whole clust
 
 Each event's object is prepared as the collector prepares a listed item (kind restored,
 bookkeeping stripped, running Pods and ReplicaSets projected; CRDs and Nodes kept as the
-stubs the collector keeps; only Istio's injector webhooks kept). ConfigMaps the collector
-reads by name are not watched: `--resync` reads them again.
+projections the collector keeps; only Istio's injector webhooks kept). Objects the
+collector reads by name (Istio's ConfigMaps) are watched by name too.
 """
 
 from __future__ import annotations

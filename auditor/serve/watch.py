@@ -75,11 +75,15 @@ class Changes:
 
 
 class Watcher(threading.Thread):
-    """Watches one list path from `version` until `stop` is set."""
+    """Watches one list path from `version` until `stop` is set; with `name`, only the object
+    of that name (a field selector), from `version` or, when it was absent, from now."""
 
-    def __init__(self, http, path: str, version: str, changes: Changes, stop: threading.Event, store=None, rtype=None):
-        super().__init__(daemon=True, name=f"watch {path}")
-        self.http, self.path, self.version = http, path, version
+    def __init__(self, http, path: str, version: str | None, changes: Changes, stop: threading.Event, store=None,
+                 rtype=None, name: str | None = None):
+        super().__init__(daemon=True, name=f"watch {path}" + (f" {name}" if name else ""))
+        # Not `self.name`: that is the thread's.
+        self.http, self.path, self.version, self.object_name = http, path, version, name
+        self.what = f"{path} ({name})" if name else path  # how failures name this watch
         self.changes, self.stop_event = changes, stop
         self.store, self.rtype = store, rtype  # where events are folded in (serve.store)
 
@@ -91,7 +95,7 @@ class Watcher(threading.Thread):
             try:
                 self._watch_once()
                 failures = 0
-                self.changes.note_healthy(self.path)
+                self.changes.note_healthy(self.what)
             except _Gone:
                 self.changes.note_relist()
                 return  # the loop reads the lists again and starts new watches
@@ -102,12 +106,15 @@ class Watcher(threading.Thread):
                 failures += 1
                 reason = f"HTTP {err.response.status}" if isinstance(err, StatusError) else \
                     str(err) if isinstance(err, (Unavailable, ValueError)) else f"{type(err).__name__}: {err}"
-                self.changes.note_failure(self.path, reason, failures)
+                self.changes.note_failure(self.what, reason, failures)
                 self.stop_event.wait(min(BACKOFF[1], BACKOFF[0] * 2 ** (failures - 1)))
 
     def _watch_once(self) -> None:
-        query = {"watch": "1", "resourceVersion": self.version, "allowWatchBookmarks": "true",
-                 "timeoutSeconds": str(WATCH_SECONDS)}
+        query = {"watch": "1", "allowWatchBookmarks": "true", "timeoutSeconds": str(WATCH_SECONDS)}
+        if self.version:
+            query["resourceVersion"] = self.version
+        if self.object_name:
+            query["fieldSelector"] = f"metadata.name={self.object_name}"
         for line in self.http.stream(self.path, query):
             if self.stop_event.is_set():
                 return

@@ -520,6 +520,10 @@ class ApiServer:
             return _json(400, _status(400, "BadRequest", "invalid resourceVersion"))
         timeout = float(query.get("timeoutSeconds") or 30)
         bookmarks = query.get("allowWatchBookmarks") in ("1", "true")
+        selector = query.get("fieldSelector") or ""
+        if selector and not selector.startswith("metadata.name="):
+            return _json(400, _status(400, "BadRequest", f"the test server selects by metadata.name only: {selector}"))
+        only = selector.partition("=")[2] or None  # one object's events, by name
         epoch = self.watch_epoch
 
         def line(event_type: str, obj: dict) -> bytes:
@@ -534,7 +538,8 @@ class ApiServer:
             while not self.stopping.is_set():
                 with self._changed:
                     fresh = [(rv, t, o) for rv, key, t, o in self.events if key == resource.key and rv > seen
-                             and (namespace is None or (o.get("metadata") or {}).get("namespace") == namespace)]
+                             and (namespace is None or (o.get("metadata") or {}).get("namespace") == namespace)
+                             and (only is None or (o.get("metadata") or {}).get("name") == only)]
                     # The version `fresh` covers, read before waiting: an event stored while this
                     # waits is newer, and a bookmark must not claim it (it comes next time round).
                     current = self.version

@@ -204,6 +204,8 @@ class Lister:
     def get(self, rtype: ResourceType, namespace: str | None, name: str) -> dict | None:
         """One object by name; None when it does not exist (or could not be read: a gap)."""
         resp = self._fetch(rtype.key, rtype.path(namespace, name), namespace, name)
+        if resp is not None and resp.status == 404:
+            self._note_named(rtype, namespace, name, None)
         if resp is None or resp.status == 404:
             return None
         if resp.status != 200:
@@ -218,7 +220,13 @@ class Lister:
             self.gap(rtype.key, f"the API server sent a {type(obj).__name__}, not an object", namespace, name)
             return None
         self._count(rtype.key, 1)
+        self._note_named(rtype, namespace, name, as_dict(obj.get("metadata")).get("resourceVersion"))
         return prepare_item(obj, rtype)
+
+    def _note_named(self, rtype: ResourceType, namespace: str | None, name: str, version) -> None:
+        """Where a watch of one object read by name starts (serve); None: it was absent."""
+        with self._lock:
+            self.result.named_versions[(rtype.path(namespace), name)] = (str(version) if version else None, rtype)
 
     def discover(self, pool: ThreadPoolExecutor) -> list[ResourceType]:
         """Every served kind of the Istio and Gateway API groups, each at the most preferred
