@@ -21,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 
 import auditor.facts.mode as m
+from auditor.core.istio import DEFAULT_TRUST_DOMAIN
 from auditor.facts.attachment import attachment_of
 from auditor.facts.context import EXAMPLES, Context
 from auditor.facts.indexes import Change, Index
@@ -28,7 +29,6 @@ from auditor.facts.ingress import ingress_use_waypoint
 from auditor.core import kinds as k
 from auditor.model.snapshot import K8sObject, as_dict, as_list
 
-DEFAULT_TRUST_DOMAIN = "cluster.local"
 # Gateway class -> (what Istio deploys for a Gateway of it, the service account it runs as).
 GENERATED = {"istio": ("ingress gateway", "{name}-istio"), "istio-waypoint": ("waypoint", "{name}")}
 

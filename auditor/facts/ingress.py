@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from typing import Callable
 
+from auditor.core.istio import INGRESS_USE_WAYPOINT
 from auditor.facts.context import Context
 from auditor.facts.labels import parse_bool
 from auditor.model.snapshot import K8sObject
 from auditor.core.versions import V1_24, Version
 
-INGRESS_USE_WAYPOINT = "istio.io/ingress-use-waypoint"
 V1_25 = Version(1, 25)
 V1_30 = Version(1, 30)
 

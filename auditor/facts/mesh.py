@@ -22,7 +22,6 @@ from auditor.core.versions import Version, parse_version
 
 DEFAULT_ROOT_NAMESPACE = "istio-system"
 # Namespaces the injector never touches (pkg/kube/inject injectRequired).
-INJECTION_IGNORED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
 DEFAULT_CNI_EXCLUDED = frozenset({"kube-system"})
 
 

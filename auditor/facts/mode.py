@@ -9,21 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from auditor.core.istio import (DATAPLANE_MODE, INJECT, INJECTION_IGNORED_NAMESPACES, NS_INJECTION, PROXY_CONTAINER,
+                                 REV, SIDECAR_STATUS)
 from auditor.facts.labels import namespace_labels_as_served, selector_matches
-from auditor.facts.mesh import (
-    INJECTION_IGNORED_NAMESPACES,
-    InjectorSettings,
-    Installation,
-)
+from auditor.facts.mesh import InjectorSettings, Installation
 from auditor.model.snapshot import as_list
 
-INJECT = "sidecar.istio.io/inject"
-REV = "istio.io/rev"
-NS_INJECTION = "istio-injection"
-DATAPLANE_MODE = "istio.io/dataplane-mode"
-SIDECAR_STATUS = "sidecar.istio.io/status"
-REDIRECTION = "ambient.istio.io/redirection"
-PROXY_CONTAINER = "istio-proxy"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from auditor.core.istio import DEFAULT_TRUST_DOMAIN
 from auditor.facts.mode import namespace_in_ambient
 from auditor.core import kinds as k
 from auditor.model.components import is_istiod
@@ -27,7 +28,6 @@ from auditor.core.versions import Version
 NETWORK = "topology.istio.io/network"
 # Set on a remote cluster's istio-system by a primary-remote install: who controls it.
 CONTROL_PLANE_CLUSTERS = "topology.istio.io/controlPlaneClusters"
-DEFAULT_TRUST_DOMAIN = "cluster.local"
 SINGLE = {"size": 1}
 
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from auditor.core.istio import USE_WAYPOINT, USE_WAYPOINT_NS, WAYPOINT_FOR
 from auditor.core import kinds as k
 from auditor.facts.labels import namespace_labels_as_served, selector_matches
 from auditor.model.snapshot import K8sObject, Snapshot, as_dict, as_list
 from auditor.core.versions import Version
 
-USE_WAYPOINT = "istio.io/use-waypoint"
-USE_WAYPOINT_NS = "istio.io/use-waypoint-namespace"
-WAYPOINT_FOR = "istio.io/waypoint-for"
 # Services of waypoints and east-west gateways never get a waypoint themselves.
 NEVER_BOUND_MANAGERS = frozenset({"istio.io-mesh-controller", "istio.io-eastwest-controller"})
 V1_23 = Version(1, 23)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import orjson
 
 import auditor.facts.mode as m
-from auditor.core import kinds as k
+from auditor.core import istio, kinds as k
 from auditor.facts.mesh import Installation
 from auditor.model.snapshot import K8sObject, Snapshot, as_dict, str_map
 
@@ -135,7 +135,7 @@ class Workload:
         # A template already carrying istio-proxy was injected by hand (istioctl kube-inject).
         self.sidecar, self.native_sidecar = m.has_sidecar(self.pod_spec, self.annotations)
         # "" on a running pod istio-cni has not annotated; None where there is no pod to look at.
-        self.redirection = self.annotations.get(m.REDIRECTION, "") if self.observed else None
+        self.redirection = self.annotations.get(istio.REDIRECTION, "") if self.observed else None
 
         will_have_sidecar = self.injection.inject or (self.is_template and self.sidecar)
         self.blocked_by = None

@@ -26,14 +26,12 @@ from __future__ import annotations
 import copy
 
 from auditor.core import kinds as k
+from auditor.core.istio import DEFAULT_TRUST_DOMAIN, INGRESS_USE_WAYPOINT, USE_WAYPOINT, WAYPOINT_FOR
 from auditor.facts.attachment import attachment_of, selector_of, target_refs_of
 from auditor.facts.authz import IDENTITY_SOURCE, IDENTITY_WHEN_KEYS, authorization_facts, rule_attributes
 from auditor.facts.context import Context
-from auditor.facts.identity import DEFAULT_TRUST_DOMAIN
-from auditor.facts.ingress import INGRESS_USE_WAYPOINT
 from auditor.facts.netpol import PROBE_SOURCE, ingress_rules, rule_allows_port
 from auditor.facts.routes import host_targets, is_waypoint_gateway, parent_refs
-from auditor.facts.waypoint import USE_WAYPOINT, WAYPOINT_FOR
 from auditor.plan.model import Change, ChangeSet
 from auditor.plan.moves import POD_INJECTION_LABELS, moved_namespace, pods_of, relabelled
 from auditor.model.report import Finding

@@ -17,8 +17,8 @@ from dataclasses import replace
 import orjson
 
 from auditor.core import kinds as k
+from auditor.core.istio import PROXY_CONTAINER
 from auditor.facts.context import Context
-from auditor.facts.mode import PROXY_CONTAINER
 from auditor.plan.model import BLOCKED, Cost, NamespacePlan, Resources
 from auditor.model.snapshot import as_dict, as_list
 

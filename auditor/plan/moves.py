@@ -12,19 +12,19 @@ in), otherwise without istio-proxy and its init containers, and enrolled by isti
 from __future__ import annotations
 
 import auditor.facts.mode as m
-from auditor.core import kinds as k
+from auditor.core import istio, kinds as k
 from auditor.facts.context import Context
 from auditor.plan.memo import memo
 from auditor.model.snapshot import K8sObject, as_dict, as_list
 
-AMBIENT = {m.DATAPLANE_MODE: "ambient"}
+AMBIENT = {istio.DATAPLANE_MODE: "ambient"}
 # Labels that make the injector give new pods a sidecar: removed from a moved namespace.
-NAMESPACE_INJECTION_LABELS = (m.NS_INJECTION, m.REV)
+NAMESPACE_INJECTION_LABELS = (istio.NS_INJECTION, istio.REV)
 # Pod labels that opt a pod in to injection: removed from pod templates of a moved namespace.
-POD_INJECTION_LABELS = (m.INJECT, m.REV)
+POD_INJECTION_LABELS = (istio.INJECT, istio.REV)
 # What the injector adds to a pod besides istio-proxy: gone when the pod restarts uninjected.
-INJECTED_INIT_CONTAINERS = frozenset({"istio-init", "istio-validation", m.PROXY_CONTAINER})
-INJECTED_ANNOTATIONS = (m.SIDECAR_STATUS, "kubectl.kubernetes.io/default-container",
+INJECTED_INIT_CONTAINERS = frozenset({"istio-init", "istio-validation", istio.PROXY_CONTAINER})
+INJECTED_ANNOTATIONS = (istio.SIDECAR_STATUS, "kubectl.kubernetes.io/default-container",
                         "kubectl.kubernetes.io/default-logs-container")
 
 
@@ -99,15 +99,15 @@ def _pods_by_namespace(ctx: Context) -> dict[str, list[K8sObject]]:
 def _without_sidecar(pod: K8sObject, labels: dict, enrolled: bool) -> K8sObject:
     spec = dict(as_dict(pod.raw.get("spec")))
     spec["containers"] = [c for c in as_list(spec.get("containers"))
-                          if not (isinstance(c, dict) and c.get("name") == m.PROXY_CONTAINER)]
+                          if not (isinstance(c, dict) and c.get("name") == istio.PROXY_CONTAINER)]
     if "initContainers" in spec:
         spec["initContainers"] = [c for c in as_list(spec.get("initContainers"))
                                   if not (isinstance(c, dict) and c.get("name") in INJECTED_INIT_CONTAINERS)]
     annotations = {key: v for key, v in pod.annotations.items() if key not in INJECTED_ANNOTATIONS}
     if enrolled:
-        annotations[m.REDIRECTION] = "enabled"
+        annotations[istio.REDIRECTION] = "enabled"
     else:
-        annotations.pop(m.REDIRECTION, None)
+        annotations.pop(istio.REDIRECTION, None)
     meta = {**pod.metadata, "labels": labels, "annotations": annotations}
     return pod.rewritten({**pod.raw, "metadata": meta, "spec": spec})
 

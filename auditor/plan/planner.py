@@ -19,12 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 
-from auditor.core import kinds as k
+from auditor.core import istio, kinds as k
+from auditor.core.istio import INJECTION_IGNORED_NAMESPACES
 from auditor.engine import evaluate
 from auditor.core.errors import UsageError
 from auditor.facts.attachment import attachment_of, target_refs_of
 from auditor.facts.context import MODES, Context, subject_ref
-from auditor.facts.mesh import INJECTION_IGNORED_NAMESPACES
 import auditor.facts.mode as m
 from auditor.plan import changes as change_sets
 from auditor.plan import cost, waves
@@ -118,7 +118,7 @@ def _not_a_candidate(ctx: Context, name: str, counts: dict, include_unmeshed: bo
         return None
     if m.namespace_in_ambient(labels):
         return "already in ambient mode"
-    if labels.get(m.NS_INJECTION) == "enabled" or labels.get(m.REV):
+    if labels.get(istio.NS_INJECTION) == "enabled" or labels.get(istio.REV):
         return None  # asks for sidecars; nothing runs yet
     if not counts:
         return "no application workloads"
