@@ -17,7 +17,12 @@ COLLECTION = {"source": "files", "files_read": 1}
 
 
 def full(objects: dict, settings, collection: dict = COLLECTION) -> list[dict]:
-    return [f.to_dict() for f in api.audit(Snapshot(objects.values(), collection=dict(collection)), settings).findings]
+    return outcome(api.audit(Snapshot(objects.values(), collection=dict(collection)), settings))
+
+
+def outcome(report) -> list[dict]:
+    """What a round must get right: the findings, and the rule errors met on the way."""
+    return [f.to_dict() for f in report.findings] + report.errors
 
 
 def relabelled(obj: K8sObject, **labels) -> K8sObject:
@@ -26,7 +31,8 @@ def relabelled(obj: K8sObject, **labels) -> K8sObject:
 
 def changes(obj: K8sObject) -> list[tuple[str, K8sObject | None]]:
     """What can happen to `obj` between two rounds: (what, the object after; None: deleted)."""
-    out = [("relabelled", relabelled(obj, **{"mesh-audit.test/changed": "yes"})), ("deleted", None)]
+    out = [("relabelled", relabelled(obj, **{"mesh-audit.test/changed": "yes"})), ("deleted", None),
+           ("given a boom label", relabelled(obj, boom="yes"))]
     if obj.gk == k.NAMESPACE:
         out.append(("to ambient", relabelled(obj, **{"istio.io/dataplane-mode": "ambient", "istio-injection": "disabled"})))
     if obj.gk == k.SERVICE:
@@ -37,11 +43,12 @@ def changes(obj: K8sObject) -> list[tuple[str, K8sObject | None]]:
     return out
 
 
-def check_rounds(objects: dict, picked: list[K8sObject], collection: dict = COLLECTION) -> tuple[int, int]:
-    settings = api.resolve(api.Settings())
+def check_rounds(objects: dict, picked: list[K8sObject], collection: dict = COLLECTION,
+                 settings=None) -> tuple[int, int]:
+    settings = settings or api.resolve(api.Settings())
     auditor = Auditor(settings)
     today = full(objects, settings, collection)
-    assert [f.to_dict() for f in auditor.audit(dict(objects), dict(collection)).findings] == today
+    assert outcome(auditor.audit(dict(objects), dict(collection))) == today
     tried = 0
     for obj in picked:
         for what, after in changes(obj):
@@ -50,9 +57,9 @@ def check_rounds(objects: dict, picked: list[K8sObject], collection: dict = COLL
                 del changed[obj.key]
             else:
                 changed[after.key] = after
-            got = [f.to_dict() for f in auditor.audit(changed, dict(collection)).findings]
+            got = outcome(auditor.audit(changed, dict(collection)))
             assert got == full(changed, settings, collection), f"{obj.ref()} {what}"
-            back = [f.to_dict() for f in auditor.audit(dict(objects), dict(collection)).findings]
+            back = outcome(auditor.audit(dict(objects), dict(collection)))
             assert back == today, f"{obj.ref()} {what}, then undone"
             tried += 1
     return tried, auditor.incremental_rounds
@@ -62,6 +69,38 @@ def test_rounds_on_the_demo_equal_full_audits():
     objects = {o.key: o for o in api.load([DEMO])}
     tried, incremental = check_rounds(objects, list(objects.values()))
     assert tried >= 80 and incremental > 120  # most rounds took the incremental path
+
+
+ERRING_RULE = """\
+id: needs-boom
+title: A rule that fails on objects without a boom label
+severity: warning
+applies_to: [Namespace, Service]
+when: >
+  object.metadata.labels["boom"] == "yes"
+message: >
+  "boom"
+rationale: To test rule errors.
+remediation: None.
+references: [https://istio.io/latest/docs/]
+"""
+
+
+def test_rule_errors_of_a_round_equal_a_full_audits(tmp_path):
+    """A rule that errors on objects lacking a label: a round reports the errors of the
+    objects it evaluated again, and the base's for the rest, as a full audit would."""
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "needs-boom.yaml").write_text(ERRING_RULE)
+    settings = api.resolve(api.Settings(rules_dirs=(str(folder),)))
+    objects = {o.key: o for o in api.load([DEMO])}
+    assert full(objects, settings)[-1]["rule"] == "needs-boom"  # it errs on the demo
+    picked = [o for o in objects.values() if o.gk in (k.NAMESPACE, k.SERVICE)]
+    errors = lambda objects: [e for e in full(objects, settings) if "kind" in e]  # noqa: E731 - findings have none
+    calmed = {**objects, picked[0].key: relabelled(picked[0], boom="yes")}
+    assert len(errors(calmed)) == len(errors(objects)) - 1  # the label ends that object's error
+    tried, incremental = check_rounds(objects, picked, settings=settings)
+    assert tried > 20 and incremental > 20
 
 
 def test_rounds_on_a_generated_cluster_equal_full_audits(tmp_path):

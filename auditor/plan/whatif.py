@@ -24,6 +24,8 @@ are new. (A finding both audits share may keep today's wording, counts included.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from auditor.core import kinds as k
 from auditor.engine import cluster_object, evaluate
 from auditor.facts.attachment import warm_targets
@@ -94,6 +96,19 @@ def _target_namespaces(ctx: Context, obj: K8sObject) -> set[str]:
     return {t.namespace or "" for t in targets}
 
 
+@dataclass(frozen=True)
+class Evaluated:
+    """What one what-if audit evaluated again: objects by key, every object of `namespaces`,
+    and the rule errors that met (the findings of everything else were kept)."""
+
+    keys: set
+    namespaces: frozenset
+    errors: list
+
+    def covers(self, key: tuple) -> bool:
+        return key in self.keys or key[1] in self.namespaces or (key[0] == k.NAMESPACE and key[2] in self.namespaces)
+
+
 class WhatIf:
     """Today's audit, and audits of changed copies of it (`audit`)."""
 
@@ -113,7 +128,8 @@ class WhatIf:
 
     def audit(self, put: list[K8sObject], remove: set[tuple] = frozenset()) -> tuple[Context, list[Finding]]:
         """The context and findings of today's cluster with `put` objects replaced or added
-        and `remove` keys gone: what a full audit of that cluster reports."""
+        and `remove` keys gone: what a full audit of that cluster reports. What this audit
+        evaluated again is left in `self.evaluated`."""
         ctx = derive(self.ctx, put, remove)
         namespaces = {o.name if o.gk == k.NAMESPACE else o.namespace for o in put} - {None}
         namespaces |= {key[2] if key[0] == k.NAMESPACE else key[1] for key in remove} - {None}
@@ -129,7 +145,8 @@ class WhatIf:
                 first = True
                 keys |= self._flagged
         subjects = [o for o in (ctx.snapshot.get(*key) for key in keys) if o is not None]
-        fresh = evaluate(ctx, self.rules, subjects=subjects, jobs=1).findings
+        fresh_report = evaluate(ctx, self.rules, subjects=subjects, jobs=1)
+        fresh, errors = fresh_report.findings, list(fresh_report.errors)
         if first:
             own = self.scope.keys(namespaces) | {o.key for o in put}
             by_key: dict[tuple, list[Finding]] = {}
@@ -147,6 +164,7 @@ class WhatIf:
         new = {finding_key(f) for f in again if (f.identity(), f.severity) not in self._today}
         if new:
             again = [f for f in again if finding_key(f) not in new]
-            again += evaluate(ctx, self.rules, subjects=[ctx.snapshot.get(*key) for key in new], cluster=False,
-                              jobs=1).findings
+            worded = evaluate(ctx, self.rules, subjects=[ctx.snapshot.get(*key) for key in new], cluster=False, jobs=1)
+            again, errors = again + worded.findings, errors + worded.errors
+        self.evaluated = Evaluated(redone | new, frozenset(namespaces), errors)
         return ctx, sorted(kept + again + fresh, key=Finding.sort_key)

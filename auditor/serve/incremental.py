@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 from auditor.collect import gc_paused
 from auditor.core import kinds as k
+from auditor.engine import cluster_object
 from auditor.facts.context import Context
 from auditor.facts.derive import INSTALLATION_GKS
 from auditor.facts.workloads import Workload
@@ -64,7 +65,8 @@ class Auditor:
             if len(put) + len(removed) <= REBASE and self._reachable(put, removed):
                 self.incremental_rounds += 1
                 ctx, findings = self.base.whatif.audit(put, removed)
-                engine = replace(self.base.engine, findings=findings, objects=len(ctx.snapshot))
+                engine = replace(self.base.engine, findings=findings, objects=len(ctx.snapshot),
+                                 errors=self._errors(self.base.whatif.evaluated))
                 return finish(engine, ctx.snapshot, self.settings)
         return self._full(objects, collection)
 
@@ -89,6 +91,13 @@ class Auditor:
         _trim()
         gc.enable()  # from here on each round's garbage is collected; the base is not rescanned for it
         return report
+
+    def _errors(self, evaluated) -> list[dict]:
+        """The base's rule errors on objects not evaluated again, and this round's."""
+        again = {obj.ref() for key, obj in self.base.objects.items() if evaluated.covers(key)}
+        again.add(cluster_object(self.base.whatif.ctx.options.cluster_name).ref())
+        errors = [e for e in self.base.engine.errors if e["object"] not in again] + evaluated.errors
+        return sorted(errors, key=lambda e: (e["rule"] or "", e["object"], e["message"]))
 
     def _since_base(self, objects: dict) -> tuple[list[K8sObject], set[tuple]]:
         base = self.base.objects
