@@ -70,13 +70,18 @@ def evaluate(ctx: Context, rules: list[Rule], backend=None, jobs: int | None = N
     return Report(
         findings=findings,
         rules=active,
-        errors=sorted(errors, key=lambda e: (e["rule"] or "", e["object"], e["message"])),
+        errors=sorted(errors, key=error_order),
         warnings=[w.to_dict() for w in ctx.installation.warnings],
         objects=len(snapshot),
         istio_version=str(version) if version else None,
         version_source=ctx.installation.version_source,
         skipped_rules=sorted(r.id for r in rules if r not in active),
     )
+
+
+def error_order(error: dict) -> tuple:
+    """Where a rule error sits in a report's list: by rule, object, message."""
+    return error["rule"] or "", error["object"], error["message"]
 
 
 def _active(rules: list[Rule], version) -> list[Rule]:

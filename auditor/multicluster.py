@@ -43,10 +43,9 @@ def check_members(members: dict) -> None:
 
 
 def load_clusters(members: dict) -> Clusters:
-    """`members`: cluster name -> an api.ClusterSource, or what was read already for it
-    (files, dumps, a snapshot: api.load reads those). Live clusters are collected
-    concurrently."""
-    check_members(members)
+    """`members` (checked by check_members): cluster name -> an api.ClusterSource, or what
+    was read already for it (files, dumps, a snapshot: api.load reads those). Live clusters
+    are collected concurrently."""
     live = [(name, source) for name, source in members.items() if isinstance(source, ClusterSource)]
     collected = dict(zip((name for name, _ in live), _collect_all(live)))
     return Clusters({name: collected.get(name, source) for name, source in members.items()})

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 from auditor.collect import gc_paused
 from auditor.core import kinds as k
-from auditor.engine import cluster_object
+from auditor.engine import cluster_object, error_order
 from auditor.facts.context import Context
 from auditor.facts.derive import INSTALLATION_GKS
 from auditor.facts.workloads import Workload
@@ -94,10 +94,12 @@ class Auditor:
 
     def _errors(self, evaluated) -> list[dict]:
         """The base's rule errors on objects not evaluated again, and this round's."""
-        again = {obj.ref() for key, obj in self.base.objects.items() if evaluated.covers(key)}
-        again.add(cluster_object(self.base.whatif.ctx.options.cluster_name).ref())
-        errors = [e for e in self.base.engine.errors if e["object"] not in again] + evaluated.errors
-        return sorted(errors, key=lambda e: (e["rule"] or "", e["object"], e["message"]))
+        kept = self.base.engine.errors
+        if kept:  # usually none: then no walk over the base's objects
+            again = {obj.ref() for key, obj in self.base.objects.items() if evaluated.covers(key)}
+            again.add(cluster_object(self.base.whatif.ctx.options.cluster_name).ref())
+            kept = [e for e in kept if e["object"] not in again]
+        return sorted(kept + evaluated.errors, key=error_order)
 
     def _since_base(self, objects: dict) -> tuple[list[K8sObject], set[tuple]]:
         base = self.base.objects
