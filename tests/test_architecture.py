@@ -115,6 +115,26 @@ def test_the_plans_model_and_renderers_load_no_facts(graph):
         assert {m for m in reachable(graph, name) if m.startswith(("auditor.facts", "auditor.rulebook"))} == set(), name
 
 
+def test_plan_asks_the_facts_through_one_module():
+    """plan reaches facts only through auditor.facts.questions, and only for the names it
+    declares in __all__: what plan needs of the facts is listed in one place."""
+    door = ast.parse((PACKAGE / "facts" / "questions.py").read_text())
+    declared = next(ast.literal_eval(node.value) for node in door.body if isinstance(node, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets))
+    reached = []
+    for path in sorted((PACKAGE / "plan").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("auditor.facts"):
+                if node.module != "auditor.facts.questions":
+                    reached.append(f"{path.name} imports {node.module}")
+                reached += [f"{path.name} imports {a.name}, which questions does not declare"
+                            for a in node.names if a.name not in declared]
+            elif isinstance(node, ast.Import):
+                reached += [f"{path.name} imports {a.name}" for a in node.names if a.name.startswith("auditor.facts")]
+    assert reached == []
+    assert 10 <= len(declared) <= 20  # a door, not a second facts package
+
+
 def test_no_import_circles(graph):
     """Tarjan's strongly connected components over the import graph."""
     index, low, stack, on_stack, circles = {}, {}, [], set(), []

@@ -22,3 +22,6 @@ INGRESS_USE_WAYPOINT = "istio.io/ingress-use-waypoint"
 
 # Identity.
 DEFAULT_TRUST_DOMAIN = "cluster.local"
+# Where kubelet probes come from once ztunnel's redirection takes a pod in (istio-cni SNATs
+# them to this link-local address).
+PROBE_SOURCE = "169.254.7.127"

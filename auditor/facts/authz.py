@@ -117,3 +117,18 @@ def authorization_facts(spec: dict) -> dict:
         "deny_rules_widened": readings.count("widened"),
         "matches_source_identity": identity,
     }
+
+
+def waypoint_only(spec: dict) -> bool:
+    """An AuthorizationPolicy ztunnel cannot apply once a waypoint fronts its workloads:
+    L7 attributes, CUSTOM or AUDIT, or rules on the caller's identity (which ztunnel then
+    no longer sees: the caller it sees is the waypoint)."""
+    facts = authorization_facts(spec)
+    return bool(facts["l7_attributes"]) or facts["action"] in ("CUSTOM", "AUDIT") or facts["matches_source_identity"]
+
+
+def ztunnel_keeps(rule: dict) -> bool:
+    """A rule ztunnel can still apply behind a waypoint: no L7 attribute, no caller identity."""
+    l7, l4 = rule_attributes(rule)
+    return not l7 and not any(a.removeprefix("from.source.") in IDENTITY_SOURCE
+                              or a.removeprefix("when.") in IDENTITY_WHEN_KEYS for a in l4)

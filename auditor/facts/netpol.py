@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from ipaddress import ip_address, ip_network
 
+from auditor.core import istio
 from auditor.facts.labels import LabelIndex
 from auditor.core.kinds import HBONE_PORT
 from auditor.model.snapshot import K8sObject, as_dict, as_list
 
-PROBE_SOURCE = ip_address("169.254.7.127")
+PROBE_SOURCE = ip_address(istio.PROBE_SOURCE)
 
 
 def is_ingress_policy(spec: dict) -> bool:
@@ -28,6 +29,12 @@ def is_ingress_policy(spec: dict) -> bool:
 
 def ingress_rules(spec: dict) -> list[dict]:
     return [r for r in as_list(spec.get("ingress")) if isinstance(r, dict)]
+
+
+def rules_closed_to(spec: dict, port: int) -> list[dict]:
+    """The ingress rules (as written in `spec`, to be edited in place) that list ports
+    and leave `port` out."""
+    return [r for r in ingress_rules(spec) if as_list(r.get("ports")) and not rule_allows_port(r, port)]
 
 
 def rule_allows_port(rule: dict, port: int, protocol: str = "TCP") -> bool:

@@ -26,12 +26,9 @@ from __future__ import annotations
 import copy
 
 from auditor.core import kinds as k
-from auditor.core.istio import DEFAULT_TRUST_DOMAIN, INGRESS_USE_WAYPOINT, USE_WAYPOINT, WAYPOINT_FOR
-from auditor.facts.attachment import attachment_of, selector_of, target_refs_of
-from auditor.facts.authz import IDENTITY_SOURCE, IDENTITY_WHEN_KEYS, authorization_facts, rule_attributes
-from auditor.facts.context import Context
-from auditor.facts.netpol import PROBE_SOURCE, ingress_rules, rule_allows_port
-from auditor.facts.routes import host_targets, is_waypoint_gateway, parent_refs
+from auditor.core.istio import INGRESS_USE_WAYPOINT, PROBE_SOURCE, USE_WAYPOINT, WAYPOINT_FOR
+from auditor.facts.questions import (Context, namespace_waypoint, policy_reach, rules_closed_to, served,
+                                     waypoint_only, waypoint_principal, ztunnel_keeps)
 from auditor.plan.model import Change, ChangeSet
 from auditor.plan.moves import POD_INJECTION_LABELS, moved_namespace, pods_of, relabelled
 from auditor.model.report import Finding
@@ -115,49 +112,8 @@ def _services_needing_waypoint(ctx: Context, moved: Context, namespace: str, nee
     return dict(sorted(found.items()))
 
 
-def served(ctx: Context, obj: K8sObject) -> list[K8sObject]:
-    """The Services (and ServiceEntries) whose traffic carries what an object configures."""
-    if obj.gk in (k.SERVICE, k.SERVICE_ENTRY):
-        return [obj]
-    if obj.gk == k.VIRTUAL_SERVICE:
-        return host_targets(ctx.services, obj.spec.get("hosts"), obj.namespace or "")
-    if obj.gk == k.DESTINATION_RULE:
-        return host_targets(ctx.services, [obj.spec.get("host")], obj.namespace or "")
-    if obj.gk in k.ROUTE_GKS:
-        return [t for p in parent_refs(obj) if (t := ctx.snapshot.get(p.gk, p.namespace, p.name)) is not None
-                and t.gk in (k.SERVICE, k.SERVICE_ENTRY)]
-    if obj.gk in k.POLICY_GKS:
-        if target_refs_of(obj.spec):
-            return [t for ref in target_refs_of(obj.spec) if str(ref.get("kind")) in ("Service", "ServiceEntry")
-                    and (t := ctx.snapshot.get(k.ref_gk(str(ref.get("group") or ""), str(ref.get("kind"))),
-                                               obj.namespace, str(ref.get("name")))) is not None]
-        return _fronting(ctx, attachment_of(ctx, obj).workloads, obj.namespace)
-    return []
-
-
-def _fronting(ctx: Context, ids: list[int], namespace: str | None) -> list[K8sObject]:
-    """Services of `namespace` that select any of these workloads."""
-    found: dict[tuple, K8sObject] = {}
-    for i in ids:
-        for svc in ctx.services_of(i):
-            if svc.namespace == namespace:
-                found[svc.key] = svc
-    return list(found.values())
-
-
-def _existing_waypoint(ctx: Context, namespace: str) -> str | None:
-    """The waypoint the namespace's label asks for, or one the namespace already has."""
-    requested = ctx.ns_labels(namespace).get(USE_WAYPOINT)
-    if requested and requested != "none":
-        return requested
-    for gw in ctx.snapshot.of(k.GATEWAY):
-        if gw.namespace == namespace and is_waypoint_gateway(gw):
-            return gw.name
-    return None
-
-
 def _add_waypoint(ctx: Context, moved: Context, out: ChangeSet, namespace: str, services: dict) -> None:
-    name = _existing_waypoint(ctx, namespace) or WAYPOINT_NAME
+    name = namespace_waypoint(ctx, namespace) or WAYPOINT_NAME
     new = ctx.snapshot.get(k.GATEWAY, namespace, name) is None
     out.use_waypoint(name, new)
     if new:
@@ -187,20 +143,20 @@ def _add_waypoint(ctx: Context, moved: Context, out: ChangeSet, namespace: str, 
 def _rewrite_policies(ctx: Context, moved: Context, out: ChangeSet, namespace: str, subjects: set) -> None:
     """Selector-based policies of the namespace that the waypoint must now apply."""
     bound = {ref for ref in out.bound_services}
-    trust_domain = str(ctx.installation.mesh_config.get("trustDomain") or DEFAULT_TRUST_DOMAIN)
-    waypoint_principal = f"{trust_domain}/ns/{namespace}/sa/{out.waypoint}"
+    principal = waypoint_principal(ctx, namespace, out.waypoint)
     for policy in ctx.snapshot.of(*REWRITTEN_KINDS):
-        if policy.namespace != namespace or target_refs_of(policy.spec):
+        if policy.namespace != namespace or policy_reach(ctx, policy).targeted:
             continue
-        moves = (policy.kind, policy.namespace, policy.name) in subjects or _needs_waypoint(policy)
+        moves = (policy.kind, policy.namespace, policy.name) in subjects or \
+            policy.gk != k.AUTHORIZATION_POLICY or waypoint_only(policy.spec)
         if not moves:
             continue
-        ids = attachment_of(moved, policy).workloads
-        if selector_of(policy.gk, policy.spec) is None:
+        reach = policy_reach(moved, policy)
+        if not reach.selector:
             targets = [{"group": k.GATEWAY_API, "kind": "Gateway", "name": out.waypoint}]
         else:
-            fronting = _fronting(moved, ids, namespace)
-            unserved = [i for i in ids if moved.workloads[i].role == "app" and
+            fronting = served(moved, policy)
+            unserved = [i for i in reach.workloads if moved.workloads[i].role == "app" and
                         not any(s.ref() in bound for s in moved.services_of(i) if s.namespace == namespace)]
             if unserved or not fronting:
                 out.changes.append(Change("review", policy.kind, namespace, policy.name,
@@ -208,17 +164,7 @@ def _rewrite_policies(ctx: Context, moved: Context, out: ChangeSet, namespace: s
                                           "workload only through its Services); move it to a waypoint by hand"))
                 continue
             targets = [{"group": "", "kind": "Service", "name": s.name} for s in sorted(fronting, key=lambda s: s.name)]
-        _move_policy(out, policy, targets, waypoint_principal)
-
-
-def _needs_waypoint(policy: K8sObject) -> bool:
-    """An AuthorizationPolicy ztunnel cannot apply once a waypoint fronts its workloads:
-    L7 attributes, CUSTOM or AUDIT, or rules on the caller's identity (which ztunnel then
-    no longer sees). Other kinds always need the waypoint."""
-    if policy.gk != k.AUTHORIZATION_POLICY:
-        return True
-    facts = authorization_facts(policy.spec)
-    return bool(facts["l7_attributes"]) or facts["action"] in ("CUSTOM", "AUDIT") or facts["matches_source_identity"]
+        _move_policy(out, policy, targets, principal)
 
 
 def _move_policy(out: ChangeSet, policy: K8sObject, targets: list[dict], waypoint_principal: str) -> None:
@@ -236,7 +182,7 @@ def _move_policy(out: ChangeSet, policy: K8sObject, targets: list[dict], waypoin
     action = str(policy.spec.get("action") or "ALLOW")
     if action not in ("ALLOW", "DENY"):
         return
-    kept = [r for r in as_list(policy.spec.get("rules")) if isinstance(r, dict) and _ztunnel_rule(r)]
+    kept = [r for r in as_list(policy.spec.get("rules")) if isinstance(r, dict) and ztunnel_keeps(r)]
     if action == "ALLOW":
         kept.append({"from": [{"source": {"principals": [waypoint_principal]}}]})
     if not kept:
@@ -249,13 +195,6 @@ def _move_policy(out: ChangeSet, policy: K8sObject, targets: list[dict], waypoin
     why = ("the L4 part ztunnel keeps enforcing: traffic that passed the waypoint" if action == "ALLOW"
            else "the L4 rules ztunnel keeps enforcing")
     out.changes.append(Change("apply", policy.kind, policy.namespace, companion["metadata"]["name"], why, companion))
-
-
-def _ztunnel_rule(rule: dict) -> bool:
-    """A rule ztunnel can still apply behind a waypoint: no L7 attribute, no caller identity."""
-    l7, l4 = rule_attributes(rule)
-    identity = [a for a in l4 if a.removeprefix("from.source.") in IDENTITY_SOURCE or a.removeprefix("when.") in IDENTITY_WHEN_KEYS]
-    return not l7 and not identity
 
 
 # -- workloads, network policies, dead objects -------------------------------------------------
@@ -284,12 +223,10 @@ def _network_policies(moved: Context, out: ChangeSet, findings: list[Finding]) -
         if np is None:
             continue
         body = manifest(np)
-        rules = ingress_rules(body["spec"])
         opened = []
-        for rule in rules:
-            if as_list(rule.get("ports")) and not rule_allows_port(rule, k.HBONE_PORT):
-                rule["ports"].append({"port": k.HBONE_PORT, "protocol": "TCP"})
-                opened.append("HBONE (TCP 15008)")
+        for rule in rules_closed_to(body["spec"], k.HBONE_PORT):
+            rule["ports"].append({"port": k.HBONE_PORT, "protocol": "TCP"})
+            opened.append("HBONE (TCP 15008)")
         if any(f.rule == "netpol-blocks-probes" for f in findings if f.object.name == name):
             body["spec"].setdefault("ingress", []).append({"from": [{"ipBlock": {"cidr": f"{PROBE_SOURCE}/32"}}]})
             opened.append(f"kubelet probes from {PROBE_SOURCE}")

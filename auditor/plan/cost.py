@@ -18,7 +18,7 @@ import orjson
 
 from auditor.core import kinds as k
 from auditor.core.istio import PROXY_CONTAINER
-from auditor.facts.context import Context
+from auditor.facts.questions import Context
 from auditor.plan.model import BLOCKED, Cost, NamespacePlan, Resources
 from auditor.model.snapshot import as_dict, as_list
 

@@ -11,9 +11,8 @@ in), otherwise without istio-proxy and its init containers, and enrolled by isti
 
 from __future__ import annotations
 
-import auditor.facts.mode as m
 from auditor.core import istio, kinds as k
-from auditor.facts.context import Context
+from auditor.facts.questions import Context, restarted_mode
 from auditor.plan.memo import memo
 from auditor.model.snapshot import K8sObject, as_dict, as_list
 
@@ -70,13 +69,12 @@ def restarted_pods(ctx: Context, namespace: str, ns_labels: dict, enrolled: bool
             new = template_labels.get((owner.owner.kind, owner.owner.name))
             if new is not None:
                 labels = {**{key: v for key, v in labels.items() if key not in POD_INJECTION_LABELS}, **new}
-        injection = m.predict_injection(namespace, ns_labels, labels, pod.annotations,
-                                        as_dict(pod.spec).get("hostNetwork") is True, ctx.installation.injector)
-        if injection.inject:
+        mode = restarted_mode(ctx, namespace, ns_labels, pod, labels)
+        if mode == "sidecar":
             if labels is not pod.labels:
                 out.append(relabelled(pod, labels))
             continue
-        out.append(_without_sidecar(pod, labels, enrolled and m.ambient_intent(ns_labels, labels, ctx.installation, namespace).intends))
+        out.append(_without_sidecar(pod, labels, enrolled and mode == "ambient"))
     if not template_labels:
         cache[key] = out
     return out

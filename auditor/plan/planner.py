@@ -23,9 +23,7 @@ from auditor.core import istio, kinds as k
 from auditor.core.istio import INJECTION_IGNORED_NAMESPACES
 from auditor.engine import evaluate
 from auditor.core.errors import UsageError
-from auditor.facts.attachment import attachment_of, target_refs_of
-from auditor.facts.context import MODES, Context, subject_ref
-import auditor.facts.mode as m
+from auditor.facts.questions import MODES, Context, in_ambient, policy_reach, served, subject_ref
 from auditor.plan import changes as change_sets
 from auditor.plan import cost, waves
 from auditor.plan.model import BLOCKED, NEEDS_WAYPOINT, READY, NamespacePlan, Plan, Reason, WorkloadPlan, blocking
@@ -116,7 +114,7 @@ def _not_a_candidate(ctx: Context, name: str, counts: dict, include_unmeshed: bo
         return "a Kubernetes system namespace"
     if counts.get("sidecar"):
         return None
-    if m.namespace_in_ambient(labels):
+    if in_ambient(labels):
         return "already in ambient mode"
     if labels.get(istio.NS_INJECTION) == "enabled" or labels.get(istio.REV):
         return None  # asks for sidecars; nothing runs yet
@@ -210,13 +208,13 @@ def concerned(ctx: Context, f: Finding) -> list[int]:
     if obj.gk in k.WORKLOAD_GKS:
         w = ctx.workload(obj)
         return [w.id] if w is not None else [i for i in everyone if _owned_by(ctx.workloads[i], obj)]
-    if obj.gk in k.POLICY_GKS and not target_refs_of(obj.spec):
-        return [i for i in attachment_of(ctx, obj).workloads if ctx.workloads[i].role == "app"]
+    if obj.gk in k.POLICY_GKS and not (reach := policy_reach(ctx, obj)).targeted:
+        return [i for i in reach.workloads if ctx.workloads[i].role == "app"]
     if obj.gk == k.NETWORK_POLICY:
         return ctx.netpols.selected.get(obj.key, [])
-    served = change_sets.served(ctx, obj)
-    if served or obj.gk in (k.SERVICE, k.SERVICE_ENTRY, k.VIRTUAL_SERVICE, k.DESTINATION_RULE, *k.ROUTE_GKS):
-        return sorted({i for s in served if s.gk == k.SERVICE for i in ctx.services.selected_workloads(s)})
+    targets = served(ctx, obj)
+    if targets or obj.gk in (k.SERVICE, k.SERVICE_ENTRY, k.VIRTUAL_SERVICE, k.DESTINATION_RULE, *k.ROUTE_GKS):
+        return sorted({i for s in targets if s.gk == k.SERVICE for i in ctx.services.selected_workloads(s)})
     return everyone
 
 

@@ -14,7 +14,7 @@ from auditor.collect.excludes import Excluder
 from auditor.collect.sources import load_files
 from auditor.engine import evaluate
 from auditor.core.errors import UsageError
-from auditor.facts.context import Context
+from auditor.facts.questions import Context
 from auditor.plan.emit import read_index
 from auditor.plan.model import Plan
 from auditor.plan.moves import enrolls_pods, restarted_pods

@@ -17,9 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from auditor.core import kinds as k
-from auditor.facts.context import Context
-from auditor.facts.identity import identity_namespace, named_identities
-from auditor.facts.routes import backend_refs, host_targets, parent_refs, route_destinations
+from auditor.facts.questions import Context, named_callers, traffic_targets
 from auditor.plan.model import BLOCKED, Caller, NamespacePlan, Wave
 from auditor.plan.memo import memo
 from auditor.model.snapshot import as_dict, as_list
@@ -39,9 +37,8 @@ def callers(ctx: Context, plan: NamespacePlan) -> list[Caller]:
             sources = [as_dict(e).get("source") for e in as_list(as_dict(rule).get("from"))]
             if not sources:
                 found.setdefault(ANY, f"{policy.ref()} has a rule that admits any caller")
-        for kind, value in named_identities(policy.spec):
-            ns = identity_namespace(kind, value) or ANY
-            found.setdefault(ns, f"{policy.ref()} allows {kind} {value}")
+        for kind, value, ns in named_callers(policy.spec):
+            found.setdefault(ns or ANY, f"{policy.ref()} allows {kind} {value}")
     if cs and cs.bound_services:
         for ns, evidence in _routing_namespaces(ctx, plan.name, set(cs.bound_services)).items():
             found.setdefault(ns, evidence)
@@ -64,13 +61,8 @@ def _routes_to(ctx: Context) -> dict[str, list]:
     """Service (as findings name it) -> the VirtualServices and routes that send traffic to it."""
     out: dict[str, list] = {}
     for route in ctx.snapshot.of(k.VIRTUAL_SERVICE, *k.ROUTE_GKS):
-        if route.gk == k.VIRTUAL_SERVICE:
-            targets = host_targets(ctx.services, [*as_list(route.spec.get("hosts")), *route_destinations(route)],
-                                   route.namespace or "")
-            names = {t.ref() for t in targets}
-        else:
-            names = {f"Service {p.namespace}/{p.name}" for p in (*parent_refs(route), *backend_refs(route))
-                     if p.gk == k.SERVICE}
+        names = {f"{k.short_kind(gk)} {ns}/{name}" for gk, ns, name in traffic_targets(ctx, route)
+                 if route.gk == k.VIRTUAL_SERVICE or gk == k.SERVICE}
         for name in names:
             out.setdefault(name, []).append(route)
     return out

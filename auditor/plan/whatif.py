@@ -28,11 +28,7 @@ from dataclasses import dataclass
 
 from auditor.core import kinds as k
 from auditor.engine import cluster_object, evaluate
-from auditor.facts.attachment import warm_targets
-from auditor.facts.context import Context
-from auditor.facts.derive import derive
-from auditor.facts.identity import identity_namespace, named_identities, warm_callers
-from auditor.facts.routes import backend_refs, host_targets, parent_refs, route_destinations
+from auditor.facts.questions import Context, named_callers, share_with_what_ifs, traffic_targets, what_if
 from auditor.model.report import Finding
 from auditor.rulebook import Rule
 from auditor.model.snapshot import K8sObject
@@ -67,11 +63,11 @@ class Scope:
         self.flagged = [o.key for o in ctx.snapshot if o.gk in FLAG_KINDS]
         self.referrers: dict[str | None, list[tuple]] = {}  # namespace (None: any) -> objects naming it
         for obj in ctx.snapshot.of(k.VIRTUAL_SERVICE, k.DESTINATION_RULE, *k.ROUTE_GKS):
-            for ns in _target_namespaces(ctx, obj):
+            for ns in {key[1] or "" for key in traffic_targets(ctx, obj)}:
                 self.referrers.setdefault(ns, []).append(obj.key)
         for policy in ctx.snapshot.of(k.AUTHORIZATION_POLICY):
-            for kind, value in named_identities(policy.spec):
-                self.referrers.setdefault(identity_namespace(kind, value), []).append(policy.key)
+            for _, _, ns in named_callers(policy.spec):
+                self.referrers.setdefault(ns, []).append(policy.key)
 
     def keys(self, namespaces: set[str]) -> set[tuple]:
         found = set(self.always) | set(self.referrers.get(None, ()))
@@ -80,20 +76,6 @@ class Scope:
             found.update(self.referrers.get(ns, ()))
             found.add((k.NAMESPACE, None, ns))
         return found
-
-
-def _target_namespaces(ctx: Context, obj: K8sObject) -> set[str]:
-    """Namespaces of the Services and ServiceEntries a route or DestinationRule names."""
-    ns = obj.namespace or ""
-    if obj.gk == k.VIRTUAL_SERVICE:
-        hosts = [*(obj.spec.get("hosts") or []), *route_destinations(obj)] if isinstance(obj.spec.get("hosts"), list) \
-            else route_destinations(obj)
-        targets = host_targets(ctx.services, hosts, ns)
-    elif obj.gk == k.DESTINATION_RULE:
-        targets = host_targets(ctx.services, [obj.spec.get("host")], ns)
-    else:
-        return {p.namespace for p in (*parent_refs(obj), *backend_refs(obj))}
-    return {t.namespace or "" for t in targets}
 
 
 @dataclass(frozen=True)
@@ -114,9 +96,7 @@ class WhatIf:
 
     def __init__(self, ctx: Context, rules: list[Rule], findings: list[Finding]):
         self.ctx, self.rules, self.findings = ctx, rules, findings
-        ctx.warm()
-        warm_targets(ctx)
-        warm_callers(ctx)
+        share_with_what_ifs(ctx)
         self.scope = Scope(ctx)
         self.flags = mesh_flags(ctx)
         self._today = {(f.identity(), f.severity) for f in findings}
@@ -130,7 +110,7 @@ class WhatIf:
         """The context and findings of today's cluster with `put` objects replaced or added
         and `remove` keys gone: what a full audit of that cluster reports. What this audit
         evaluated again is left in `self.evaluated`."""
-        ctx = derive(self.ctx, put, remove)
+        ctx = what_if(self.ctx, put, remove)
         namespaces = {o.name if o.gk == k.NAMESPACE else o.namespace for o in put} - {None}
         namespaces |= {key[2] if key[0] == k.NAMESPACE else key[1] for key in remove} - {None}
         keys = self.scope.keys(namespaces) | {o.key for o in put}
