@@ -417,8 +417,8 @@ def test_nodes_are_collected_by_name_for_the_cost(tmp_path):
 
 
 def test_planning_on_two_cores_gives_the_plan_one_core_gives(cluster_10k):
-    from auditor.plan.render import RENDERERS
+    from auditor.plan import renderer
 
-    one = RENDERERS["json"](api.plan(cluster_10k, api.Settings(jobs=1)))
-    two = RENDERERS["json"](api.plan(cluster_10k, api.Settings(jobs=2)))
+    one = renderer("json")(api.plan(cluster_10k, api.Settings(jobs=1)))
+    two = renderer("json")(api.plan(cluster_10k, api.Settings(jobs=2)))
     assert one == two

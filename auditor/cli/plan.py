@@ -8,12 +8,13 @@ import sys
 import click
 
 from auditor.core.words import printable
+from auditor.plan import NAMES, renderer
 
 from auditor.cli.common import (EXIT_CLUSTER, EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, VERSION, call, change_options, error, fail,
                                 file_options, load_change, named_paths, outputs_parser, report_gaps, rules_dir_option, warn,
                                 terminal_width, where, write_output)
 
-FORMATS = ["table", "json", "markdown", "html"]
+FORMATS = list(NAMES)
 
 
 @click.command("plan")
@@ -77,10 +78,8 @@ def plan_cmd(**opts) -> None:
     report_gaps(list(made.collection.get("not_collected") or []), opts["quiet"])
     for err in snapshot.errors:
         error(err)
-    from auditor.plan.render import RENDERERS
-
     for fmt, path in opts["outputs"]:
-        write_output(RENDERERS[fmt](made, width=terminal_width(path)) if fmt == "table" else RENDERERS[fmt](made), path)
+        write_output(renderer(fmt)(made, width=terminal_width(path)) if fmt == "table" else renderer(fmt)(made), path)
     sys.exit(_exit_code(made, snapshot, opts))
 
 

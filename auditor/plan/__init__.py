@@ -12,3 +12,15 @@ the cluster), changes (the change set), waves (ordering by callers), cost (reque
 saved and added), planner (putting it together), verify and emit (writing the change
 set and re-auditing it), model (the Plan), render (table, JSON, Markdown, HTML).
 """
+
+from importlib import import_module
+
+# Format -> the function of auditor.plan.render that writes it (imported when first used,
+# so that the command line names the formats without loading them).
+_FORMATS = {"table": "render_table", "json": "render_json", "markdown": "render_markdown", "html": "render_html"}
+NAMES = tuple(_FORMATS)
+
+
+def renderer(fmt: str):
+    """The `render(plan) -> str` of the plan format `fmt` (one of NAMES); table's also takes `width`."""
+    return getattr(import_module("auditor.plan.render"), _FORMATS[fmt])

@@ -1,5 +1,5 @@
-"""A Plan as text: `render(plan) -> str` for each format in RENDERERS (table, json,
-markdown, html)."""
+"""A Plan as text: a `render_<format>(plan) -> str` for each plan format (auditor.plan.NAMES:
+table, json, markdown, html)."""
 
 from __future__ import annotations
 
@@ -128,4 +128,5 @@ def render_markdown(plan: Plan) -> str:
     return text
 
 
-RENDERERS = {"table": render_table, "json": render_json, "markdown": render_markdown, "html": html.render}
+def render_html(plan: Plan) -> str:
+    return html.render(plan)
