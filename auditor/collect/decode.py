@@ -19,38 +19,23 @@ from typing import Any, TypedDict
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
-from auditor.model.snapshot import CONTAINER_KEPT, META_KEPT, PROXY, PROXY_KEPT, SPEC_KEPT, Projector
+from auditor.model.snapshot import CONTAINER_KEPT, META_KEPT, PROXY, PROXY_KEPT, SHARED_META, SPEC_KEPT, Projector
 
 # The top-level kind of a JSON object whose first keys are apiVersion and kind, as kubectl
 # and mesh-audit's snapshots write them (the decoded object's own kind is checked too).
 _KIND = re.compile(rb'"kind"\s*:\s*"(Pod|ReplicaSet)"')
 
 
-class _Container(TypedDict, total=False):
-    name: Any
-    image: Any
-    ports: Any
-    restartPolicy: Any
-    resources: Any
-
-
-class _PodSpec(TypedDict, total=False):
-    hostNetwork: Any
-    serviceAccountName: Any
-    initContainers: list[_Container]
-    containers: list[_Container]
-
-
-class _Meta(TypedDict, total=False):
-    # What Kubernetes requires (collect.validate): metadata that is not so takes the general
-    # path, which says what is wrong; what decodes here needs no further check.
-    name: str
-    generateName: str
-    namespace: str
-    uid: Any
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    ownerReferences: Any
+# The types below are made from what the projection keeps (snapshot.META_KEPT, SPEC_KEPT,
+# CONTAINER_KEPT, PROXY_KEPT), so a field kept there is decoded here with no second list.
+_CONTAINERS = ("initContainers", "containers")
+_Container = TypedDict("_Container", dict.fromkeys(PROXY_KEPT, Any), total=False)  # PROXY_KEPT ⊇ CONTAINER_KEPT
+_PodSpec = TypedDict("_PodSpec", {**dict.fromkeys(SPEC_KEPT, Any), **dict.fromkeys(_CONTAINERS, list[_Container])},
+                     total=False)
+# What Kubernetes requires of metadata (collect.validate): metadata that is not so takes the
+# general path, which says what is wrong; what decodes here needs no further check.
+_META_TYPES = {"name": str, "generateName": str, "namespace": str, "labels": dict[str, str], "annotations": dict[str, str]}
+_Meta = TypedDict("_Meta", {key: _META_TYPES.get(key, Any) for key in META_KEPT}, total=False)
 
 
 class _Status(TypedDict, total=False):
@@ -170,21 +155,11 @@ class Projected:
 _NONE = b"\x01"  # no such key (JSON text never is this byte)
 
 
-class _ReplicaMeta(msgspec.Struct):
-    name: str | UnsetType = UNSET
-    generateName: str | UnsetType = UNSET
-    uid: Any = UNSET
-    namespace: Raw = _NONE
-    labels: Raw = _NONE
-    annotations: Raw = _NONE
-    ownerReferences: Raw = _NONE
-
-
-class _ReplicaSpec(msgspec.Struct):
-    hostNetwork: Raw = _NONE
-    serviceAccountName: Raw = _NONE
-    initContainers: Raw = _NONE
-    containers: Raw = _NONE
+_REPLICA_SPEC = (*SPEC_KEPT, *_CONTAINERS)
+_ReplicaMeta = msgspec.defstruct("_ReplicaMeta", [  # each pod's own identity decoded, the shared parts as written
+    *((key, (_META_TYPES[key] | UnsetType) if key in _META_TYPES else Any, UNSET) for key in META_KEPT if key not in SHARED_META),
+    *((key, Raw, _NONE) for key in SHARED_META)])
+_ReplicaSpec = msgspec.defstruct("_ReplicaSpec", [(key, Raw, _NONE) for key in _REPLICA_SPEC])
 
 
 class _ReplicaStatus(msgspec.Struct):
@@ -253,9 +228,8 @@ def _replica_parts(data) -> tuple[bytes, _Replica] | None:
     meta, spec, status = pod.metadata, pod.spec, pod.status
     if meta is UNSET or status is UNSET:
         return None
-    specs = (_SPEC_ABSENT,) if spec is UNSET else (spec.hostNetwork, spec.serviceAccountName, spec.initContainers,
-                                                  spec.containers)
-    key = b"\x00".join((pod.apiVersion, pod.kind, meta.namespace, meta.labels, meta.annotations, meta.ownerReferences,
+    specs = (_SPEC_ABSENT,) if spec is UNSET else (getattr(spec, key) for key in _REPLICA_SPEC)
+    key = b"\x00".join((pod.apiVersion, pod.kind, *(getattr(meta, key) for key in SHARED_META),
                         *specs, _STATUS_NULL if status is None else status.phase))
     return key, pod
 
@@ -264,17 +238,12 @@ def _replica_of(template: dict, meta: _ReplicaMeta) -> dict:
     """A pod with the template pod's parts and its own identity, keys in projection order."""
     shared = template["metadata"]
     own: dict = {}
-    if meta.name is not UNSET:
-        own["name"] = meta.name
-    if meta.generateName is not UNSET:
-        own["generateName"] = meta.generateName
-    if "namespace" in shared:
-        own["namespace"] = shared["namespace"]
-    if meta.uid is not UNSET:
-        own["uid"] = meta.uid
-    for key in ("labels", "annotations", "ownerReferences"):
-        if key in shared:
-            own[key] = shared[key]
+    for key in META_KEPT:
+        if key in SHARED_META:
+            if key in shared:
+                own[key] = shared[key]
+        elif (value := getattr(meta, key)) is not UNSET:
+            own[key] = value
     out = {"apiVersion": template["apiVersion"], "kind": "Pod", "metadata": own}
     for key in ("spec", "status"):
         if key in template:

@@ -81,6 +81,8 @@ class K8sObject:
 
 
 META_KEPT = ("name", "generateName", "namespace", "uid", "labels", "annotations", "ownerReferences")
+# What replicas of one pod share of the metadata kept: all but each pod's own identity.
+SHARED_META = tuple(key for key in META_KEPT if key not in ("name", "generateName", "uid"))
 SPEC_KEPT = ("hostNetwork", "serviceAccountName")
 CONTAINER_KEPT = ("name", "image", "ports", "restartPolicy")
 PROXY = "istio-proxy"
@@ -173,16 +175,13 @@ class Projector:
             return out, text
         first, text = first
         shared = first["metadata"]  # equal to this pod's but for identity (a missing key and null sign alike)
-        for key in _SHARED_META:
+        for key in SHARED_META:
             if key in meta and key in shared:
                 meta[key] = shared[key]
         for key in ("spec", "status"):
             if key in out and key in first:
                 out[key] = first[key]
         return out, text
-
-
-_SHARED_META = ("namespace", "labels", "annotations", "ownerReferences")
 
 
 @dataclass(frozen=True)
