@@ -132,3 +132,21 @@ def test_signed_replicas_make_the_workloads_unsigned_pods_make(tmp_path):
     assert workloads(signed) == workloads(unsigned) == [
         ("a", 3, "Owner(api_version='apps/v1', kind='Deployment', namespace='shop', name='web')"),
         ("f", 1, "None"), ("g", 1, "None")]
+
+
+def test_one_signature_whoever_signs(tmp_path):
+    """Replicas are recognised one way: the signature a loader gives a pod as it reads it
+    (from a snapshot line, a dump, a projector) is the one facts gives the same pod when it
+    comes without one (a live page, a watch event, a plan's what-if), so signed and
+    unsigned replicas of one template are one workload."""
+    from auditor.model.snapshot import K8sObject, Snapshot, replica_signature
+
+    path = tmp_path / "pods.json"
+    path.write_bytes(orjson.dumps({"apiVersion": "v1", "kind": "List", "items": [pod("a"), pod("b"), pod("c", **{"metadata.labels": {"x": "1"}})]}))
+    loaded = load_paths([str(path)]).objects
+    assert [o.signature for o in loaded] == [replica_signature(o.raw) for o in loaded]
+    assert loaded[0].signature == loaded[1].signature != loaded[2].signature
+    assert len(loaded[0].signature) == 16  # a digest, not the pod's text, per replica
+    mixed = [loaded[0], K8sObject(loaded[1].raw), loaded[2]]  # the second as a watch event would bring it
+    ctx = Context(Snapshot(mixed))
+    assert sorted((w.obj.name, w.count) for w in ctx.workloads) == [("a", 2), ("c", 1)]

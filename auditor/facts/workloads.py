@@ -6,15 +6,13 @@ CronJob), so a Deployment with fifty replicas is reported once.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
-import orjson
 
 import auditor.facts.mode as m
 from auditor.core import istio, kinds as k
 from auditor.facts.mesh import Installation
-from auditor.model.snapshot import K8sObject, Snapshot, as_dict, str_map
+from auditor.model.snapshot import K8sObject, Snapshot, as_dict, replica_signature, str_map
 
 _KIND_TO_GK = {k.short_kind(gk): gk for gk in k.WORKLOAD_GKS}
 
@@ -160,22 +158,6 @@ class Workload:
             self.observed_mode = "none"
 
 
-def _signature(obj: K8sObject, owner: Owner) -> bytes | None:
-    """What rules can see of a running pod besides its name and identity: pods of one owner
-    with equal signatures get equal facts and findings, so they are built and evaluated
-    once. Taken from the (projected) object as written: labels, annotations, spec, phase."""
-    meta = obj.metadata
-    status = obj.raw.get("status")
-    try:
-        text = orjson.dumps(
-            [obj.namespace, owner.kind, owner.name, meta.get("labels"), meta.get("annotations"), obj.raw.get("spec"),
-             status.get("phase") if isinstance(status, dict) else None, obj.observed],
-        )  # key order as read: replicas of one template share it, and a difference only costs sharing
-    except (TypeError, orjson.JSONEncodeError):
-        return None
-    return hashlib.blake2b(text, digest_size=16).digest()  # 16 bytes per pod, not kilobytes
-
-
 def _role(labels: dict, annotations: dict) -> str:
     if labels.get(WAYPOINT_MANAGED[0]) == WAYPOINT_MANAGED[1]:
         return "waypoint"
@@ -231,7 +213,7 @@ def collect_workloads(snapshot: Snapshot) -> tuple[list[Workload], dict[tuple, W
                 if is_finished(obj):
                     continue
                 owner = _owner(obj, snapshot, owners)
-                signature = (signature or _signature(obj, owner)) if owner is not None else None
+                signature = (signature or replica_signature(obj.raw)) if owner is not None else None
             twin = twins.get(signature) if signature is not None else None
             if twin is not None:
                 twin.count += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -157,23 +158,19 @@ class Projector:
 
     def adopt(self, out: dict) -> tuple[dict, bytes | None]:
         """(pod, signature) for a running pod already projected (collect.decode reads pods
-        straight into their projection): its replicas are recognized the same way. The
-        signature is the JSON of what replicas share (about a kilobyte), held once: the
-        first pod's text is every replica's signature. A projected ReplicaSet comes back
-        as it is, with none."""
+        straight into their projection): its replicas are recognized the same way, by
+        `replica_signature`. A projected ReplicaSet comes back as it is, with none."""
         if out.get("kind") != "Pod":
             return out, None
         meta = out["metadata"]
-        try:
-            text = orjson.dumps((out.get("apiVersion"), meta.get("namespace"), meta.get("labels"), meta.get("annotations"),
-                                 meta.get("ownerReferences"), out.get("spec"), out.get("status")))  # key order as read
-        except (TypeError, orjson.JSONEncodeError):  # not JSON-shaped (a hand-written dump): never shared
+        signature = replica_signature(out)
+        if signature is None:  # not JSON-shaped (a hand-written dump): never shared
             return out, None
-        first = self._first.get(text)
+        first = self._first.get(signature)
         if first is None:
-            self._first[text] = out, text
-            return out, text
-        first, text = first
+            self._first[signature] = out, signature
+            return out, signature
+        first, signature = first
         shared = first["metadata"]  # equal to this pod's but for identity (a missing key and null sign alike)
         for key in SHARED_META:
             if key in meta and key in shared:
@@ -181,7 +178,24 @@ class Projector:
         for key in ("spec", "status"):
             if key in out and key in first:
                 out[key] = first[key]
-        return out, text
+        return out, signature
+
+
+def replica_signature(pod: dict) -> bytes | None:
+    """What replicas of a pod share, as a 16-byte digest: pods with equal signatures differ
+    only in name, generateName and uid, so they get equal facts and findings and the audit
+    builds and evaluates them once. The one way replicas are recognised: loaders sign
+    running pods as they read them (Projector), facts signs pods that come without one.
+    Taken as written (key order as read: replicas of one template share it, and a
+    difference only costs sharing); None for an object that is not JSON-shaped."""
+    meta = pod.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    try:
+        text = orjson.dumps((pod.get("apiVersion"), pod.get("kind"), *(meta.get(key) for key in SHARED_META),
+                             pod.get("spec"), pod.get("status"), is_observed(pod)))
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    return hashlib.blake2b(text, digest_size=16).digest()
 
 
 @dataclass(frozen=True)
