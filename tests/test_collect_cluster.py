@@ -384,7 +384,7 @@ def test_a_page_read_ahead_under_the_wrong_token_is_not_used():
     (b'not json', None),
 ])
 def test_continue_token_is_read_from_the_list_head(body, token):
-    from auditor.collect.cluster.lister import continue_token
+    from auditor.collect.cluster.pages import continue_token
 
     assert continue_token(body) == token
 

@@ -4,14 +4,10 @@ gap or a not-installed note, never as an exception that ends the scan."""
 
 from __future__ import annotations
 
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypedDict
 
-import msgspec
 import orjson
-from msgspec import Raw
 
 from auditor.collect.cluster.http import (
     Deadline,
@@ -21,12 +17,12 @@ from auditor.collect.cluster.http import (
     Unavailable,
     status_reason,
 )
+from auditor.collect.cluster.pages import article, continue_token, list_key, list_page, list_version, page_query, projected_page
 from auditor.collect.cluster.progress import Progress
 from auditor.collect.cluster.resources import (
     CRDS,
     ISTIO_GROUPS,
     JSON,
-    PAGE_SIZE,
     WEBHOOKS,
     WORKLOAD_TYPES,
     ResourceType,
@@ -161,16 +157,16 @@ class Lister:
             if early:
                 ahead = (early, self.ahead.submit(self.http.get, path, page_query(early), accept))
             if self.projected and rtype.kind in ("Pod", "ReplicaSet"):
-                page, token = _projected_page(resp, rtype, read)
+                page, token = projected_page(resp, rtype, read)
             else:
-                page, token = _list_page(resp)
+                page, token = list_page(resp)
             if token in seen:
                 raise Unavailable("the API server sent the same continue token twice; the list would never end")
             if token:
                 seen.add(token)
             odd = next((i for i in page if not isinstance(i, (dict, Projected))), None)
             if odd is not None or any(isinstance(i, dict) and not isinstance(i.get("metadata"), dict) for i in page):
-                what = _article(type(odd).__name__) if odd is not None else "an object without metadata"
+                what = article(type(odd).__name__) if odd is not None else "an object without metadata"
                 raise Unavailable(f"the API server sent a malformed list (an item is {what})")
             prepared = [i if isinstance(i, Projected) else prepare_item(i, rtype, self.projected) for i in page]
             prepared = [i.raw if isinstance(i, Projected) else i for i in prepared]
@@ -293,107 +289,3 @@ class Lister:
             self.gap(path, "discovery failed: the API server sent a document that is not a JSON object")
             return None
         return doc
-
-
-def list_key(rtype: ResourceType, namespace: str | None) -> tuple[str, str]:
-    return rtype.key, namespace or ""
-
-
-def page_query(token: str | None) -> dict:
-    return {"limit": PAGE_SIZE, "continue": token} if token else {"limit": PAGE_SIZE}
-
-
-_CONTINUE = re.compile(rb'"continue"\s*:\s*"((?:[^"\\]|\\.)*)"')
-_VERSION = re.compile(rb'"resourceVersion"\s*:\s*"([0-9A-Za-z._-]*)"')
-
-
-def list_version(body: bytes) -> str | None:
-    """The resourceVersion of a list response, read from its ListMeta before the items."""
-    end = body.find(b'"items"')
-    match = _VERSION.search(body, 0, end) if end > 0 else None
-    return match.group(1).decode() if match else None
-
-
-def continue_token(body: bytes) -> str | None:
-    """The continue token of a list response, read from the bytes before its items (where
-    ListMeta is) without parsing the page; None when it is not there."""
-    end = body.find(b'"items"')
-    match = _CONTINUE.search(body, 0, end) if end > 0 else None
-    if match is None:
-        return None
-    try:
-        token = orjson.loads(b'"' + match.group(1) + b'"')
-    except orjson.JSONDecodeError:
-        return None
-    return token or None
-
-
-class _Page(TypedDict, total=False):
-    kind: object
-    metadata: object
-    items: list[Raw] | None
-
-
-_PAGE = msgspec.json.Decoder(_Page)
-
-
-def _projected_page(resp: Response, rtype: ResourceType, read: ProjectingReader) -> tuple[list, str | None]:
-    """A page of running Pods or ReplicaSets: each item read straight into its projection
-    by the list's reader (collect.decode: replicas share their parts); what that cannot
-    read, and any malformed page, as _list_page does."""
-    try:
-        doc = _PAGE.decode(resp.body)
-    except (msgspec.DecodeError, RecursionError):
-        return _list_page(resp)
-    token = _list_token(doc)
-    out: list = []
-    for raw in doc.get("items") or ():
-        projected = read(raw, rtype.kind, rtype.api_version)
-        if projected is not None:
-            out.append(projected)
-        else:
-            try:
-                out.append(orjson.loads(raw))
-            except orjson.JSONDecodeError:
-                return _list_page(resp)
-    return out, token
-
-
-def _list_page(resp: Response) -> tuple[list, str | None]:
-    """(items, continue token) of a LIST response; Unavailable when it is not a list."""
-    try:
-        doc = resp.json()
-    except orjson.JSONDecodeError as err:
-        raise Unavailable(f"the API server sent a list that is not JSON ({json_problem(err)})") from None
-    if not isinstance(doc, dict):
-        raise Unavailable(f"the API server sent a {type(doc).__name__}, not a list")
-    token = _list_token(doc)
-    items = doc.get("items")
-    if items is not None and not isinstance(items, list):
-        raise Unavailable(f"the API server sent a malformed list (items is a {type(items).__name__})")
-    return items or [], token
-
-
-def _list_token(doc: dict) -> str | None:
-    """The continue token of a list document; Unavailable for anything that is not a whole
-    page of a list: a Status (a failure sent with 200), no `items` at all (`{}`), metadata
-    that is not an object, or more items announced with no token to fetch them."""
-    if doc.get("kind") == "Status":
-        reason = doc.get("message") or doc.get("reason") or "no reason given"
-        raise Unavailable(f"the API server answered the list with a Status: {str(reason)[:200]}")
-    if "items" not in doc:
-        raise Unavailable("the API server sent a malformed list (no items)")
-    meta = doc.get("metadata")
-    if meta is not None and not isinstance(meta, dict):
-        raise Unavailable(f"the API server sent a malformed list (metadata is {_article(type(meta).__name__)})")
-    token = (meta or {}).get("continue")
-    remaining = (meta or {}).get("remainingItemCount")
-    if not token and isinstance(remaining, int) and not isinstance(remaining, bool) and remaining > 0:
-        raise Unavailable(f"the API server sent a list that says {remaining} more items remain but gives no continue "
-                          "token to fetch them")
-    return str(token) if token else None
-
-
-def _article(word: str) -> str:
-    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
-
