@@ -428,9 +428,9 @@ def test_a_body_cut_short_is_retried_then_a_gap(api):
 def test_a_continue_token_handed_out_twice_ends_the_list_with_a_gap(api):
     api.fault("pods", repeat_continue=True)
     with_small_pages = pytest.MonkeyPatch()
-    from auditor.collect.cluster import lister
+    from auditor.collect.cluster import pages
 
-    with_small_pages.setattr(lister, "PAGE_SIZE", 2)
+    with_small_pages.setattr(pages, "PAGE_SIZE", 2)
     try:
         c = run_collect(api)
     finally:
