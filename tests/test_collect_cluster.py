@@ -129,6 +129,13 @@ def test_replicas_in_a_pod_list_share_their_parts_and_read_as_projected(tmp_path
     web = [o for o in pods if o["metadata"]["labels"]["app"] == "web"]
     assert len({id(o["spec"]) for o in web}) == len({id(o["metadata"]["labels"]) for o in web}) == 1
     assert web[0]["spec"] is not pods[0]["spec"]  # "api" pods have theirs
+    # The lister's replica signatures reach the audit (facts need not compute them again),
+    # and they are the ones facts would compute.
+    from auditor.model.snapshot import replica_signature
+
+    audited = [o for o in c.audit_objects() if o.kind == "Pod"]
+    assert len(audited) == 603 and all(o.signature == replica_signature(o.raw) is not None for o in audited)
+    assert len({o.signature for o in audited}) == 2
 
 
 def test_expired_continue_token_restarts_that_list(tmp_path):

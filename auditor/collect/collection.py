@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from auditor.core.coverage import Gap
+from auditor.model.snapshot import K8sObject
 
 if TYPE_CHECKING:
     from auditor.collect.cluster.spool import Spool
@@ -30,6 +31,9 @@ class Collection:
     # Objects read by name (Istio's ConfigMaps; Namespaces of a scoped collection): (list
     # path, name) -> (the resourceVersion read, or None where absent; its ResourceType).
     named_versions: dict = field(default_factory=dict)
+    # Running pods the lister read straight into their projection: (namespace, name) -> the
+    # replica signature it gave them (model.snapshot.replica_signature), kept for the audit.
+    signatures: dict[tuple, bytes] = field(default_factory=dict)
     # For a snapshot: the large lists, already serialized page by page (see Spool).
     spool: "Spool | None" = None
 
@@ -41,6 +45,13 @@ class Collection:
         """The objects read, and the gaps in a stable order."""
         self.objects = objects
         self.not_collected.sort(key=lambda g: (g.resource, g.namespace or "", g.name or ""))
+
+    def audit_objects(self) -> list[K8sObject]:
+        """The objects as an audit reads them: running pods with the signature the lister gave
+        them as it read them (which facts would otherwise compute again, pod by pod)."""
+        signed = self.signatures
+        return [K8sObject(o, signature=signed.get((o["metadata"].get("namespace"), o["metadata"].get("name")))
+                          if signed and o.get("kind") == "Pod" else None) for o in self.objects]
 
     @property
     def object_count(self) -> int:

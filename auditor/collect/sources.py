@@ -9,7 +9,7 @@ from auditor.collect.files import load_paths
 from auditor.collect.status import Reading
 from auditor.collect.render import RenderSettings
 from auditor.core.errors import UsageError
-from auditor.model.snapshot import K8sObject, Snapshot
+from auditor.model.snapshot import Snapshot
 
 
 def load_files(paths: list[str], jobs: int | None = None, stdin=None, snapshot_only: bool = False,
@@ -29,7 +29,7 @@ def load_cluster(source) -> Snapshot:
     """The cluster `source` (an api.ClusterSource) names; ClusterError when it cannot be
     read at all, UsageError for a kubeconfig that does not parse or lacks the context."""
     live = _collect(source, projected=True)
-    return Snapshot((K8sObject(o) for o in live.objects), collection={"source": "cluster", **live.describe()})
+    return Snapshot(live.audit_objects(), collection={"source": "cluster", **live.describe()})
 
 
 def save_cluster(source, path: str, cluster: str | None = None, clusters: list[str] | None = None):

@@ -23,7 +23,7 @@ class Store:
         self.live = live  # the Collection: what was (not) collected, list versions and types
         self.lock = threading.Lock()
         # Wrapped once: a round indexes them again, it does not wrap 50,000 objects again.
-        self.objects = {obj.key: obj for obj in map(K8sObject, live.objects)}
+        self.objects = {obj.key: obj for obj in live.audit_objects()}
         self.events = 0  # applied since the collection
 
     def apply(self, rtype, event_type: str, obj: dict) -> bool:

@@ -169,6 +169,8 @@ class Lister:
                 what = article(type(odd).__name__) if odd is not None else "an object without metadata"
                 raise Unavailable(f"the API server sent a malformed list (an item is {what})")
             prepared = [i if isinstance(i, Projected) else prepare_item(i, rtype, self.projected) for i in page]
+            if spool is None and rtype.kind == "Pod":
+                self._keep_signatures(prepared)
             prepared = [i.raw if isinstance(i, Projected) else i for i in prepared]
             count += len(prepared)
             if spool is None:
@@ -189,6 +191,13 @@ class Lister:
             with self._lock:
                 self.result.list_versions[path] = version
                 self.result.list_types[path] = rtype
+
+    def _keep_signatures(self, page: list) -> None:
+        signed = {(meta.get("namespace"), meta.get("name")): i.signature for i in page
+                  if isinstance(i, Projected) and i.signature is not None and isinstance(meta := i.raw["metadata"], dict)}
+        if signed:
+            with self._lock:
+                self.result.signatures.update(signed)
 
     def _keep_stubs(self, objects: list[dict]) -> None:
         stubs = [{"kind": o.get("kind"), "metadata": {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}}
