@@ -164,14 +164,7 @@ class Lister:
                 raise Unavailable("the API server sent the same continue token twice; the list would never end")
             if token:
                 seen.add(token)
-            odd = next((i for i in page if not isinstance(i, (dict, Projected))), None)
-            if odd is not None or any(isinstance(i, dict) and not isinstance(i.get("metadata"), dict) for i in page):
-                what = article(type(odd).__name__) if odd is not None else "an object without metadata"
-                raise Unavailable(f"the API server sent a malformed list (an item is {what})")
-            prepared = [i if isinstance(i, Projected) else prepare_item(i, rtype, self.projected) for i in page]
-            if spool is None and rtype.kind == "Pod":
-                self._keep_signatures(prepared)
-            prepared = [i.raw if isinstance(i, Projected) else i for i in prepared]
+            prepared = self._prepared(page, rtype, signed=spool is None)
             count += len(prepared)
             if spool is None:
                 items.extend(prepared)
@@ -191,6 +184,18 @@ class Lister:
             with self._lock:
                 self.result.list_versions[path] = version
                 self.result.list_types[path] = rtype
+
+    def _prepared(self, page: list, rtype: ResourceType, signed: bool) -> list[dict]:
+        """A page's items as the collection keeps them (Unavailable for a malformed one);
+        running pods' replica signatures kept when `signed` (the objects feed an audit)."""
+        odd = next((i for i in page if not isinstance(i, (dict, Projected))), None)
+        if odd is not None or any(isinstance(i, dict) and not isinstance(i.get("metadata"), dict) for i in page):
+            what = article(type(odd).__name__) if odd is not None else "an object without metadata"
+            raise Unavailable(f"the API server sent a malformed list (an item is {what})")
+        prepared = [i if isinstance(i, Projected) else prepare_item(i, rtype, self.projected) for i in page]
+        if signed and rtype.kind == "Pod":
+            self._keep_signatures(prepared)
+        return [i.raw if isinstance(i, Projected) else i for i in prepared]
 
     def _keep_signatures(self, page: list) -> None:
         signed = {(meta.get("namespace"), meta.get("name")): i.signature for i in page
