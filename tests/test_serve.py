@@ -344,3 +344,34 @@ def test_the_store_folds_events_in_as_the_collector_prepares_lists():
     assert store.apply(pods, "DELETED", pod) and ("Pod", "a", "p") not in store.objects
     assert not store.apply(pods, "DELETED", pod)  # already gone
     assert store.snapshot().collection["source"] == "cluster"
+
+
+def test_the_store_holds_the_only_reference_to_what_it_replaces():
+    """The collection hands its objects over to the store: an object a watch event replaces
+    is freed, not kept by the collection record until the next relist (serve's memory grew
+    by every replaced object before)."""
+    import gc
+    import weakref
+
+    from auditor.collect.cluster.resources import WORKLOAD_TYPES
+    from auditor.collect.collection import Collection
+    from auditor.serve.store import Store
+
+    class Marker:  # something in the listed object that a weak reference can follow
+        pass
+
+    deployments = next(t for t in WORKLOAD_TYPES if t.kind == "Deployment")
+    marker = Marker()
+    listed = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "a"},
+              "spec": {"marker": marker}}
+    live = Collection(objects=[listed], counts={"deployments.apps": 1})
+    store = Store(live)
+    assert live.objects == [] and live.describe()["counts"] == {"deployments.apps": 1}  # the record stays
+    first = weakref.ref(marker)
+    del listed, marker
+    gc.collect()
+    assert first() is not None  # the store has it
+    assert store.apply(deployments, "MODIFIED", {"metadata": {"name": "web", "namespace": "a", "labels": {"v": "2"}}})
+    gc.collect()
+    assert first() is None
+    assert store.objects[("apps/Deployment", "a", "web")].labels == {"v": "2"}

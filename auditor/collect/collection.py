@@ -53,6 +53,13 @@ class Collection:
         return [K8sObject(o, signature=signed.get((o["metadata"].get("namespace"), o["metadata"].get("name")))
                           if signed and o.get("kind") == "Pod" else None) for o in self.objects]
 
+    def hand_over(self) -> list[K8sObject]:
+        """`audit_objects()` for a caller that keeps them from here on (serve's store): the
+        record lets go of them, so what the caller replaces or drops is freed."""
+        out = self.audit_objects()
+        self.objects, self.signatures = [], {}
+        return out
+
     @property
     def object_count(self) -> int:
         return len(self.objects) + (self.spool.count if self.spool is not None else 0)

@@ -23,7 +23,9 @@ class Store:
         self.live = live  # the Collection: what was (not) collected, list versions and types
         self.lock = threading.Lock()
         # Wrapped once: a round indexes them again, it does not wrap 50,000 objects again.
-        self.objects = {obj.key: obj for obj in live.audit_objects()}
+        # Handed over: were the record to keep the listed objects, each one a watch event
+        # replaces would stay alive until the next relist (serve's memory grew by as much).
+        self.objects = {obj.key: obj for obj in live.hand_over()}
         self.events = 0  # applied since the collection
 
     def apply(self, rtype, event_type: str, obj: dict) -> bool:
