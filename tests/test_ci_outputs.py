@@ -106,7 +106,7 @@ def test_no_color_turns_colour_off_on_a_terminal(monkeypatch):
 
     scan = importlib.import_module("auditor.cli.scan")
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
-    assert scan._color("auto") is True
+    assert scan.wants_color("auto") is True
     monkeypatch.setenv("NO_COLOR", "1")
-    assert scan._color("auto") is False
-    assert scan._color("always") is True
+    assert scan.wants_color("auto") is False
+    assert scan.wants_color("always") is True

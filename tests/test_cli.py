@@ -287,9 +287,9 @@ def test_exit_codes_follow_sys_exit(monkeypatch, capsys):
 
     left = []
     monkeypatch.setattr(os, "_exit", left.append)
-    cli_module._exit(None)
-    cli_module._exit(3)
-    cli_module._exit("mesh-audit: gone")
+    cli_module.leave(None)
+    cli_module.leave(3)
+    cli_module.leave("mesh-audit: gone")
     assert left == [0, 3, 1]
     assert capsys.readouterr().err == "mesh-audit: gone\n"
 

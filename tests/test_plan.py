@@ -71,7 +71,7 @@ def assert_what_ifs_are_exact(snapshot: Snapshot) -> int:
         states = [([bare, *restarted_pods(ctx, ns.name, bare.labels, enrolled)], set()),
                   (after_state(ctx, ns.changes, enrolled), ns.changes.remove())]
         for put, remove in states:
-            fast_ctx, fast = whatif.audit(put, remove)
+            fast_ctx, fast, _ = whatif.audit(put, remove)
             full = evaluate(Context(ctx.snapshot.changed(put, remove), ctx.installation.istio_version, ctx.options),
                             settings.rules, jobs=1).findings
             assert graded(fast) == graded(full), ns.name

@@ -172,3 +172,19 @@ def test_the_base_keeps_its_indices_not_its_facts_and_is_frozen_out_of_collectio
         gc.unfreeze()
         if not was_enabled:
             gc.disable()
+
+
+def test_rounds_do_not_look_the_repository_up_again(monkeypatch, tmp_path):
+    """Where the repository is (for SARIF paths) is found once, when serve starts, and every
+    round's report says the same; a round does not walk the working directory for it."""
+    from auditor.gate import finish
+
+    monkeypatch.chdir(tmp_path)
+    looked = []
+    monkeypatch.setattr(finish, "repository_root", lambda start=None: looked.append(start) or "/elsewhere")
+    objects = {o.key: o for o in api.load([DEMO])}
+    auditor = Auditor(api.resolve(api.Settings()))
+    reports = [auditor.audit(dict(objects), dict(COLLECTION))]
+    ns = next(o for o in objects.values() if o.gk == k.NAMESPACE)
+    reports.append(auditor.audit({**objects, ns.key: relabelled(ns, x="1")}, dict(COLLECTION)))
+    assert looked == [] and {r.repo_root for r in reports} == {str(tmp_path)}

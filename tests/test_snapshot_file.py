@@ -207,7 +207,7 @@ def test_the_quick_check_knows_every_property_the_schema_names():
 
     schema = load_schema("snapshot.schema.json")
     fields = lambda cls: {f.name for f in msgspec.structs.fields(cls)}  # noqa: E731
-    assert fields(h._Header) == set(schema["properties"])
+    assert fields(h.HeaderFields) == set(schema["properties"])
     assert fields(h._Collection) == set(schema["properties"]["collection"]["properties"])
     assert fields(h._Tool) == set(schema["properties"]["tool"]["properties"])
     assert fields(h._Gap) == set(schema["properties"]["collection"]["properties"]["not_collected"]["items"]["properties"])

@@ -52,25 +52,25 @@ def main() -> None:
     try:
         returned = cli.main(prog_name="mesh-audit", standalone_mode=False)
     except SystemExit as done:
-        _exit(done.code)  # here, while the exception still holds the command's frames
+        leave(done.code)  # here, while the exception still holds the command's frames
     except click.exceptions.Abort as err:
         if isinstance(err.__context__, EOFError):  # click turns any EOFError into Abort: not a Ctrl-C
             sys.stderr.write(printable(f"mesh-audit: error: an input ended before it was complete ({err.__context__})")
                              + "\n")
-            _exit(EXIT_USAGE)
+            leave(EXIT_USAGE)
         _interrupted()
     except KeyboardInterrupt:
         _interrupted()
     except click.UsageError as err:  # one line, as every other error
         command = err.ctx.command_path if err.ctx is not None else "mesh-audit"
         sys.stderr.write(printable(f"mesh-audit: error: {err.format_message()} (see '{command} --help')") + "\n")
-        _exit(err.exit_code)
+        leave(err.exit_code)
     except click.ClickException as err:
         err.show()
-        _exit(err.exit_code)
+        leave(err.exit_code)
     except BrokenPipeError:  # `mesh-audit ... | head`: the reader left; that is not an error
         os._exit(0)
-    _exit(returned if isinstance(returned, int) else EXIT_OK)
+    leave(returned if isinstance(returned, int) else EXIT_OK)
 
 
 EXIT_TERMINATED = 128 + signal.SIGTERM
@@ -86,7 +86,7 @@ def terminate_cleanly() -> None:
         signal.signal(signal.SIGTERM, stop)
 
 
-def _exit(code) -> None:
+def leave(code) -> None:
     """Leave without tearing down what the run built. Every report and snapshot is closed
     by now (written through atomic_file), so what is left is freeing objects one by one:
     about a quarter of a second for a 50,000-pod cluster, for memory the OS reclaims

@@ -89,7 +89,7 @@ def scan(**opts) -> None:
         report = call(api.audit, snapshot, settings)
     _tell(report, snapshot, opts)
     for fmt, path in outputs:
-        view = View(color=path is None and _color(opts["color"]), width=terminal_width(path),
+        view = View(color=path is None and wants_color(opts["color"]), width=terminal_width(path),
                     show_suppressed=opts["show_suppressed"], details_url=_ci_run_url())
         write_output(render(fmt, report, view), path)
     if opts["write_baseline_path"]:
@@ -126,7 +126,8 @@ def _ci_run_url() -> str | None:
     return f"{parts[0]}/{parts[1]}/actions/runs/{parts[2]}" if all(parts) else None
 
 
-def _color(choice: str) -> bool:
+def wants_color(choice: str) -> bool:
+    """--color: always, never, or auto (stdout is a terminal and NO_COLOR is not set)."""
     if choice != "auto":
         return choice == "always"
     return sys.stdout is not None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")

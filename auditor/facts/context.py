@@ -60,24 +60,25 @@ def _per_namespace_elsewhere(old: dict, change: Change, ctx) -> dict:
     return {ns: value for ns, value in old.items() if ns not in change.namespaces}
 
 
-def _services_patched(old: dict, change: Change, ctx) -> dict | None:
-    """A Service index by namespace, its changed namespaces holding the relabelled Services."""
-    if not change.relabelled_services:
-        return None
+def _relabelled(old: dict, entries, change: Change) -> dict:
+    """A copy of a Service index whose `entries` hold the change's relabelled Services."""
     out = dict(old)
-    for ns in change.namespaces & out.keys():
-        out[ns] = [change.relabelled_services.get(s.key, s) for s in out[ns]]
+    for entry in entries:
+        out[entry] = [change.relabelled_services.get(s.key, s) for s in out[entry]]
     return out
+
+
+def _services_patched(old: dict, change: Change, ctx) -> dict | None:
+    """A Service index by namespace: the changed namespaces' entries patched."""
+    return _relabelled(old, change.namespaces & old.keys(), change) if change.relabelled_services else None
 
 
 def _services_of_patched(old: dict, change: Change, ctx) -> dict | None:
-    """A Service selects workloads of its own namespace only: patch those."""
+    """Services by the workload they select: a Service selects workloads of its own
+    namespace only, so the changed namespaces' workloads' entries are patched."""
     if not change.relabelled_services:
         return None
-    out = dict(old)
-    for i in (i for ns in change.namespaces for i in ctx.index.in_namespace(ns) if i in out):
-        out[i] = [change.relabelled_services.get(s.key, s) for s in out[i]]
-    return out
+    return _relabelled(old, [i for ns in change.namespaces for i in ctx.index.in_namespace(ns) if i in old], change)
 
 
 def _kept_when_relabelled(reads: frozenset):

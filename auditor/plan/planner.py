@@ -140,7 +140,7 @@ def today_mode(ctx: Context, name: str) -> str:
 def _plan_namespace(ctx: Context, whatif: WhatIf, name: str, rules: dict, enrolled: bool, snapshot: Snapshot,
                     settings) -> NamespacePlan:
     ns_obj = moved_namespace(ctx, name)
-    moved, found = whatif.audit([ns_obj, *restarted_pods(ctx, name, ns_obj.labels, enrolled)])
+    moved, found, _ = whatif.audit([ns_obj, *restarted_pods(ctx, name, ns_obj.labels, enrolled)])
     introduced, resolved = diff(whatif.findings, found)
     introduced = accepted(introduced, moved.snapshot, settings)
     cs = change_sets.build(ctx, moved, name, introduced, rules)
@@ -162,7 +162,7 @@ def _plan_namespace(ctx: Context, whatif: WhatIf, name: str, rules: dict, enroll
 def _after(ctx: Context, whatif: WhatIf, cs, enrolled: bool, rules: dict, settings) -> tuple[Context, list[Finding]]:
     """The namespace moved with its change set, and what that still introduces (but for
     notices and ordering)."""
-    after_ctx, after = whatif.audit(after_state(ctx, cs, enrolled), cs.remove())
+    after_ctx, after, _ = whatif.audit(after_state(ctx, cs, enrolled), cs.remove())
     remaining, _ = diff(whatif.findings, after)
     return after_ctx, [f for f in accepted(remaining, after_ctx.snapshot, settings) if rules[f.rule].migration not in NOT_REASONS]
 

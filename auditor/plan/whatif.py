@@ -25,6 +25,7 @@ are new. (A finding both audits share may keep today's wording, counts included.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from auditor.core import kinds as k
 from auditor.engine import cluster_object, evaluate
@@ -91,6 +92,15 @@ class Evaluated:
         return key in self.keys or key[1] in self.namespaces or (key[0] == k.NAMESPACE and key[2] in self.namespaces)
 
 
+class Audit(NamedTuple):
+    """One what-if audit: the changed cluster's facts, its findings (what a full audit of it
+    reports), and what was evaluated again to find them."""
+
+    ctx: Context
+    findings: list[Finding]
+    evaluated: Evaluated
+
+
 class WhatIf:
     """Today's audit, and audits of changed copies of it (`audit`)."""
 
@@ -106,10 +116,9 @@ class WhatIf:
         # were audited with their own namespace moved, so are not reusable).
         self._by_flags: dict[tuple, tuple[dict[tuple, list[Finding]], set[tuple]]] = {}
 
-    def audit(self, put: list[K8sObject], remove: set[tuple] = frozenset()) -> tuple[Context, list[Finding]]:
-        """The context and findings of today's cluster with `put` objects replaced or added
-        and `remove` keys gone: what a full audit of that cluster reports. What this audit
-        evaluated again is left in `self.evaluated`."""
+    def audit(self, put: list[K8sObject], remove: set[tuple] = frozenset()) -> Audit:
+        """Today's cluster with `put` objects replaced or added and `remove` keys gone,
+        audited: its context, findings and what was evaluated again (see Audit)."""
         ctx = what_if(self.ctx, put, remove)
         namespaces = {o.name if o.gk == k.NAMESPACE else o.namespace for o in put} - {None}
         namespaces |= {key[2] if key[0] == k.NAMESPACE else key[1] for key in remove} - {None}
@@ -146,5 +155,5 @@ class WhatIf:
             again = [f for f in again if finding_key(f) not in new]
             worded = evaluate(ctx, self.rules, subjects=[ctx.snapshot.get(*key) for key in new], cluster=False, jobs=1)
             again, errors = again + worded.findings, errors + worded.errors
-        self.evaluated = Evaluated(redone | new, frozenset(namespaces), errors)
-        return ctx, sorted(kept + again + fresh, key=Finding.sort_key)
+        return Audit(ctx, sorted(kept + again + fresh, key=Finding.sort_key),
+                     Evaluated(redone | new, frozenset(namespaces), errors))

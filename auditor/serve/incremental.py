@@ -30,7 +30,7 @@ from auditor.engine import cluster_object, error_order
 from auditor.facts.context import Context
 from auditor.facts.derive import INSTALLATION_GKS
 from auditor.facts.workloads import Workload
-from auditor.gate.finish import finish
+from auditor.gate.finish import finish, repository_root
 from auditor.model.components import is_istiod
 from auditor.model.report import Report
 from auditor.model.snapshot import K8sObject, Snapshot
@@ -53,7 +53,8 @@ class Auditor:
     """Audits the objects `serve` keeps, round after round (`audit`)."""
 
     def __init__(self, settings) -> None:
-        self.settings = settings  # api.Settings, resolved
+        # api.Settings, resolved; where the repository is, looked up once, not every round.
+        self.settings = replace(settings, repo_root=settings.repo_root or repository_root())
         self.base: _Base | None = None
         self.full_rounds = self.incremental_rounds = 0
 
@@ -64,9 +65,9 @@ class Auditor:
             put, removed = self._since_base(objects)
             if len(put) + len(removed) <= REBASE and self._reachable(put, removed):
                 self.incremental_rounds += 1
-                ctx, findings = self.base.whatif.audit(put, removed)
+                ctx, findings, evaluated = self.base.whatif.audit(put, removed)
                 engine = replace(self.base.engine, findings=findings, objects=len(ctx.snapshot),
-                                 errors=self._errors(self.base.whatif.evaluated))
+                                 errors=self._errors(evaluated))
                 return finish(engine, ctx.snapshot, self.settings)
         return self._full(objects, collection)
 

@@ -42,7 +42,7 @@ class _Collection(msgspec.Struct):
     not_installed: list[str] | UnsetType = UNSET
 
 
-class _Header(msgspec.Struct):
+class HeaderFields(msgspec.Struct):
     kind: Literal["MeshAuditSnapshot"]
     schema_version: Annotated[int, Meta(ge=1)]
     collection: _Collection
@@ -56,7 +56,7 @@ def plainly_valid(header: dict) -> bool:
     """True when the header is one the schema accepts, by these types; False says only
     that the schema must decide."""
     try:
-        msgspec.convert(header, _Header)
+        msgspec.convert(header, HeaderFields)
     except msgspec.ValidationError:
         return False
     return True
