@@ -150,3 +150,18 @@ def test_one_signature_whoever_signs(tmp_path):
     mixed = [loaded[0], K8sObject(loaded[1].raw), loaded[2]]  # the second as a watch event would bring it
     ctx = Context(Snapshot(mixed))
     assert sorted((w.obj.name, w.count) for w in ctx.workloads) == [("a", 2), ("c", 1)]
+
+
+def test_a_running_pod_and_a_declared_one_alike_are_two_workloads():
+    """A uid is identity, so it is not in the signature; but it alone tells a running pod
+    (no status written) from a declared one: they are not replicas of each other."""
+    from auditor.model.snapshot import K8sObject, Snapshot, replica_signature
+
+    running = pod("a")
+    del running["status"]
+    declared = copy.deepcopy(running)
+    declared["metadata"].update(name="b", uid=None)
+    assert replica_signature(running) == replica_signature(declared)
+    ctx = Context(Snapshot([K8sObject(running), K8sObject(declared), K8sObject({**running, "metadata": {
+        **running["metadata"], "name": "c", "uid": "uid-c"}})]))
+    assert sorted((w.obj.name, w.count, w.observed) for w in ctx.workloads) == [("a", 2, True), ("b", 1, False)]

@@ -199,7 +199,7 @@ def collect_workloads(snapshot: Snapshot) -> tuple[list[Workload], dict[tuple, W
     workloads: list[Workload] = []
     replicas: dict[tuple, Workload] = {}
     owners: dict[tuple, Owner | None] = {}  # replicas share their controller's owner
-    twins: dict[bytes, Workload] = {}
+    twins: dict[tuple[bytes, bool], Workload] = {}
     for obj in snapshot.of(*k.WORKLOAD_GKS):
         if obj.kind in ("ReplicaSet", "Job"):
             ref = _controller_ref(obj)
@@ -208,20 +208,22 @@ def collect_workloads(snapshot: Snapshot) -> tuple[list[Workload], dict[tuple, W
         if obj.kind == "Pod":
             # A replica read before, by its loader's signature (which covers owners, labels
             # and phase, so owner and finishing are the twin's), costs a count and no more.
+            # Keyed with whether the pod runs: a uid alone (identity) can tell a running pod
+            # from a declared one whose signature is the same.
             signature, owner = obj.signature, None
-            if signature not in twins:
+            if (signature, obj.observed) not in twins:
                 if is_finished(obj):
                     continue
                 owner = _owner(obj, snapshot, owners)
                 signature = (signature or replica_signature(obj.raw)) if owner is not None else None
-            twin = twins.get(signature) if signature is not None else None
+            twin = twins.get((signature, obj.observed)) if signature is not None else None
             if twin is not None:
                 twin.count += 1
                 replicas[obj.key] = twin
                 continue
             w = Workload(len(workloads), obj, owner, signature)
             if signature is not None:
-                twins[signature] = w
+                twins[(signature, obj.observed)] = w
             workloads.append(w)
             continue
         workloads.append(Workload(len(workloads), obj, None))

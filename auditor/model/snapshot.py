@@ -68,10 +68,12 @@ class K8sObject:
         spec = self.raw.get("spec")
         return spec if isinstance(spec, dict) else {}
 
-    def rewritten(self, raw: dict) -> "K8sObject":
-        """This object with `raw` as its content: the same source, place and signature (a
-        relabelled pod, a manifest placed in a namespace)."""
-        return K8sObject(raw, self.file, self.line, self.index, self.signature)
+    def rewritten(self, raw: dict, alike: bool = False) -> "K8sObject":
+        """This object with `raw` as its content, from the same source and place (a
+        relabelled pod, a manifest placed in a namespace). Its signature is dropped (the
+        content changed: facts signs the new one) unless the caller rewrites every replica
+        of it alike (`alike`), when the old one still tells the same replicas apart."""
+        return K8sObject(raw, self.file, self.line, self.index, self.signature if alike else None)
 
     def ref(self) -> str:
         """`Kind namespace/name`, the way findings name objects."""
@@ -192,7 +194,7 @@ def replica_signature(pod: dict) -> bytes | None:
     meta = meta if isinstance(meta, dict) else {}
     try:
         text = orjson.dumps((pod.get("apiVersion"), pod.get("kind"), *(meta.get(key) for key in SHARED_META),
-                             pod.get("spec"), pod.get("status"), is_observed(pod)))
+                             pod.get("spec"), pod.get("status")))
     except (TypeError, orjson.JSONEncodeError):
         return None
     return hashlib.blake2b(text, digest_size=16).digest()

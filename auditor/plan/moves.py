@@ -44,13 +44,14 @@ def moved_namespace(ctx: Context, namespace: str, extra_labels: dict | None = No
     return relabelled(current, labels)
 
 
-def relabelled(obj: K8sObject, labels: dict, annotations: dict | None = None) -> K8sObject:
-    """A copy of an object with new metadata labels (and annotations), same place in the input."""
+def relabelled(obj: K8sObject, labels: dict, annotations: dict | None = None, alike: bool = False) -> K8sObject:
+    """A copy of an object with new metadata labels (and annotations), same place in the
+    input; `alike`: see K8sObject.rewritten."""
     meta = dict(obj.metadata)
     meta["labels"] = labels
     if annotations is not None:
         meta["annotations"] = annotations
-    return obj.rewritten({**obj.raw, "metadata": meta})
+    return obj.rewritten({**obj.raw, "metadata": meta}, alike)
 
 
 def restarted_pods(ctx: Context, namespace: str, ns_labels: dict, enrolled: bool,
@@ -61,6 +62,8 @@ def restarted_pods(ctx: Context, namespace: str, ns_labels: dict, enrolled: bool
     cache = memo(ctx, "restarted", dict)
     if not template_labels and key in cache:
         return cache[key]
+    # Replicas restart alike (what decides is in their signature: namespace, labels,
+    # annotations, owner), so each keeps its signature: facts need not sign them again.
     out = []
     for pod in pods_of(ctx, namespace):
         labels = pod.labels
@@ -72,7 +75,7 @@ def restarted_pods(ctx: Context, namespace: str, ns_labels: dict, enrolled: bool
         mode = restarted_mode(ctx, namespace, ns_labels, pod, labels)
         if mode == "sidecar":
             if labels is not pod.labels:
-                out.append(relabelled(pod, labels))
+                out.append(relabelled(pod, labels, alike=True))
             continue
         out.append(_without_sidecar(pod, labels, enrolled and mode == "ambient"))
     if not template_labels:
@@ -107,7 +110,7 @@ def _without_sidecar(pod: K8sObject, labels: dict, enrolled: bool) -> K8sObject:
     else:
         annotations.pop(istio.REDIRECTION, None)
     meta = {**pod.metadata, "labels": labels, "annotations": annotations}
-    return pod.rewritten({**pod.raw, "metadata": meta, "spec": spec})
+    return pod.rewritten({**pod.raw, "metadata": meta, "spec": spec}, alike=True)
 
 
 def enrolls_pods(ctx: Context) -> bool:
