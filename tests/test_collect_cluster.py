@@ -150,6 +150,28 @@ def test_expired_continue_token_restarts_that_list(tmp_path):
     assert len(names) == len(set(names)) == 1100 and c.complete
 
 
+def test_a_list_started_again_keeps_only_its_last_runs_signatures(tmp_path):
+    """A pod list whose continue token expires is read again from the start; a pod that
+    changed meanwhile and is read by the general path this time (a label that is not a
+    string) must not keep the replica signature the first run gave the pod it replaced."""
+    from auditor.model.snapshot import replica_signature
+
+    def pod(i: int, labels=None) -> dict:
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": f"web-{i:04d}", "namespace": "shop", "uid": f"u{i}", "labels": labels or {"app": "web"},
+                             "ownerReferences": [{"kind": "ReplicaSet", "name": "web", "uid": "r", "controller": True}]},
+                "spec": {"containers": [{"name": "web", "image": "x"}]}, "status": {"phase": "Running"}}
+
+    with ApiServer([pod(i) for i in range(600)]) as api:
+        api.kubeconfig_path = api.kubeconfig(tmp_path / "kc")
+        api.fault("pods", gone_on_continue=True, times=1, then=lambda: api.put_object(pod(0, {"app": "web", "tier": 2})))
+        c = run_collect(api, projected=True)
+    pods = {o.name: o for o in c.audit_objects() if o.kind == "Pod"}
+    assert len(pods) == 600 and pods["web-0000"].labels == {"app": "web", "tier": "2"}
+    assert pods["web-0000"].signature is None  # read by the general path: facts signs it
+    assert all(o.signature == replica_signature(o.raw) for name, o in pods.items() if name != "web-0000")
+
+
 def test_forbidden_resource_is_reported_and_the_rest_collected(api):
     api.fault("pods", status=403)
     c = run_collect(api)

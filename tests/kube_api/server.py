@@ -39,6 +39,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -113,6 +114,7 @@ class Fault:
     trickle: float = 0.0  # send the answer a byte at a time, this many seconds apart
     times: int | None = None  # how many requests it applies to; None = all
     method: str = "GET"  # the requests it applies to: GET, WATCH, POST, PUT, PATCH or DELETE
+    then: Callable[[], None] | None = None  # called as the fault answers (say, to change the store meanwhile)
 
 
 @dataclass
@@ -417,6 +419,8 @@ class ApiServer:
                 time.sleep(fault.delay)
             if fault.drop:
                 return None
+            if fault.then is not None:
+                fault.then()
             if fault.gone_on_continue:
                 return _json(410, _status(410, "Expired", "The provided continue parameter is too old to display a consistent list result."))
             if fault.body is not None:

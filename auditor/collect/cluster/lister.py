@@ -135,6 +135,7 @@ class Lister:
         ahead = None  # (token, future) of the page requested early
         seen: set[str] = set()  # a server that hands out a token twice would list forever
         read = ProjectingReader(Projector())
+        signed: dict = {}  # running pods' replica signatures, kept once the list is whole
         while True:
             if ahead is not None and ahead[0] == token:
                 resp = ahead[1].result()
@@ -143,7 +144,7 @@ class Lister:
             ahead = None
             if resp.status == 410 and token and restarts < 3:
                 # The continue token expired (etcd compacted): start this list again.
-                items, count, token, restarts = [], 0, None, restarts + 1
+                items, count, token, restarts, signed = [], 0, None, restarts + 1, {}
                 read = ProjectingReader(Projector())
                 seen.clear()  # a new list hands out its tokens again
                 if spool is not None:
@@ -164,7 +165,7 @@ class Lister:
                 raise Unavailable("the API server sent the same continue token twice; the list would never end")
             if token:
                 seen.add(token)
-            prepared = self._prepared(page, rtype, signed=spool is None)
+            prepared = self._prepared(page, rtype, signed if spool is None else None)
             count += len(prepared)
             if spool is None:
                 items.extend(prepared)
@@ -175,6 +176,7 @@ class Lister:
             if self.progress is not None:
                 self.progress.add(rtype.key, len(page))
             if not token:
+                self._keep_signatures(signed)
                 return items, count
 
     def _note_version(self, path: str, rtype: ResourceType, resp: Response) -> None:
@@ -185,21 +187,25 @@ class Lister:
                 self.result.list_versions[path] = version
                 self.result.list_types[path] = rtype
 
-    def _prepared(self, page: list, rtype: ResourceType, signed: bool) -> list[dict]:
+    def _prepared(self, page: list, rtype: ResourceType, signed: dict | None) -> list[dict]:
         """A page's items as the collection keeps them (Unavailable for a malformed one);
-        running pods' replica signatures kept when `signed` (the objects feed an audit)."""
+        running pods' replica signatures added to `signed` where given (the objects feed
+        an audit)."""
         odd = next((i for i in page if not isinstance(i, (dict, Projected))), None)
         if odd is not None or any(isinstance(i, dict) and not isinstance(i.get("metadata"), dict) for i in page):
             what = article(type(odd).__name__) if odd is not None else "an object without metadata"
             raise Unavailable(f"the API server sent a malformed list (an item is {what})")
         prepared = [i if isinstance(i, Projected) else prepare_item(i, rtype, self.projected) for i in page]
-        if signed and rtype.kind == "Pod":
-            self._keep_signatures(prepared)
+        if signed is not None and rtype.kind == "Pod":
+            signed.update(((meta.get("namespace"), meta.get("name")), i.signature) for i in prepared
+                          if isinstance(i, Projected) and i.signature is not None
+                          and isinstance(meta := i.raw["metadata"], dict))
         return [i.raw if isinstance(i, Projected) else i for i in prepared]
 
-    def _keep_signatures(self, page: list) -> None:
-        signed = {(meta.get("namespace"), meta.get("name")): i.signature for i in page
-                  if isinstance(i, Projected) and i.signature is not None and isinstance(meta := i.raw["metadata"], dict)}
+    def _keep_signatures(self, signed: dict) -> None:
+        """A whole list's signatures into the collection (a list started again after its
+        continue token expired keeps only the last run's: a pod read again by the general
+        path must not take the signature of the pod it replaced)."""
         if signed:
             with self._lock:
                 self.result.signatures.update(signed)

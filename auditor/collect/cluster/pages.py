@@ -74,8 +74,8 @@ def projected_page(resp: Response, rtype: ResourceType, read: ProjectingReader) 
         if projected is not None:
             out.append(projected)
         else:
-            try:
-                out.append(orjson.loads(raw))
+            try:  # orjson reads buffers, not msgspec's Raw itself
+                out.append(orjson.loads(memoryview(raw)))
             except orjson.JSONDecodeError:
                 return list_page(resp)
     return out, token
