@@ -19,6 +19,7 @@ from __future__ import annotations
 import auditor.facts.mode as m
 from auditor.facts.authz import rule_attributes
 from auditor.facts.context import Context
+from auditor.facts.indexes import Index
 from auditor.facts.identity import (
     callers_by_namespace, generated_callers, identity_matcher, identity_namespace, passes_waypoint, trust_domain_of,
     waypoint_path,
@@ -33,6 +34,8 @@ SOURCE_FIELDS = {
 }
 WHEN_KEYS = {"source.principal": "principal", "source.namespace": "namespace"}
 POSITIVE = ("principals", "namespaces", "serviceAccounts")
+# Ingress opted in -> _callers: built from workloads' modes, so never kept by a what-if copy.
+WAYPOINT_CALLERS = Index("waypoint_callers")
 
 
 class RuleTest:
@@ -104,14 +107,19 @@ def waypoint_admission(ctx: Context, policy: K8sObject) -> tuple[list[str], bool
 
 def _callers(ctx: Context, ingress_opted_in: bool) -> list[tuple[str, str, bool]]:
     """(namespace, service account, passes the waypoint) of every caller the input shows,
-    the proxies Istio generates from Gateway objects included."""
-    out = [(w.namespace, account, passes_waypoint(w, ingress_opted_in))
-           for entries in callers_by_namespace(ctx).values() for w, account in entries]
-    known = {(ns, sa) for ns, sa, _ in out}
-    for ns, made in generated_callers(ctx).items():
-        out += [(ns, account, ingress_opted_in) for role, _, account in made
-                if role == "ingress gateway" and (ns, account) not in known]
-    return out
+    the proxies Istio generates from Gateway objects included; each once (replicas and
+    workloads sharing an account are one caller here), built once per context."""
+    built = ctx.once(WAYPOINT_CALLERS, dict)
+    found = built.get(ingress_opted_in)
+    if found is None:
+        out = list(dict.fromkeys((w.namespace, account, passes_waypoint(w, ingress_opted_in))
+                                 for entries in callers_by_namespace(ctx).values() for w, account in entries))
+        known = {(ns, sa) for ns, sa, _ in out}
+        for ns, made in generated_callers(ctx).items():
+            out += [(ns, account, ingress_opted_in) for role, _, account in made
+                    if role == "ingress gateway" and (ns, account) not in known]
+        found = built[ingress_opted_in] = out
+    return found
 
 
 def _known(ctx: Context, kind: str, value: str, trust_domain: str, callers) -> bool:
