@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import orjson
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from auditor.collect.files import LoadResult, _load_bytes
@@ -168,3 +168,43 @@ def test_yaml_fragments_load_or_fail_at_the_file(text):
         return
     for problem in result.errors + result.warnings:
         assert str(problem).startswith("frag.yaml")
+
+
+# Waypoint admission looks up the callers a rule names instead of testing every caller.
+_NAMESPACES = ["shop", "pay", "ops"]
+_ACCOUNTS = ["default", "web", "api"]
+_identity_values = st.one_of(
+    st.sampled_from(_NAMESPACES + _ACCOUNTS + ["*", "sh*", "*p", "pay/web", "ops/*"]),
+    st.builds(lambda td, ns, sa: f"{td}/ns/{ns}/sa/{sa}", st.sampled_from(["cluster.local", "corp", "*"]),
+              st.sampled_from(_NAMESPACES + ["*"]), st.sampled_from(_ACCOUNTS + ["*"])))
+_source_keys = ["principals", "notPrincipals", "namespaces", "notNamespaces", "serviceAccounts", "notServiceAccounts"]
+_sources = st.dictionaries(st.sampled_from(_source_keys + ["ipBlocks"]), st.lists(_identity_values, max_size=3), max_size=3)
+_conditions = st.fixed_dictionaries({"key": st.sampled_from(["source.principal", "source.namespace", "source.ip"])},
+                                    optional={"values": st.lists(_identity_values, max_size=2),
+                                              "notValues": st.lists(_identity_values, max_size=2)})
+_rules = st.fixed_dictionaries({}, optional={"from": st.lists(st.builds(lambda s: {"source": s}, _sources), max_size=3),
+                                             "when": st.lists(_conditions, max_size=2)})
+_callers = st.lists(st.tuples(st.sampled_from(_NAMESPACES), st.sampled_from(_ACCOUNTS), st.booleans()), max_size=12)
+
+
+_CALLER = [("pay", "web", False)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(_rules, _callers)
+@example({"from": [{"source": {"serviceAccounts": ["web"]}}]}, _CALLER)  # each way to name a caller
+@example({"from": [{"source": {"serviceAccounts": ["pay/web"]}}]}, _CALLER)
+@example({"from": [{"source": {"principals": ["cluster.local/ns/pay/sa/web"]}}]}, _CALLER)
+@example({"from": [{"source": {"namespaces": ["pay"], "notPrincipals": ["x"]}}]}, _CALLER)
+@example({"when": [{"key": "source.namespace", "values": ["pay"]}]}, _CALLER)
+@example({"when": [{"key": "source.principal", "values": ["cluster.local/ns/pay/sa/web"]}]}, _CALLER)
+@example({"from": [{"source": {"namespaces": ["shop"]}}, {"source": {"principals": ["*"]}}]}, _CALLER)
+def test_a_rules_candidates_hold_every_caller_it_admits(rule, callers):
+    """What RuleTest.candidates looks up (by the identities a rule names without a
+    wildcard) holds every caller the rule admits, whatever the rule's shape."""
+    from auditor.facts.admission import Callers, RuleTest
+
+    test = RuleTest(rule, "cluster.local")
+    pool = Callers(list(dict.fromkeys(callers)), "cluster.local")
+    admitted = {c for c in pool.all if test.admits(c[0], c[1])}
+    assert admitted <= set(test.candidates(pool))

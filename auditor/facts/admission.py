@@ -44,21 +44,27 @@ class RuleTest:
     def __init__(self, rule: dict, trust_domain: str):
         self.trust_domain = trust_domain
         self.values: list[tuple[str, str]] = []  # the identities the rule names as admitted
-        self.entries = []  # `from`: any entry; in an entry, every field
+        # `from`: any entry; in an entry, every field. With each entry, what its fields name
+        # as admitted: (kind, values), for `candidates`.
+        self.entries = []
         for entry in as_list(rule.get("from")):
             source = as_dict(as_dict(entry).get("source"))
-            self.entries.append((source, [self._field(kind, source.get(key), negated)
-                                          for key, (kind, negated) in SOURCE_FIELDS.items() if as_list(source.get(key))]))
+            present = [(key, kind, negated) for key, (kind, negated) in SOURCE_FIELDS.items() if as_list(source.get(key))]
+            self.entries.append((source, [self._field(kind, source.get(key), negated) for key, kind, negated in present],
+                                 [(kind, _names(source.get(key))) for key, kind, negated in present if not negated]))
         self.conditions = []  # `when`: every condition
+        self.condition_names = []  # what the conditions name as admitted: (kind, values)
         for cond in map(as_dict, as_list(rule.get("when"))):
             kind = WHEN_KEYS.get(cond.get("key"))
             if kind:
                 self.conditions += [self._field(kind, cond.get(key), negated)
                                     for key, negated in (("values", False), ("notValues", True)) if as_list(cond.get(key))]
+                if as_list(cond.get("values")):
+                    self.condition_names.append((kind, _names(cond.get("values"))))
 
     def _field(self, kind: str, values, negated: bool):
         """(a test of any of the values, negated): one field of a source or one condition."""
-        names = [str(v) for v in as_list(values)]
+        names = _names(values)
         if not negated:
             self.values += [(kind, v) for v in names]
         tests = [identity_matcher(kind, v, self.trust_domain) for v in names]
@@ -69,14 +75,52 @@ class RuleTest:
         nothing, like an IP block, that the input cannot decide), or a `when` does."""
         if self.entries:
             return all(any(as_list(source.get(k)) for k in POSITIVE) and not as_list(source.get("ipBlocks"))
-                       and not as_list(source.get("notIpBlocks")) for source, _ in self.entries)
+                       and not as_list(source.get("notIpBlocks")) for source, _, _ in self.entries)
         return any(not negated for _, negated in self.conditions)
 
     def admits(self, namespace: str, account: str) -> bool:
         def holds(fields) -> bool:
             return all(test(namespace, account) != negated for test, negated in fields)
 
-        return (not self.entries or any(holds(fields) for _, fields in self.entries)) and holds(self.conditions)
+        return (not self.entries or any(holds(fields) for _, fields, _ in self.entries)) and holds(self.conditions)
+
+    def candidates(self, callers: "Callers") -> list[tuple[str, str, bool]]:
+        """The callers the rule may admit (every one it admits among them): for each `from`
+        entry, those one of its fields names without a wildcard (an admitted caller
+        matches every field of some entry); with no entries, those a condition names.
+        Everyone when an entry, or every condition, names no one that way."""
+        groups = [named for _, _, named in self.entries] if self.entries else [self.condition_names]
+        found: list = []
+        for named in groups:
+            exact = next((field for field in named if not any("*" in v for v in field[1])), None)
+            if exact is None:
+                return callers.all
+            for value in exact[1]:
+                found += callers.named(exact[0], value)
+        return found
+
+
+def _names(values) -> list[str]:
+    return [str(v) for v in as_list(values)]
+
+
+class Callers:
+    """Every caller the input shows (see _callers) as (namespace, service account, passes
+    the waypoint), and an index of them by each identity a policy can name: a name with
+    no wildcard matches by equality (identity_matcher), so its callers are looked up."""
+
+    def __init__(self, callers: list[tuple[str, str, bool]], trust_domain: str):
+        self.all = callers
+        self._by: dict[tuple[str, str], list] = {}
+        for caller in callers:
+            ns, sa, _ = caller
+            for key in (("principal", f"{trust_domain}/ns/{ns}/sa/{sa}"), ("namespace", ns),
+                        ("serviceAccount", f"{ns}/{sa}"), ("serviceAccount", sa)):
+                self._by.setdefault(key, []).append(caller)
+
+    def named(self, kind: str, value: str) -> list[tuple[str, str, bool]]:
+        """The callers an identity without a wildcard names."""
+        return self._by.get((kind, value), [])
 
 
 def waypoint_admission(ctx: Context, policy: K8sObject) -> tuple[list[str], bool | None]:
@@ -96,16 +140,16 @@ def waypoint_admission(ctx: Context, policy: K8sObject) -> tuple[list[str], bool
     admits = len(refused) < len(waypoints)
     if not tests or not refused or not all(t.names_callers() for t in tests):
         return [], admits
-    callers = _callers(ctx, ingress_opted_in)
+    callers = _callers(ctx, ingress_opted_in, trust_domain)
     for t in tests:
-        if any(not through and t.admits(ns, sa) for ns, sa, through in callers):
+        if any(not through and t.admits(ns, sa) for ns, sa, through in t.candidates(callers)):
             return [], admits  # admits a caller that bypasses the waypoint: by design
         if any(not _known(ctx, kind, value, trust_domain, callers) for kind, value in t.values):
             return [], admits  # names someone the input does not show: cannot tell
     return [f"waypoint {ns}/{sa} (service account {sa})" for ns, sa in refused], admits
 
 
-def _callers(ctx: Context, ingress_opted_in: bool) -> list[tuple[str, str, bool]]:
+def _callers(ctx: Context, ingress_opted_in: bool, trust_domain: str) -> Callers:
     """(namespace, service account, passes the waypoint) of every caller the input shows,
     the proxies Istio generates from Gateway objects included; each once (replicas and
     workloads sharing an account are one caller here), built once per context."""
@@ -118,15 +162,17 @@ def _callers(ctx: Context, ingress_opted_in: bool) -> list[tuple[str, str, bool]
         for ns, made in generated_callers(ctx).items():
             out += [(ns, account, ingress_opted_in) for role, _, account in made
                     if role == "ingress gateway" and (ns, account) not in known]
-        found = built[ingress_opted_in] = out
+        found = built[ingress_opted_in] = Callers(out, trust_domain)
     return found
 
 
-def _known(ctx: Context, kind: str, value: str, trust_domain: str, callers) -> bool:
+def _known(ctx: Context, kind: str, value: str, trust_domain: str, callers: Callers) -> bool:
     """Whether a named identity is a caller the input shows, or (for a namespace with no
     such caller) one a new pod of an ambient namespace would be."""
-    match = identity_matcher(kind, value, trust_domain)
-    if any(match(ns, sa) for ns, sa, _ in callers):
+    if "*" not in value:
+        if callers.named(kind, value):
+            return True
+    elif any(identity_matcher(kind, value, trust_domain)(ns, sa) for ns, sa, _ in callers.all):
         return True
     namespace = identity_namespace(kind, value)
     return namespace is not None and m.namespace_in_ambient(ctx.ns_labels(namespace))
