@@ -145,13 +145,15 @@ def _rewrite_policies(ctx: Context, moved: Context, out: ChangeSet, namespace: s
     bound = {ref for ref in out.bound_services}
     principal = waypoint_principal(ctx, namespace, out.waypoint)
     for policy in ctx.snapshot.of(*REWRITTEN_KINDS):
-        if policy.namespace != namespace or policy_reach(ctx, policy).targeted:
+        if policy.namespace != namespace:
             continue
         moves = (policy.kind, policy.namespace, policy.name) in subjects or \
             policy.gk != k.AUTHORIZATION_POLICY or waypoint_only(policy.spec)
         if not moves:
             continue
-        reach = policy_reach(moved, policy)
+        reach = policy_reach(moved, policy)  # the move leaves the policy itself as it is
+        if reach.targeted:
+            continue
         if not reach.selector:
             targets = [{"group": k.GATEWAY_API, "kind": "Gateway", "name": out.waypoint}]
         else:
